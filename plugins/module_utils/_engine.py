@@ -1,0 +1,350 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The rule engine behind the ruleset and nat_rule modules.
+
+Private to the collection. Reads the live tables, builds the wanted owned
+state from the module parameters (_rules.py), plans one transaction per
+table and family, validates all of them with iptables-restore --test, then
+applies them. Check mode stops after planning; nothing is applied.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._iptables import (
+    Backend,
+    CommandError,
+    detect_backend,
+)
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
+    BUILTIN_CHAINS,
+    POLICIES,
+    Chain,
+    Owned,
+    Plan,
+    Rule,
+    check_chain_name,
+    check_references,
+    check_scope,
+    empty_table,
+    find_rule,
+    infer_family,
+    make_rule,
+    put_rule,
+    read_owned,
+)
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
+
+
+def families_of(value):
+    return list(FAMILIES) if value == 'both' else [value]
+
+
+class Engine(object):
+    """Reads tables and applies planned transactions for a set of families."""
+
+    def __init__(self, module, families):
+        self.module = module
+        try:
+            backend = detect_backend(module)
+        except CommandError as exc:
+            module.fail_json(**exc.result())
+        self.backend = backend
+        self.backends = dict((family, Backend(module, family, backend)) for family in families)
+
+    def read(self, family, table):
+        try:
+            return self.backends[family].read(table)
+        except CommandError as exc:
+            self.module.fail_json(**exc.result())
+
+    def warn_other_backend(self):
+        for family, backend in self.backends.items():
+            if backend.other_backend_rules():
+                self.module.warn(
+                    'The %s back end is selected, but the other iptables back end also holds %s rules. The kernel '
+                    'runs both rule sets; this module only manages the %s one.' % (self.backend, family, self.backend))
+
+    def apply(self, plans):
+        """Validate every changed plan, then apply them; on a failure, put back those already applied."""
+        todo = [plan for plan in plans if plan.changed]
+        if not todo or self.module.check_mode:
+            return
+        try:
+            for plan in todo:
+                self.backends[plan.family].test(plan.text)
+        except CommandError as exc:
+            self.module.fail_json(**exc.result())
+        applied = []
+        for plan in todo:
+            try:
+                self.backends[plan.family].apply(plan.text)
+            except CommandError as exc:
+                result = exc.result()
+                result['rolled_back'] = self._roll_back(applied)
+                self.module.fail_json(**result)
+            applied.append(plan)
+
+    def _roll_back(self, applied):
+        """Put the owned state each applied plan found back in place; returns the families restored."""
+        restored = []
+        for plan in applied:
+            table = self.read(plan.family, plan.table)
+            now = read_owned(table, plan.scope_prefix, plan.family, plan.live.policies)
+            undo = Plan(table, plan.scope_prefix, plan.family, now, plan.live)
+            try:
+                if undo.changed:
+                    self.backends[plan.family].apply(undo.text)
+            except CommandError as exc:
+                self.module.warn('Could not roll back %s %s: %s' % (plan.family, plan.table, exc))
+                continue
+            restored.append(plan.family)
+        return restored
+
+
+def plan_diff(plans):
+    return [dict(before=plan.before, after=plan.after,
+                 before_header='%s %s (before)' % (plan.family, plan.table),
+                 after_header='%s %s (after)' % (plan.family, plan.table)) for plan in plans]
+
+
+def restore_texts(plans):
+    return dict((plan.family, plan.text) for plan in plans)
+
+
+def _fail(module, exc):
+    module.fail_json(msg=str(exc), param=exc.param)
+
+
+# ---------------------------------------------------------------------------
+# ruleset
+
+def desired_owned(params, family, table, scope_prefix, with_rules=True):
+    """The Owned state the ruleset parameters describe for one family (raises ValidationError)."""
+    policies = []
+    for chain, policy in sorted((params.get('policies') or {}).items()):
+        param = 'policies.%s' % chain
+        if chain not in BUILTIN_CHAINS[table]:
+            raise ValidationError(param, '%s is not a built-in chain of the %s table (%s)'
+                                  % (chain, table, ', '.join(BUILTIN_CHAINS[table])))
+        policy = str(policy).upper()
+        if policy not in POLICIES or (table == 'nat' and policy != 'ACCEPT'):
+            raise ValidationError(param, '%r is not a policy of the %s table (%s)'
+                                  % (policy, table, 'ACCEPT' if table == 'nat' else ', '.join(POLICIES)))
+        policies.append((chain, policy))
+    chains = []
+    for index, raw in enumerate(params.get('chains') or []):
+        param = 'chains[%d].' % index
+        name = check_chain_name(raw['name'], param + 'name')
+        if not name.startswith(scope_prefix):
+            raise ValidationError(param + 'name', '%s is outside the scope (%s*)' % (name, scope_prefix))
+        if name in [chain.name for chain in chains]:
+            raise ValidationError(param + 'name', '%s is listed twice' % name)
+        hook = None
+        if raw.get('hook'):
+            if raw['hook'] not in BUILTIN_CHAINS[table]:
+                raise ValidationError(param + 'hook', '%s is not a built-in chain of the %s table (%s)'
+                                      % (raw['hook'], table, ', '.join(BUILTIN_CHAINS[table])))
+            hook = (raw['hook'], raw.get('hook_position') or 'first')
+        rules = []
+        for number, rule in enumerate((raw.get('rules') or []) if with_rules else []):
+            rule_param = '%srules[%d].' % (param, number)
+            wanted = infer_family(rule)
+            if wanted and wanted != family and params.get('family') == 'both':
+                continue
+            rules.append(Rule.from_spec(make_rule(rule, family, table, rule_param)))
+        names = [rule.name for rule in rules if rule.name]
+        if len(names) != len(set(names)):
+            duplicate = [n for n in names if names.count(n) > 1][0]
+            raise ValidationError(param + 'rules', 'rule name %r is used twice' % duplicate)
+        chains.append(Chain(name, hook, rules))
+    return Owned(chains, policies)
+
+
+def wanted_state(state, live, desired):
+    """The owned state after applying `desired` to `live` in the given state."""
+    if state == 'overridden':
+        return desired
+    wanted = live.copy()
+    wanted.policies.update(desired.policies)
+    if state == 'deleted':
+        names = list(desired.chains) or list(live.chains)
+        for name in names:
+            wanted.chains.pop(name, None)
+        return wanted
+    for name, chain in desired.chains.items():
+        current = wanted.chains.get(name)
+        if current is None:
+            wanted.chains[name] = chain.copy()
+            continue
+        for rule in chain.rules:
+            put_rule(current.rules, rule)
+        if chain.hook:
+            current.hook = chain.hook
+    return wanted
+
+
+def gathered_owned(owned, module, family):
+    chains = []
+    for name, chain in owned.chains.items():
+        for rule in chain.rules:
+            if rule.spec is None:
+                module.warn('%s: rule of %s not expressible as structured data, left out: %s'
+                            % (family, name, rule.text))
+        chains.append(dict(name=name, hook=chain.hook[0] if chain.hook else None,
+                           hook_position=chain.hook[1] if chain.hook else None,
+                           rules=[dict(rule.spec) for rule in chain.rules if rule.spec is not None]))
+    return dict(policies=dict(owned.policies), chains=chains)
+
+
+def run_ruleset(module):
+    params = module.params
+    table, state = params['table'], params['state']
+    families = families_of(params['family'])
+    try:
+        scope_prefix = check_scope(params['scope'], 'scope')
+        desired = dict((family, desired_owned(params, family, table, scope_prefix, state != 'deleted'))
+                       for family in families)
+    except ValidationError as exc:
+        _fail(module, exc)
+    if state == 'rendered':
+        rendered = {}
+        for family in families:
+            empty = empty_table(table)
+            plan = Plan(empty, scope_prefix, family, read_owned(empty, scope_prefix, family), desired[family])
+            rendered[family] = plan.text
+        module.exit_json(changed=False, rendered=rendered)
+
+    engine = Engine(module, families)
+    if state == 'gathered':
+        gathered = {}
+        for family in families:
+            owned = read_owned(engine.read(family, table), scope_prefix, family, BUILTIN_CHAINS[table])
+            gathered[family] = gathered_owned(owned, module, family)
+        module.exit_json(changed=False, gathered=gathered, backend=engine.backend)
+
+    plans = []
+    for family in families:
+        live_table = engine.read(family, table)
+        live = read_owned(live_table, scope_prefix, family, desired[family].policies)
+        wanted = wanted_state(state, live, desired[family])
+        try:
+            check_references(live_table, scope_prefix, wanted)
+        except ValidationError as exc:
+            _fail(module, exc)
+        plans.append(Plan(live_table, scope_prefix, family, live, wanted))
+    engine.warn_other_backend()
+    engine.apply(plans)
+    result = dict(changed=any(plan.changed for plan in plans), restore=restore_texts(plans), backend=engine.backend)
+    if module._diff:
+        result['diff'] = plan_diff(plans)
+    module.exit_json(**result)
+
+
+# ---------------------------------------------------------------------------
+# nat_rule
+
+NAT_TYPES = {
+    # type: (target, owned chain, built-in chain it hooks into, interface option it cannot use)
+    'snat': ('SNAT', 'SNF-NAT-POST', 'POSTROUTING', 'in_interface'),
+    'masquerade': ('MASQUERADE', 'SNF-NAT-POST', 'POSTROUTING', 'in_interface'),
+    'dnat': ('DNAT', 'SNF-NAT-PRE', 'PREROUTING', 'out_interface'),
+    'redirect': ('REDIRECT', 'SNF-NAT-PRE', 'PREROUTING', 'out_interface'),
+}
+NAT_SCOPE = 'NAT'
+NAT_RULE_KEYS = ('name', 'protocol', 'source', 'destination', 'in_interface', 'out_interface', 'source_port',
+                 'destination_port', 'comment', 'to_source', 'to_destination', 'to_ports', 'random',
+                 'random_fully', 'persistent')
+
+
+def nat_rule_specs(params):
+    """{family: Rule} for the nat_rule parameters (raises ValidationError)."""
+    target, dummy, dummy, forbidden = NAT_TYPES[params['type']]
+    if params.get(forbidden):
+        raise ValidationError(forbidden, 'cannot be used with type %s (the kernel does not know it at that point)'
+                              % params['type'])
+    raw = dict((key, params.get(key)) for key in NAT_RULE_KEYS)
+    raw['jump'] = target
+    family = params['family']
+    if family == 'both':
+        for key in ('source', 'destination', 'to_source', 'to_destination'):
+            if params.get(key):
+                raise ValidationError('family', 'both is for rules without addresses, but %s is set' % key)
+    families = families_of(family or infer_family(raw) or 'ipv4')
+    if params['state'] == 'absent' and params.get('name'):
+        # A named rule is removed by its name, whatever its spec.
+        return dict((fam, Rule({'name': params['name']}, None)) for fam in families)
+    return dict((fam, Rule.from_spec(make_rule(raw, fam, 'nat'))) for fam in families)
+
+
+def _conntrack_filter(spec, family):
+    """The conntrack_flush filter that covers a rule's match (original direction)."""
+    def port(value):
+        return None if value is None else value.replace(':', '-')
+
+    return dict(family=family, protocol=spec.get('protocol'), src=spec.get('source'), dst=spec.get('destination'),
+                sport=port(spec.get('source_port')), dport=port(spec.get('destination_port')),
+                reply_src=None, reply_dst=None, reply_sport=None, reply_dport=None,
+                state=None, status=None, nat=None, mark=None, zone=None)
+
+
+def _load_conntrack(module):
+    try:
+        from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
+    except ImportError as exc:
+        module.fail_json(msg='flush_conntrack: the conntrack support of the collection is not available (%s)' % exc)
+    return _conntrack
+
+
+def run_nat_rule(module):
+    params = module.params
+    target, chain_name, builtin, dummy = NAT_TYPES[params['type']]
+    try:
+        specs = nat_rule_specs(params)
+    except ValidationError as exc:
+        _fail(module, exc)
+    scope_prefix = check_scope(NAT_SCOPE, 'scope')
+    engine = Engine(module, list(specs))
+    plans, touched = [], []
+    for family, rule in specs.items():
+        table = engine.read(family, 'nat')
+        live = read_owned(table, scope_prefix, family)
+        wanted = live.copy()
+        chain = wanted.chains.setdefault(chain_name, Chain(chain_name))
+        if params['state'] == 'present':
+            chain.hook = (builtin, 'first')
+        index = find_rule(chain.rules, rule)
+        old = chain.rules[index] if index is not None else None
+        try:
+            if params['state'] == 'present':
+                put_rule(chain.rules, rule, params['order'], params['relative_to'], 'relative_to')
+            elif index is not None:
+                del chain.rules[index]
+        except ValidationError as exc:
+            _fail(module, exc)
+        if not chain.rules:
+            del wanted.chains[chain_name]
+        plan = Plan(table, scope_prefix, family, live, wanted)
+        plans.append(plan)
+        if old != (rule if params['state'] == 'present' else None):
+            for changed_rule in (old, rule):
+                if changed_rule is not None and changed_rule.spec and changed_rule.text \
+                        and (family, changed_rule.spec) not in touched:
+                    touched.append((family, changed_rule.spec))
+    conntrack = _load_conntrack(module) if params['flush_conntrack'] and touched else None
+    engine.warn_other_backend()
+    engine.apply(plans)
+    deleted = 0
+    for family, spec in touched if conntrack else ():
+        flt = conntrack.build_filter(_conntrack_filter(spec, family))
+        deleted += conntrack.flush_entries(flt, check_mode=module.check_mode)['deleted']
+    shown = [rule for rule in specs.values() if rule.text]
+    result = dict(changed=any(plan.changed for plan in plans), chain=chain_name, families=list(specs),
+                  rule='-A %s %s' % (chain_name, shown[0].text) if shown else None,
+                  conntrack_deleted=deleted, backend=engine.backend)
+    if module._diff:
+        result['diff'] = plan_diff(plans)
+    module.exit_json(**result)

@@ -1,0 +1,828 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The rule model: validate, render, parse and plan iptables rules.
+
+Private to the collection. Pure Python, no I/O: the backend
+(_iptables.py) reads and writes the kernel, this file decides what to write.
+
+A rule is a dict with the keys of RULE_KEYS (the same keys the ruleset
+module takes). make_rule() turns user input into a *spec*: the same dict
+with every value in the canonical form iptables-save prints, and with empty
+values dropped. render() turns a spec into iptables-save syntax; parse_rule()
+turns a line of iptables-save output back into a spec. Two rules are equal
+when their rendered text is equal, so a rule read from the kernel compares
+equal to the rule the user wrote whatever spelling either used.
+
+The collection owns the chains whose names start with PREFIX. Each owned
+chain is hooked from at most one built-in chain by one jump rule
+('-j SNF-...', no match). plan() computes one iptables-restore --noflush
+transaction that turns the owned chains, their hooks and the managed
+built-in policies of one table into the wanted state, and touches nothing
+else.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+from collections import OrderedDict
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
+    ValidationError,
+    check_comment,
+    check_interface,
+    family_of,
+    parse_address,
+    parse_network,
+    parse_port_range,
+    parse_protocol,
+)
+
+PREFIX = 'SNF-'
+NAME_TAG = 'snf:'
+# The kernel keeps 255 bytes of a comment and silently cuts the rest
+# (measured on nft and legacy: 256 bytes stored as 255, a cut UTF-8
+# character stored as invalid bytes).
+COMMENT_LIMIT = 255
+CHAIN_NAME_MAX = 28
+LOG_PREFIX_MAX = 29
+
+BUILTIN_CHAINS = {
+    'filter': ('INPUT', 'FORWARD', 'OUTPUT'),
+    'nat': ('PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'),
+}
+POLICIES = ('ACCEPT', 'DROP')
+POSITIONS = ('first', 'last')
+TARGETS = {
+    'filter': ('ACCEPT', 'DROP', 'REJECT', 'LOG', 'RETURN'),
+    'nat': ('ACCEPT', 'RETURN', 'LOG', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT'),
+}
+RULE_KEYS = (
+    'name', 'family', 'protocol', 'source', 'destination', 'in_interface', 'out_interface',
+    'source_port', 'destination_port', 'icmp_type', 'ctstate', 'limit', 'limit_burst', 'comment',
+    'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination', 'to_ports',
+    'random', 'random_fully', 'persistent',
+)
+
+# Order in which iptables prints conntrack states.
+CTSTATES = ('INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT')
+PORT_PROTOCOLS = ('tcp', 'udp', 'sctp')
+# Protocol names as iptables-save prints them where they differ from _validate's.
+SAVE_PROTOCOL_NAMES = {58: 'ipv6-icmp'}
+SPEC_PROTOCOL_NAMES = {
+    1: 'icmp', 6: 'tcp', 17: 'udp', 47: 'gre', 50: 'esp', 51: 'ah', 58: 'icmpv6',
+    132: 'sctp', 136: 'udplite',
+}
+ICMP_TYPES = {
+    'ipv4': {
+        'any': 'any', 'echo-reply': '0', 'destination-unreachable': '3', 'network-unreachable': '3/0',
+        'host-unreachable': '3/1', 'protocol-unreachable': '3/2', 'port-unreachable': '3/3',
+        'fragmentation-needed': '3/4', 'source-route-failed': '3/5', 'network-unknown': '3/6',
+        'host-unknown': '3/7', 'network-prohibited': '3/9', 'host-prohibited': '3/10',
+        'TOS-network-unreachable': '3/11', 'TOS-host-unreachable': '3/12',
+        'communication-prohibited': '3/13', 'host-precedence-violation': '3/14',
+        'precedence-cutoff': '3/15', 'source-quench': '4', 'redirect': '5', 'network-redirect': '5/0',
+        'host-redirect': '5/1', 'TOS-network-redirect': '5/2', 'TOS-host-redirect': '5/3',
+        'echo-request': '8', 'router-advertisement': '9', 'router-solicitation': '10',
+        'time-exceeded': '11', 'ttl-zero-during-transit': '11/0', 'ttl-zero-during-reassembly': '11/1',
+        'parameter-problem': '12', 'ip-header-bad': '12/0', 'required-option-missing': '12/1',
+        'timestamp-request': '13', 'timestamp-reply': '14', 'address-mask-request': '17',
+        'address-mask-reply': '18',
+    },
+    'ipv6': {
+        'destination-unreachable': '1', 'no-route': '1/0', 'communication-prohibited': '1/1',
+        'beyond-scope': '1/2', 'address-unreachable': '1/3', 'port-unreachable': '1/4',
+        'failed-policy': '1/5', 'reject-route': '1/6', 'packet-too-big': '2', 'time-exceeded': '3',
+        'ttl-zero-during-transit': '3/0', 'ttl-zero-during-reassembly': '3/1', 'parameter-problem': '4',
+        'bad-header': '4/0', 'unknown-header-type': '4/1', 'unknown-option': '4/2',
+        'echo-request': '128', 'echo-reply': '129', 'mld-listener-query': '130',
+        'mld-listener-report': '131', 'mld-listener-done': '132', 'router-solicitation': '133',
+        'router-advertisement': '134', 'neighbour-solicitation': '135', 'neighbor-solicitation': '135',
+        'neighbour-advertisement': '136', 'neighbor-advertisement': '136', 'redirect': '137',
+    },
+}
+REJECT_WITH = {
+    'ipv4': ('icmp-port-unreachable', 'icmp-net-unreachable', 'icmp-host-unreachable',
+             'icmp-proto-unreachable', 'icmp-net-prohibited', 'icmp-host-prohibited',
+             'icmp-admin-prohibited', 'tcp-reset'),
+    'ipv6': ('icmp6-port-unreachable', 'icmp6-no-route', 'icmp6-adm-prohibited',
+             'icmp6-addr-unreachable', 'icmp6-policy-fail', 'icmp6-reject-route', 'tcp-reset'),
+}
+LOG_LEVELS = ('emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug')
+LOG_LEVEL_ALIASES = {'err': 3, 'warn': 4, 'panic': 0}
+DEFAULT_LOG_LEVEL = 4
+DEFAULT_LIMIT_BURST = 5
+# Units of --limit with their length in 1/10000 s (XT_LIMIT_SCALE), longest first.
+LIMIT_UNITS = (('day', 864000000), ('hour', 36000000), ('min', 600000), ('sec', 10000))
+RATE_UNIT_WORDS = {'day': 'day', 'hour': 'hour', 'min': 'minute', 'sec': 'second'}
+# Target options: which targets take them.
+TARGET_OPTIONS = {
+    'reject_with': ('REJECT',),
+    'log_prefix': ('LOG',),
+    'log_level': ('LOG',),
+    'to_source': ('SNAT',),
+    'to_destination': ('DNAT',),
+    'to_ports': ('MASQUERADE', 'REDIRECT'),
+    'random': ('SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT'),
+    'random_fully': ('SNAT', 'MASQUERADE'),
+    'persistent': ('SNAT', 'DNAT'),
+}
+# Order of the flags after a NAT target, as iptables-save prints them.
+NAT_FLAGS = (('random', '--random'), ('random_fully', '--random-fully'), ('persistent', '--persistent'))
+
+_CHAIN_NAME = re.compile(r'^%s[A-Za-z0-9_-]+$' % re.escape(PREFIX))
+_RULE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,63}$')
+_SCOPE = re.compile(r'^[A-Za-z0-9_]{1,16}$')
+_PLAIN = re.compile(r'^[A-Za-z0-9_-]+$')
+_RATE = re.compile(r'^(\d+)/([a-z]+)$')
+
+
+# ---------------------------------------------------------------------------
+# Quoting, as xtables_save_string() prints and iptables-restore reads it.
+
+def quote(value):
+    """Quote a free-text value the way iptables-save does."""
+    if _PLAIN.match(value):
+        return value
+    return '"%s"' % re.sub(r'(["\\\'])', r'\\\1', value)
+
+
+def split_args(text):
+    """Split the arguments of an iptables-save rule line into tokens."""
+    tokens = []
+    pos, end = 0, len(text)
+    while pos < end:
+        if text[pos] == ' ':
+            pos += 1
+        elif text[pos] == '"':
+            pos += 1
+            buf = []
+            while pos < end and text[pos] != '"':
+                if text[pos] == '\\' and pos + 1 < end:
+                    pos += 1
+                buf.append(text[pos])
+                pos += 1
+            if pos >= end:
+                raise ValueError('unterminated quote in %r' % text)
+            pos += 1
+            tokens.append(''.join(buf))
+        else:
+            stop = text.find(' ', pos)
+            stop = end if stop < 0 else stop
+            tokens.append(text[pos:stop])
+            pos = stop
+    return tokens
+
+
+# ---------------------------------------------------------------------------
+# Validation and canonicalisation of one rule.
+
+def _given(value):
+    return value is not None and value != '' and value is not False and value != []
+
+
+def check_chain_name(value, param):
+    if not isinstance(value, str) or not _CHAIN_NAME.match(value):
+        raise ValidationError(
+            param, '%r is not an owned chain name (%s followed by letters, digits, _ or -)' % (value, PREFIX))
+    if len(value) > CHAIN_NAME_MAX:
+        raise ValidationError(param, '%r is longer than %d characters' % (value, CHAIN_NAME_MAX))
+    return value
+
+
+def check_scope(value, param):
+    """Return the chain-name prefix of a scope ('FW' -> 'SNF-FW-'), or PREFIX for none."""
+    if value is None:
+        return PREFIX
+    if not isinstance(value, str) or not _SCOPE.match(value):
+        raise ValidationError(param, '%r is not a scope (1-16 letters, digits or _)' % (value,))
+    return '%s%s-' % (PREFIX, value)
+
+
+def infer_family(raw):
+    """The family a rule's own content implies ('ipv4', 'ipv6'), or None.
+
+    Looks at the explicit family, the addresses and the ICMP protocol, in
+    that order; unparsable values are left for make_rule() to report.
+    """
+    if raw.get('family'):
+        return raw['family']
+    for key in ('source', 'destination', 'to_source', 'to_destination'):
+        value = raw.get(key)
+        if not _given(value) or not isinstance(value, str):
+            continue
+        text = value.strip()
+        if text.startswith('['):
+            text = text[1:].split(']')[0]
+        elif text.count(':') == 1:
+            text = text.split(':')[0]
+        text = text.split('/')[0].split('-')[0]
+        try:
+            return family_of(parse_address(text, key))
+        except ValidationError:
+            continue
+    protocol = raw.get('protocol')
+    if _given(protocol):
+        try:
+            number = parse_protocol(protocol, 'protocol')
+        except ValidationError:
+            return None
+        return {1: 'ipv4', 58: 'ipv6'}.get(number)
+    return None
+
+
+def _ports(value, param):
+    low, high = parse_port_range(value, param)
+    if (low, high) == (0, 65535):
+        return None
+    return str(low) if low == high else '%d:%d' % (low, high)
+
+
+def _nat_ports(text, param):
+    low, high = parse_port_range(text, param)
+    return str(low) if low == high else '%d-%d' % (low, high)
+
+
+def _nat_target(value, param, family):
+    """Canonical --to-source/--to-destination: ADDR[-ADDR][:PORT[-PORT]], IPv6 in brackets with ports.
+
+    Returns (text, has_ports).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(param, 'expected an address, got %r' % (value,))
+    text = value.strip()
+    ports = None
+    if text.startswith('['):
+        addr_text, sep, rest = text[1:].partition(']')
+        if not sep or (rest and not rest.startswith(':')):
+            raise ValidationError(param, '%r is not [address]:port' % (text,))
+        ports = rest[1:] or None
+    elif text.count(':') == 1:
+        addr_text, ports = text.split(':')
+    else:
+        addr_text = text
+    parts = addr_text.split('-') if '.' in addr_text else [addr_text]
+    if len(parts) > 2:
+        raise ValidationError(param, '%r is not an address or a range of addresses' % (text,))
+    addrs = [parse_address(part, param, family) for part in parts]
+    if len(addrs) == 2 and addrs[0] > addrs[1]:
+        raise ValidationError(param, 'address range %s-%s is reversed' % (addrs[0], addrs[1]))
+    out = str(addrs[0]) if len(addrs) == 1 or addrs[0] == addrs[1] else '%s-%s' % tuple(addrs)
+    if ports is not None:
+        ports = _nat_ports(ports, param)
+        out = '[%s]:%s' % (out, ports) if addrs[0].version == 6 else '%s:%s' % (out, ports)
+    return out, ports is not None
+
+
+def _icmp_type(value, param, protocol, family):
+    wanted = 'icmp' if family == 'ipv4' else 'icmpv6'
+    if protocol != wanted:
+        raise ValidationError(param, 'needs protocol %s in an %s rule' % (wanted, family))
+    text = str(value).strip()
+    names = ICMP_TYPES[family]
+    if text in names:
+        return names[text]
+    match = re.match(r'^(\d+)(?:/(\d+))?$', text)
+    if not match or int(match.group(1)) > 255 or (match.group(2) and int(match.group(2)) > 255):
+        raise ValidationError(param, '%r is not an ICMP type (a name such as echo-request, a number or type/code)' % (text,))
+    return '/'.join(str(int(g)) for g in match.groups() if g is not None)
+
+
+def canonical_rate(value, param):
+    """Canonical --limit rate, as the kernel prints it back (60/min -> 1/sec)."""
+    match = _RATE.match(str(value).strip().lower())
+    unit = match and [mult for name, mult in LIMIT_UNITS if RATE_UNIT_WORDS[name].startswith(match.group(2))]
+    if not unit:
+        raise ValidationError(param, '%r is not a rate (e.g. 5/min, 3/sec, 10/hour, 1/day)' % (value,))
+    count = int(match.group(1))
+    if count == 0 or unit[0] // count == 0:
+        raise ValidationError(param, 'rate %r is out of range' % (value,))
+    period = unit[0] // count
+    # The unit choice of libxt_limit's print_rate().
+    index = 1
+    while index < len(LIMIT_UNITS):
+        unit_mult = LIMIT_UNITS[index][1]
+        if period > unit_mult or unit_mult // period < unit_mult % period:
+            break
+        index += 1
+    name, unit_mult = LIMIT_UNITS[index - 1]
+    return '%d/%s' % (unit_mult // period, name)
+
+
+def _log_level(value, param):
+    if isinstance(value, bool):
+        raise ValidationError(param, 'expected a level, got %r' % (value,))
+    text = str(value).strip().lower()
+    if text.isdigit() and int(text) < len(LOG_LEVELS):
+        return int(text)
+    if text in LOG_LEVELS:
+        return LOG_LEVELS.index(text)
+    if text in LOG_LEVEL_ALIASES:
+        return LOG_LEVEL_ALIASES[text]
+    raise ValidationError(param, '%r is not a log level (0-7 or %s)' % (value, ', '.join(LOG_LEVELS)))
+
+
+def kernel_comment(spec):
+    """The text stored in the kernel's comment match: 'snf:NAME comment'."""
+    parts = []
+    if spec.get('name'):
+        parts.append(NAME_TAG + spec['name'])
+    if spec.get('comment'):
+        parts.append(spec['comment'])
+    return ' '.join(parts) or None
+
+
+def make_rule(raw, family, table, param=''):
+    """Validate a rule dict and return its spec (canonical values, empty keys dropped).
+
+    family is the family of the transaction ('ipv4' or 'ipv6'); table is
+    'filter' or 'nat'. param prefixes the key in error messages
+    (e.g. 'chains[0].rules[2].').
+    """
+    def key(name):
+        return param + name
+
+    def given(name):
+        return _given(raw.get(name))
+
+    unknown = sorted(set(raw) - set(RULE_KEYS))
+    if unknown:
+        raise ValidationError(key(unknown[0]), 'unknown rule option')
+    spec = OrderedDict()
+    if given('name'):
+        if not isinstance(raw['name'], str) or not _RULE_NAME.match(raw['name']):
+            raise ValidationError(key('name'), '%r is not a rule name (up to 64 letters, digits, _ . : / @ -, '
+                                               'starting with a letter or digit)' % (raw['name'],))
+        spec['name'] = raw['name']
+    if given('family') and raw['family'] != family:
+        raise ValidationError(key('family'), 'the rule is %s but is applied to %s' % (raw['family'], family))
+    protocol = None
+    if given('protocol'):
+        number = parse_protocol(raw['protocol'], key('protocol'))
+        if number == 0:
+            raise ValidationError(key('protocol'), 'protocol 0 means any protocol: leave protocol out')
+        protocol = SPEC_PROTOCOL_NAMES.get(number, str(number))
+        spec['protocol'] = protocol
+    for name in ('source', 'destination'):
+        if given(name):
+            net = parse_network(raw[name], key(name), family)
+            if net.prefixlen:
+                spec[name] = str(net)
+    for name in ('in_interface', 'out_interface'):
+        if given(name):
+            spec[name] = check_interface(raw[name], key(name))
+    for name in ('source_port', 'destination_port'):
+        if given(name):
+            if protocol not in PORT_PROTOCOLS:
+                raise ValidationError(key(name), 'ports need protocol %s' % ', '.join(PORT_PROTOCOLS))
+            ports = _ports(raw[name], key(name))
+            if ports:
+                spec[name] = ports
+    if given('icmp_type'):
+        spec['icmp_type'] = _icmp_type(raw['icmp_type'], key('icmp_type'), protocol, family)
+    if given('ctstate'):
+        states = raw['ctstate']
+        states = [states] if isinstance(states, str) else states
+        states = [s.strip().upper() for part in states for s in str(part).split(',')]
+        bad = [s for s in states if s not in CTSTATES]
+        if bad:
+            raise ValidationError(key('ctstate'), '%r is not a conntrack state (%s)' % (bad[0], ', '.join(CTSTATES)))
+        spec['ctstate'] = [s for s in CTSTATES if s in states]
+    if given('limit'):
+        spec['limit'] = canonical_rate(raw['limit'], key('limit'))
+    if raw.get('limit_burst') is not None:
+        if not given('limit'):
+            raise ValidationError(key('limit_burst'), 'needs limit')
+        burst = raw['limit_burst']
+        if isinstance(burst, bool) or not str(burst).isdigit() or not 1 <= int(burst) <= 10000:
+            raise ValidationError(key('limit_burst'), '%r is not a burst (1-10000)' % (burst,))
+        if int(burst) != DEFAULT_LIMIT_BURST:
+            spec['limit_burst'] = int(burst)
+    if given('comment'):
+        spec['comment'] = check_comment(raw['comment'], key('comment'), COMMENT_LIMIT)
+        if spec['comment'].startswith(NAME_TAG):
+            raise ValidationError(key('comment'), 'must not start with %r (reserved for rule names)' % NAME_TAG)
+    stored = kernel_comment(spec)
+    if stored is not None:
+        check_comment(stored, key('comment'), COMMENT_LIMIT)
+    _make_target(raw, spec, family, table, key, given)
+    return spec
+
+
+def _make_target(raw, spec, family, table, key, given):
+    jump = raw.get('jump')
+    if not _given(jump) or not isinstance(jump, str):
+        raise ValidationError(key('jump'), 'a target is required (%s or an owned chain)' % ', '.join(TARGETS[table]))
+    jump = jump.strip()
+    if jump.upper() in TARGETS[table]:
+        jump = jump.upper()
+    elif jump.startswith(PREFIX):
+        check_chain_name(jump, key('jump'))
+    else:
+        raise ValidationError(
+            key('jump'), '%r is not a target of the %s table (%s or an owned %s* chain)'
+            % (jump, table, ', '.join(TARGETS[table]), PREFIX))
+    spec['jump'] = jump
+    for name, targets in TARGET_OPTIONS.items():
+        if given(name) and jump not in targets:
+            raise ValidationError(key(name), 'only valid with jump %s' % ' or '.join(targets))
+    has_ports = False
+    if jump == 'REJECT':
+        value = raw.get('reject_with') or REJECT_WITH[family][0]
+        if value not in REJECT_WITH[family]:
+            raise ValidationError(key('reject_with'), '%r is not an %s reject type (%s)'
+                                  % (value, family, ', '.join(REJECT_WITH[family])))
+        if value == 'tcp-reset' and spec.get('protocol') != 'tcp':
+            raise ValidationError(key('reject_with'), 'tcp-reset needs protocol tcp')
+        spec['reject_with'] = value
+    elif jump == 'LOG':
+        if given('log_prefix'):
+            prefix = check_comment(raw['log_prefix'], key('log_prefix'), LOG_PREFIX_MAX)
+            spec['log_prefix'] = prefix
+        if raw.get('log_level') is not None:
+            level = _log_level(raw['log_level'], key('log_level'))
+            if level != DEFAULT_LOG_LEVEL:
+                spec['log_level'] = level
+    elif jump in ('SNAT', 'DNAT'):
+        name = 'to_source' if jump == 'SNAT' else 'to_destination'
+        if not given(name):
+            raise ValidationError(key(name), 'is required with jump %s' % jump)
+        spec[name], has_ports = _nat_target(raw[name], key(name), family)
+    elif given('to_ports'):
+        spec['to_ports'] = _nat_ports(raw['to_ports'], key('to_ports'))
+        has_ports = True
+    if has_ports and spec.get('protocol') not in PORT_PROTOCOLS:
+        name = {'SNAT': 'to_source', 'DNAT': 'to_destination'}.get(jump, 'to_ports')
+        raise ValidationError(key(name), 'ports need protocol %s' % ', '.join(PORT_PROTOCOLS))
+    for name, dummy in NAT_FLAGS:
+        if raw.get(name):
+            spec[name] = True
+
+
+# ---------------------------------------------------------------------------
+# Rendering and parsing.
+
+def render(spec):
+    """The arguments of a rule in iptables-save syntax (after '-A CHAIN')."""
+    out = []
+    for name, flag in (('source', '-s'), ('destination', '-d'), ('in_interface', '-i'), ('out_interface', '-o')):
+        if name in spec:
+            out += [flag, spec[name]]
+    protocol = spec.get('protocol')
+    if protocol:
+        number = parse_protocol(protocol, 'protocol')
+        out += ['-p', SAVE_PROTOCOL_NAMES.get(number, protocol)]
+    if 'source_port' in spec or 'destination_port' in spec:
+        out += ['-m', protocol]
+        for name, flag in (('source_port', '--sport'), ('destination_port', '--dport')):
+            if name in spec:
+                out += [flag, spec[name]]
+    if 'icmp_type' in spec:
+        out += ['-m', 'icmp', '--icmp-type'] if protocol == 'icmp' else ['-m', 'icmp6', '--icmpv6-type']
+        out.append(spec['icmp_type'])
+    if 'ctstate' in spec:
+        out += ['-m', 'conntrack', '--ctstate', ','.join(spec['ctstate'])]
+    if 'limit' in spec:
+        out += ['-m', 'limit', '--limit', spec['limit']]
+        if 'limit_burst' in spec:
+            out += ['--limit-burst', str(spec['limit_burst'])]
+    comment = kernel_comment(spec)
+    if comment is not None:
+        out += ['-m', 'comment', '--comment', quote(comment)]
+    out += ['-j', spec['jump']]
+    if 'reject_with' in spec:
+        out += ['--reject-with', spec['reject_with']]
+    if 'log_prefix' in spec:
+        out += ['--log-prefix', quote(spec['log_prefix'])]
+    if 'log_level' in spec:
+        out += ['--log-level', str(spec['log_level'])]
+    for name, flag in (('to_source', '--to-source'), ('to_destination', '--to-destination'), ('to_ports', '--to-ports')):
+        if name in spec:
+            out += [flag, spec[name]]
+    for name, flag in NAT_FLAGS:
+        if spec.get(name):
+            out.append(flag)
+    return ' '.join(out)
+
+
+# iptables-save option -> rule key. Matches loaded with -m must be in _MATCHES.
+_OPTIONS = {
+    '-s': 'source', '-d': 'destination', '-i': 'in_interface', '-o': 'out_interface', '-p': 'protocol',
+    '--sport': 'source_port', '--dport': 'destination_port', '--icmp-type': 'icmp_type',
+    '--icmpv6-type': 'icmp_type', '--ctstate': 'ctstate', '--limit': 'limit', '--limit-burst': 'limit_burst',
+    '--comment': 'comment', '-j': 'jump', '--reject-with': 'reject_with', '--log-prefix': 'log_prefix',
+    '--log-level': 'log_level', '--to-source': 'to_source', '--to-destination': 'to_destination',
+    '--to-ports': 'to_ports',
+}
+_FLAGS = dict((flag, name) for name, flag in NAT_FLAGS)
+_MATCHES = ('tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
+
+
+def parse_rule(args, family, table):
+    """The spec of a rule from its iptables-save arguments, or None if the model cannot express it."""
+    try:
+        tokens = split_args(args)
+    except ValueError:
+        return None
+    raw = {}
+    pos = 0
+    while pos < len(tokens):
+        token = tokens[pos]
+        if token in _FLAGS:
+            raw[_FLAGS[token]] = True
+            pos += 1
+        elif token == '-m' and pos + 1 < len(tokens) and tokens[pos + 1] in _MATCHES:
+            pos += 2
+        elif token in _OPTIONS and pos + 1 < len(tokens) and _OPTIONS[token] not in raw:
+            raw[_OPTIONS[token]] = tokens[pos + 1]
+            pos += 2
+        else:
+            return None
+    comment = raw.pop('comment', None)
+    if comment is not None and comment.startswith(NAME_TAG):
+        name, dummy, comment = comment[len(NAME_TAG):].partition(' ')
+        raw['name'] = name
+    if comment:
+        raw['comment'] = comment
+    if 'ctstate' in raw:
+        raw['ctstate'] = raw['ctstate'].split(',')
+    try:
+        spec = make_rule(raw, family, table)
+    except ValidationError:
+        return None
+    return spec
+
+
+class Rule(object):
+    """A rule of an owned chain: its spec (None if not understood) and its canonical text."""
+
+    __slots__ = ('spec', 'text')
+
+    def __init__(self, spec, text):
+        self.spec = spec
+        self.text = text
+
+    @classmethod
+    def from_spec(cls, spec):
+        return cls(spec, render(spec))
+
+    @classmethod
+    def from_save(cls, args, family, table):
+        spec = parse_rule(args, family, table)
+        return cls(spec, args if spec is None else render(spec))
+
+    @property
+    def name(self):
+        return self.spec.get('name') if self.spec else None
+
+    def __eq__(self, other):
+        return isinstance(other, Rule) and self.text == other.text
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self.text)
+
+
+# ---------------------------------------------------------------------------
+# Tables as iptables-save prints them.
+
+class Table(object):
+    """One table of iptables-save output: chains with policies, rules per chain (raw arguments)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.policies = OrderedDict()
+        self.rules = OrderedDict()
+
+    def add_chain(self, chain, policy):
+        self.policies[chain] = policy
+        self.rules.setdefault(chain, [])
+
+
+def parse_save(text):
+    """Parse iptables-save output into {table name: Table}.
+
+    Returns (tables, unknown_lines). A table the kernel does not hold yet
+    is absent; see empty_table().
+    """
+    tables = OrderedDict()
+    unknown = []
+    current = None
+    for line in text.splitlines():
+        if not line or line.startswith('#'):
+            continue
+        if line.startswith('*'):
+            current = tables.setdefault(line[1:], Table(line[1:]))
+        elif current is not None and line.startswith(':'):
+            parts = line[1:].split(' ')
+            current.add_chain(parts[0], parts[1] if len(parts) > 1 else '-')
+        elif current is not None and line.startswith('-A '):
+            chain, dummy, args = line[3:].partition(' ')
+            current.rules.setdefault(chain, []).append(args)
+        elif line == 'COMMIT':
+            current = None
+        else:
+            unknown.append(line)
+    return tables, unknown
+
+
+def empty_table(name):
+    """The table as the kernel creates it: built-in chains, policy ACCEPT, no rules."""
+    table = Table(name)
+    for chain in BUILTIN_CHAINS[name]:
+        table.add_chain(chain, 'ACCEPT')
+    return table
+
+
+# ---------------------------------------------------------------------------
+# Owned state and planning.
+
+class Chain(object):
+    """An owned chain: name, hook ((built-in chain, 'first'|'last') or None) and rules."""
+
+    def __init__(self, name, hook=None, rules=None):
+        self.name = name
+        self.hook = hook
+        self.rules = list(rules or [])
+
+    def copy(self):
+        return Chain(self.name, self.hook, self.rules)
+
+
+class Owned(object):
+    """The owned chains of one scope in one table and family, plus managed policies."""
+
+    def __init__(self, chains=None, policies=None):
+        self.chains = OrderedDict((chain.name, chain) for chain in (chains or []))
+        self.policies = OrderedDict(policies or {})
+
+    def copy(self):
+        return Owned([chain.copy() for chain in self.chains.values()], self.policies)
+
+
+def _jump_of(args):
+    tokens = args.split(' ')
+    for index, token in enumerate(tokens[:-1]):
+        if token in ('-j', '-g'):
+            return tokens[index + 1]
+    return None
+
+
+def _hook_position(rules, index):
+    """'first' if the rule at index precedes every rule not jumping to an owned chain, else 'last'."""
+    foreign = [i for i, args in enumerate(rules) if not (_jump_of(args) or '').startswith(PREFIX)]
+    return 'first' if not foreign or index < foreign[0] else 'last'
+
+
+def read_owned(table, scope_prefix, family, policies=()):
+    """The Owned state of a scope as the kernel holds it; policies lists the built-ins whose policy is managed."""
+    owned = Owned(policies=[(chain, table.policies.get(chain, 'ACCEPT')) for chain in policies])
+    for name, rules in table.rules.items():
+        if name.startswith(scope_prefix):
+            owned.chains[name] = Chain(name, rules=[Rule.from_save(args, family, table.name) for args in rules])
+    for builtin in BUILTIN_CHAINS[table.name]:
+        rules = table.rules.get(builtin, [])
+        for index, args in enumerate(rules):
+            target = args[3:] if args.startswith('-j ') and ' ' not in args[3:] else None
+            if target in owned.chains and owned.chains[target].hook is None:
+                owned.chains[target].hook = (builtin, _hook_position(rules, index))
+    return owned
+
+
+def _hooks_ok(rules, scope_prefix, wanted):
+    """True when the scope's jumps in a built-in chain are exactly the wanted hooks, in place."""
+    own = [(i, args) for i, args in enumerate(rules) if (_jump_of(args) or '').startswith(scope_prefix)]
+    foreign = [i for i, args in enumerate(rules) if not (_jump_of(args) or '').startswith(PREFIX)]
+    if [args for dummy, args in own] != ['-j %s' % name for name, dummy in wanted]:
+        return False
+    for (index, dummy), (name, position) in zip(own, wanted):
+        if foreign and position == 'first' and index > foreign[0]:
+            return False
+        if foreign and position == 'last' and index < foreign[-1]:
+            return False
+    return True
+
+
+class Plan(object):
+    """The transaction that turns the live table into the wanted owned state.
+
+    lines: the iptables-restore --noflush input for this table (empty when
+    nothing changes); before/after: the owned state in save syntax.
+    """
+
+    def __init__(self, table, scope_prefix, family, live, wanted):
+        self.table = table.name
+        self.family = family
+        self.scope_prefix = scope_prefix
+        self.live = live
+        self.wanted = wanted
+        self.before = render_owned(live)
+        self.after = render_owned(wanted)
+        self.lines = self._transaction(table, scope_prefix, live, wanted)
+
+    @property
+    def changed(self):
+        return bool(self.lines)
+
+    @staticmethod
+    def _transaction(table, scope_prefix, live, wanted):
+        declare, delete, add, hooks, drop = [], [], [], [], []
+        for chain, policy in wanted.policies.items():
+            if table.policies.get(chain, 'ACCEPT') != policy:
+                declare.append(':%s %s [0:0]' % (chain, policy))
+        for name, chain in wanted.chains.items():
+            current = live.chains.get(name)
+            if current is None or current.rules != chain.rules:
+                declare.append(':%s - [0:0]' % name)
+                add.extend('-A %s %s' % (name, rule.text) for rule in chain.rules)
+        for name in live.chains:
+            if name not in wanted.chains:
+                declare.append(':%s - [0:0]' % name)
+                drop.append('-X %s' % name)
+        for builtin in BUILTIN_CHAINS[table.name]:
+            rules = table.rules.get(builtin, [])
+            want = [(name, chain.hook[1]) for name, chain in wanted.chains.items()
+                    if chain.hook and chain.hook[0] == builtin]
+            want = [w for w in want if w[1] == 'first'] + [w for w in want if w[1] == 'last']
+            if _hooks_ok(rules, scope_prefix, want):
+                continue
+            delete.extend('-D %s %s' % (builtin, args) for args in rules
+                          if (_jump_of(args) or '').startswith(scope_prefix))
+            hooks.extend('-I %s 1 -j %s' % (builtin, name) for name, pos in reversed(want) if pos == 'first')
+            hooks.extend('-A %s -j %s' % (builtin, name) for name, pos in want if pos == 'last')
+        body = declare + delete + add + hooks + drop
+        if not body:
+            return []
+        return ['*%s' % table.name] + body + ['COMMIT']
+
+    @property
+    def text(self):
+        return ''.join(line + '\n' for line in self.lines)
+
+
+def render_owned(owned):
+    """Owned state in save syntax: managed policies, chains, hooks (-I = first, -A = last), rules."""
+    lines = [':%s %s' % item for item in owned.policies.items()]
+    lines += [':%s - [0:0]' % name for name in owned.chains]
+    for name, chain in owned.chains.items():
+        if chain.hook:
+            verb = '-I' if chain.hook[1] == 'first' else '-A'
+            lines.append('%s %s -j %s' % (verb, chain.hook[0], name))
+    for name, chain in owned.chains.items():
+        lines.extend('-A %s %s' % (name, rule.text) for rule in chain.rules)
+    return ''.join(line + '\n' for line in lines)
+
+
+def check_references(table, scope_prefix, wanted):
+    """Fail when a jump would target a missing owned chain, or a removed chain is still used elsewhere."""
+    kept = set(name for name in table.rules if name.startswith(PREFIX) and not name.startswith(scope_prefix))
+    kept.update(wanted.chains)
+    for name, chain in wanted.chains.items():
+        for rule in chain.rules:
+            target = _jump_of(rule.text)
+            if target and target.startswith(PREFIX) and target not in kept:
+                raise ValidationError('jump', 'rule %r of chain %s jumps to %s, which is not defined'
+                                      % (rule.text, name, target))
+    removed = set(name for name in table.rules if name.startswith(scope_prefix)) - set(wanted.chains)
+    for chain, rules in table.rules.items():
+        if chain.startswith(scope_prefix) or chain in BUILTIN_CHAINS[table.name]:
+            continue
+        for args in rules:
+            if _jump_of(args) in removed:
+                raise ValidationError('chains', 'cannot remove %s: rule "-A %s %s" outside the managed chains '
+                                                'jumps to it' % (_jump_of(args), chain, args))
+
+
+# ---------------------------------------------------------------------------
+# Editing an owned chain rule by rule (merged state, nat_rule).
+
+def find_rule(rules, rule):
+    """Index of the rule with the same identity (name if named, else text), or None."""
+    for index, current in enumerate(rules):
+        if (rule.name and current.name == rule.name) or (not rule.name and not current.name and current == rule):
+            return index
+    return None
+
+
+def put_rule(rules, rule, order='last', anchor=None, param='order'):
+    """Add or replace a rule in a list of Rules; a named rule keeps its place. Returns the index."""
+    index = find_rule(rules, rule)
+    if index is not None:
+        rules[index] = rule
+        return index
+    if order == 'first':
+        index = 0
+    elif order == 'last':
+        index = len(rules)
+    else:
+        found = [i for i, current in enumerate(rules) if current.name == anchor]
+        if not found:
+            raise ValidationError(param, 'no rule named %r in the chain to put this rule %s' % (anchor, order))
+        index = found[0] + (1 if order == 'after' else 0)
+    rules.insert(index, rule)
+    return index

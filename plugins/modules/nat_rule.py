@@ -1,0 +1,228 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: nat_rule
+short_description: One SNAT, MASQUERADE, DNAT or REDIRECT rule, present or absent
+version_added: 0.1.0
+description:
+  - Manages one NAT rule in the collection's owned chains of the C(nat) table, C(SNF-NAT-POST) (hooked first
+    in C(POSTROUTING), for V(snat) and V(masquerade)) and C(SNF-NAT-PRE) (hooked first in C(PREROUTING), for
+    V(dnat) and V(redirect)). Foreign chains and rules (C(DOCKER*), C(KUBE-*), ...) stay byte-identical.
+  - The change is checked with C(iptables-restore --test) and applied in one C(iptables-restore --noflush)
+    transaction per family. An owned chain left without rules is removed with its hook.
+  - Optionally deletes the conntrack entries the rule's match covers, so that existing flows take the new
+    translation.
+author:
+  - stateful.netfilter contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The same plan is computed; nothing is applied and no conntrack entry is deleted.
+  diff_mode:
+    support: full
+    details: Returns the owned NAT chains and their hooks before and after, in save syntax.
+  platform:
+    platforms: linux
+options:
+  type:
+    description: The translation.
+    type: str
+    choices: [snat, masquerade, dnat, redirect]
+    required: true
+  state:
+    description: Whether the rule is present or absent. A named rule is removed by its name alone.
+    type: str
+    choices: [present, absent]
+    default: present
+  name:
+    description:
+      - Stable identity of the rule, stored in its comment as C(snf:NAME). A rule with the same name and a new
+        spec is replaced in place, keeping its position. Without a name the whole spec is the identity.
+    type: str
+  family:
+    description:
+      - The address family. Inferred from the addresses when omitted; a rule without addresses is V(ipv4)
+        unless V(both) is given.
+    type: str
+    choices: [ipv4, ipv6, both]
+  source:
+    description: Source address or network to match.
+    type: str
+  destination:
+    description: Destination address or network to match.
+    type: str
+  in_interface:
+    description: Input interface to match (V(dnat) and V(redirect) only).
+    type: str
+  out_interface:
+    description: Output interface to match (V(snat) and V(masquerade) only).
+    type: str
+  protocol:
+    description: Protocol to match (V(tcp), V(udp), V(sctp), ... or a number). Required for ports.
+    type: str
+  source_port:
+    description: Source port or range (V(1000-2000)) to match.
+    type: raw
+  destination_port:
+    description: Destination port or range to match.
+    type: raw
+  to_source:
+    description:
+      - The new source for V(snat) (required with it), an address or V(A-B) range with optional
+        V(:port) or V(:port-port); IPv6 with ports as V([addr]:port).
+    type: str
+  to_destination:
+    description:
+      - The new destination for V(dnat) (required with it), an address with optional V(:port) or
+        V(:port-port); IPv6 with ports as V([addr]:port).
+    type: str
+  to_ports:
+    description: Port or range to map to, for V(masquerade) and V(redirect).
+    type: raw
+  random:
+    description: Randomise the port mapping.
+    type: bool
+    default: false
+  random_fully:
+    description: Fully randomise the port mapping (V(snat), V(masquerade)).
+    type: bool
+    default: false
+  persistent:
+    description: Give a client the same address on every connection (V(snat), V(dnat)).
+    type: bool
+    default: false
+  comment:
+    description: A comment, one line; with the name tag it must fit in the kernel's 255 bytes.
+    type: str
+  order:
+    description:
+      - Where a new rule goes in its chain - V(first), V(last), or V(before) / V(after) the rule named
+        O(relative_to). A rule that exists keeps its position.
+    type: str
+    choices: [first, last, before, after]
+    default: last
+  relative_to:
+    description: The name of the rule that O(order=before) or O(order=after) refers to.
+    type: str
+  flush_conntrack:
+    description:
+      - When the rule is added, changed or removed, delete the conntrack entries its match (protocol,
+        addresses, ports; interfaces are not part of a conntrack entry) covers, so that existing flows take
+        the new translation instead of keeping the old one.
+    type: bool
+    default: false
+seealso:
+  - module: stateful.netfilter.ruleset
+'''
+
+EXAMPLES = r'''
+- name: SNAT the LAN to a fixed address and move live flows to it
+  stateful.netfilter.nat_rule:
+    name: lan-out
+    type: snat
+    source: 10.0.0.0/24
+    out_interface: eth0
+    to_source: 203.0.113.5
+    flush_conntrack: true
+
+- name: Port forward 8080 on the uplink to a LAN web server
+  stateful.netfilter.nat_rule:
+    name: web
+    type: dnat
+    in_interface: eth0
+    protocol: tcp
+    destination_port: 8080
+    to_destination: 10.0.0.10:80
+
+- name: Masquerade everything leaving ppp interfaces, both families
+  stateful.netfilter.nat_rule:
+    type: masquerade
+    out_interface: ppp+
+    family: both
+    order: first
+
+- name: Remove the port forward
+  stateful.netfilter.nat_rule:
+    name: web
+    type: dnat
+    state: absent
+'''
+
+RETURN = r'''
+rule:
+  description: The rule in iptables-save syntax (null when a named rule is removed by name).
+  returned: always
+  type: str
+  sample: -A SNF-NAT-POST -s 10.0.0.0/24 -o eth0 -m comment --comment snf:lan-out -j SNAT --to-source 203.0.113.5
+chain:
+  description: The owned chain of the rule.
+  returned: always
+  type: str
+  sample: SNF-NAT-POST
+families:
+  description: The families the rule was applied to.
+  returned: always
+  type: list
+  elements: str
+  sample: [ipv4]
+conntrack_deleted:
+  description: How many conntrack entries were deleted (0 unless O(flush_conntrack) is set and the rule changed).
+  returned: always
+  type: int
+  sample: 12
+backend:
+  description: The iptables back end the host selects.
+  returned: always
+  type: str
+  sample: nft
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_nat_rule
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            type=dict(type='str', choices=['snat', 'masquerade', 'dnat', 'redirect'], required=True),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            name=dict(type='str'),
+            family=dict(type='str', choices=['ipv4', 'ipv6', 'both']),
+            source=dict(type='str'),
+            destination=dict(type='str'),
+            in_interface=dict(type='str'),
+            out_interface=dict(type='str'),
+            protocol=dict(type='str'),
+            source_port=dict(type='raw'),
+            destination_port=dict(type='raw'),
+            to_source=dict(type='str'),
+            to_destination=dict(type='str'),
+            to_ports=dict(type='raw'),
+            random=dict(type='bool', default=False),
+            random_fully=dict(type='bool', default=False),
+            persistent=dict(type='bool', default=False),
+            comment=dict(type='str'),
+            order=dict(type='str', choices=['first', 'last', 'before', 'after'], default='last'),
+            relative_to=dict(type='str'),
+            flush_conntrack=dict(type='bool', default=False),
+        ),
+        required_if=[('order', 'before', ['relative_to']), ('order', 'after', ['relative_to'])],
+        supports_check_mode=True,
+    )
+    run_nat_rule(module)
+
+
+if __name__ == '__main__':
+    main()

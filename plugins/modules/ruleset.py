@@ -1,0 +1,333 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: ruleset
+short_description: Manage the collection's own iptables chains of a table, atomically
+version_added: 0.1.0
+description:
+  - Declares the whole content of the chains this collection owns in one table (V(filter) or V(nat)) and
+    one or both address families - the rules of each owned chain in order, the built-in chain each owned
+    chain hooks into and where, and the policies of the built-in chains.
+  - Owned chains are the chains whose names start with C(SNF-). Each is hooked from at most one built-in
+    chain by a single jump rule without matches. Every other chain and rule (C(DOCKER*), C(KUBE-*), rules an
+    administrator added) is left byte-identical.
+  - Reads the table with C(iptables-save), plans the change, checks it with C(iptables-restore --test) and
+    applies it with one C(iptables-restore --noflush) transaction per table and family, so the kernel takes
+    all of it or none of it. A policy of V(DROP) and the accept rules that come with it land together.
+  - Works with the back end the host's C(iptables) selects (nf_tables or legacy) and warns when the other
+    back end also holds rules.
+author:
+  - stateful.netfilter contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The same plan is computed; nothing is applied. C(changed) is the same as in the real run.
+  diff_mode:
+    support: full
+    details: Returns the owned chains, their hooks and the managed policies before and after, in save syntax.
+  platform:
+    platforms: linux
+options:
+  table:
+    description: The table whose owned chains are managed.
+    type: str
+    choices: [filter, nat]
+    default: filter
+  family:
+    description:
+      - The address families to manage. With V(both), a rule whose addresses or ICMP protocol imply one
+        family goes to that family only; other rules go to both.
+    type: str
+    choices: [ipv4, ipv6, both]
+    default: both
+  state:
+    description:
+      - V(overridden) makes the owned chains of the scope exactly O(chains) and removes the others of the scope.
+      - V(merged) adds the listed chains, adds their rules that are missing and replaces named rules in place;
+        it removes nothing.
+      - V(deleted) removes the listed chains (all owned chains of the scope when O(chains) is empty) and
+        their hooks. Their rules are ignored.
+      - V(gathered) reads the owned chains and the built-in policies back as structured data, changing nothing.
+      - V(rendered) returns the iptables-restore input that would create O(chains) on an empty table,
+        without reading or changing the host.
+    type: str
+    choices: [overridden, merged, deleted, gathered, rendered]
+    default: merged
+  scope:
+    description:
+      - Limits the module to the owned chains named C(SNF-<scope>-*), so that several callers (for example
+        the firewall and nat_gateway roles) each manage their own chains with O(state=overridden) without
+        undoing each other. Without it, every C(SNF-*) chain of the table is in scope.
+      - The scope C(NAT) is used by M(stateful.netfilter.nat_rule).
+    type: str
+  policies:
+    description:
+      - Policies to set on built-in chains, for example C({INPUT: DROP}). Only the chains listed are touched.
+      - The V(nat) table accepts no policy other than V(ACCEPT).
+    type: dict
+  chains:
+    description: The owned chains, in the order their hooks are placed.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Chain name, C(SNF-) followed by letters, digits, C(_) or C(-), up to 28 characters.
+        type: str
+        required: true
+      hook:
+        description:
+          - The built-in chain that jumps to this chain. Without it the chain is only reached by jumps from
+            other owned chains. In V(merged) state an omitted hook keeps the current one.
+        type: str
+      hook_position:
+        description:
+          - V(first) places the jump before every rule the collection does not own, V(last) after them.
+          - Several chains hooked at the same position keep the order of O(chains).
+        type: str
+        choices: [first, last]
+        default: first
+      rules:
+        description: The rules of the chain, in order.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description:
+              - Stable identity of the rule, stored in its comment as C(snf:NAME). In V(merged) state a rule
+                with the same name is replaced in place; an unnamed rule is identified by its whole spec.
+            type: str
+          family:
+            description: Restricts the rule to one family. Usually inferred from addresses and ICMP protocol.
+            type: str
+            choices: [ipv4, ipv6]
+          protocol:
+            description: Protocol name (V(tcp), V(udp), V(icmp), V(icmpv6), ...) or number.
+            type: str
+          source:
+            description: Source address or network (CIDR without host bits).
+            type: str
+          destination:
+            description: Destination address or network (CIDR without host bits).
+            type: str
+          in_interface:
+            description: Input interface; a trailing C(+) matches a prefix.
+            type: str
+          out_interface:
+            description: Output interface; a trailing C(+) matches a prefix.
+            type: str
+          source_port:
+            description: Source port or range (V(1000-2000)). Needs O(chains[].rules[].protocol) tcp, udp or sctp.
+            type: raw
+          destination_port:
+            description: Destination port or range. Needs O(chains[].rules[].protocol) tcp, udp or sctp.
+            type: raw
+          icmp_type:
+            description:
+              - ICMP or ICMPv6 type, by name (V(echo-request), V(neighbour-solicitation)), number or type/code.
+              - Needs O(chains[].rules[].protocol) V(icmp) (IPv4) or V(icmpv6) (IPv6).
+            type: str
+          ctstate:
+            description: Conntrack states to match.
+            type: list
+            elements: str
+            choices: [INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT, DNAT]
+          limit:
+            description: Match at most this rate, for example V(5/min).
+            type: str
+          limit_burst:
+            description: Burst of O(chains[].rules[].limit); the kernel's default is 5.
+            type: int
+          comment:
+            description: A comment, one line. With the name tag it must fit in the kernel's 255 bytes.
+            type: str
+          jump:
+            description:
+              - The target, V(ACCEPT), V(DROP), V(REJECT), V(LOG), V(RETURN) (filter table);
+                V(ACCEPT), V(RETURN), V(LOG), V(SNAT), V(DNAT), V(MASQUERADE), V(REDIRECT) (nat table);
+                or an owned chain.
+            type: str
+            required: true
+          reject_with:
+            description: ICMP answer of V(REJECT); defaults to the port-unreachable of the family.
+            type: str
+          log_prefix:
+            description: Prefix of V(LOG) messages, up to 29 bytes.
+            type: str
+          log_level:
+            description: Syslog level of V(LOG), a number 0-7 or a name such as V(info).
+            type: raw
+          to_source:
+            description: Address, V(A-B) range, optionally with V(:port) or V(:port-port) (IPv6 as V([addr]:port)), for V(SNAT).
+            type: str
+          to_destination:
+            description: Address with optional V(:port) or V(:port-port) (IPv6 as V([addr]:port)), for V(DNAT).
+            type: str
+          to_ports:
+            description: Port or range for V(MASQUERADE) and V(REDIRECT).
+            type: raw
+          random:
+            description: Randomise the source port mapping (V(SNAT), V(DNAT), V(MASQUERADE), V(REDIRECT)).
+            type: bool
+            default: false
+          random_fully:
+            description: Fully randomise the source port mapping (V(SNAT), V(MASQUERADE)).
+            type: bool
+            default: false
+          persistent:
+            description: Give a client the same address on every connection (V(SNAT), V(DNAT)).
+            type: bool
+            default: false
+notes:
+  - An owned chain that ends with a catch-all C(DROP) stops traffic that the chains hooked after it would
+    accept; prefer the policy of the built-in chain for the final verdict.
+  - With O(hook_position=first), a program that later inserts its own rule at the top (kube-proxy does)
+    makes the next run move the hook back in front of it and report a change.
+seealso:
+  - module: stateful.netfilter.nat_rule
+'''
+
+EXAMPLES = r'''
+- name: Stateful INPUT filter, DROP policy and accept rules in one transaction
+  stateful.netfilter.ruleset:
+    table: filter
+    family: both
+    scope: FW
+    state: overridden
+    policies:
+      INPUT: DROP
+    chains:
+      - name: SNF-FW-INPUT
+        hook: INPUT
+        rules:
+          - {name: loopback, in_interface: lo, jump: ACCEPT}
+          - {name: established, ctstate: [ESTABLISHED, RELATED], jump: ACCEPT}
+          - {name: invalid, ctstate: [INVALID], jump: DROP}
+          - {name: ping, protocol: icmp, icmp_type: echo-request, jump: ACCEPT}
+          - {name: ndp, protocol: icmpv6, icmp_type: neighbour-solicitation, jump: ACCEPT}
+          - {name: ssh, protocol: tcp, destination_port: 22, source: 192.0.2.0/24, jump: ACCEPT}
+          - {name: log, limit: 5/min, jump: LOG, log_prefix: 'snf-drop: '}
+
+- name: Masquerade the LAN on the uplink
+  stateful.netfilter.ruleset:
+    table: nat
+    family: ipv4
+    scope: GW
+    state: overridden
+    chains:
+      - name: SNF-GW-POST
+        hook: POSTROUTING
+        rules:
+          - {name: lan, source: 10.0.0.0/24, out_interface: eth0, jump: MASQUERADE}
+
+- name: Read the owned chains back
+  stateful.netfilter.ruleset:
+    table: filter
+    state: gathered
+  register: owned
+
+- name: Remove every chain of the FW scope and its hooks
+  stateful.netfilter.ruleset:
+    table: filter
+    scope: FW
+    state: deleted
+'''
+
+RETURN = r'''
+restore:
+  description: The iptables-restore input applied (or, in check mode, that would be applied), per family; empty when nothing changes.
+  returned: state is overridden, merged or deleted
+  type: dict
+  sample: {ipv4: "*filter\n:SNF-FW-INPUT - [0:0]\n-A SNF-FW-INPUT -i lo -j ACCEPT\n-I INPUT 1 -j SNF-FW-INPUT\nCOMMIT\n"}
+rendered:
+  description: The iptables-restore C(--noflush) input that creates the given chains on an empty table, per family.
+  returned: state is rendered
+  type: dict
+  sample: {ipv4: "*filter\n:SNF-FW-INPUT - [0:0]\n-A SNF-FW-INPUT -i lo -j ACCEPT\n-I INPUT 1 -j SNF-FW-INPUT\nCOMMIT\n"}
+gathered:
+  description: The owned chains in scope and the policies of the built-in chains, per family, in the format of O(chains).
+  returned: state is gathered
+  type: dict
+  sample:
+    ipv4:
+      policies: {INPUT: DROP, FORWARD: DROP, OUTPUT: ACCEPT}
+      chains:
+        - name: SNF-FW-INPUT
+          hook: INPUT
+          hook_position: first
+          rules:
+            - {name: established, ctstate: [RELATED, ESTABLISHED], jump: ACCEPT}
+backend:
+  description: The iptables back end the host selects.
+  returned: unless state is rendered
+  type: str
+  sample: nft
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
+
+
+def main():
+    rule_options = dict(
+        name=dict(type='str'),
+        family=dict(type='str', choices=['ipv4', 'ipv6']),
+        protocol=dict(type='str'),
+        source=dict(type='str'),
+        destination=dict(type='str'),
+        in_interface=dict(type='str'),
+        out_interface=dict(type='str'),
+        source_port=dict(type='raw'),
+        destination_port=dict(type='raw'),
+        icmp_type=dict(type='str'),
+        ctstate=dict(type='list', elements='str',
+                     choices=['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT']),
+        limit=dict(type='str'),
+        limit_burst=dict(type='int'),
+        comment=dict(type='str'),
+        jump=dict(type='str', required=True),
+        reject_with=dict(type='str'),
+        log_prefix=dict(type='str'),
+        log_level=dict(type='raw'),
+        to_source=dict(type='str'),
+        to_destination=dict(type='str'),
+        to_ports=dict(type='raw'),
+        random=dict(type='bool', default=False),
+        random_fully=dict(type='bool', default=False),
+        persistent=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(
+        argument_spec=dict(
+            table=dict(type='str', choices=['filter', 'nat'], default='filter'),
+            family=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
+            state=dict(type='str', choices=['overridden', 'merged', 'deleted', 'gathered', 'rendered'],
+                       default='merged'),
+            scope=dict(type='str'),
+            policies=dict(type='dict'),
+            chains=dict(type='list', elements='dict', default=[], options=dict(
+                name=dict(type='str', required=True),
+                hook=dict(type='str'),
+                hook_position=dict(type='str', choices=['first', 'last'], default='first'),
+                rules=dict(type='list', elements='dict', default=[], options=rule_options),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    run_ruleset(module)
+
+
+if __name__ == '__main__':
+    main()
