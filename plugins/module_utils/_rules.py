@@ -364,6 +364,8 @@ def make_rule(raw, family, table, param=''):
         number = parse_protocol(raw['protocol'], key('protocol'))
         if number == 0:
             raise ValidationError(key('protocol'), 'protocol 0 means any protocol: leave protocol out')
+        if {1: 'ipv4', 58: 'ipv6'}.get(number, family) != family:
+            raise ValidationError(key('protocol'), '%s is not a protocol of %s rules' % (raw['protocol'], family))
         protocol = SPEC_PROTOCOL_NAMES.get(number, str(number))
         spec['protocol'] = protocol
     for name in ('source', 'destination'):
