@@ -1,0 +1,898 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The conntrack table over nfnetlink: filter, list, summarise, delete.
+
+Private to the collection; the engine of conntrack_info and conntrack_flush,
+also called by nat_rule. Standard library only (see _netlink).
+
+Speed comes from decoding lazily: a dump message is indexed (attribute
+offsets only) and a field is decoded when a filter, the summary or a
+returned entry needs it. Filters go to the kernel where it honours them
+and are always checked again in userspace, so a kernel that ignores a
+filter attribute (older than the feature) costs time, never correctness.
+
+What the kernel is asked to filter (all per address family, nfgenmsg):
+- family: every kernel;
+- mark/mask (CTA_MARK, CTA_MARK_MASK): dumps and flushes on every
+  supported kernel;
+- status flags (CTA_STATUS, CTA_STATUS_MASK): kernels with status
+  filtering (Linux 6.0 and later); ignored before;
+- exact addresses, protocol number, and single TCP/UDP ports of either
+  direction (CTA_FILTER with CTA_TUPLE_ORIG / CTA_TUPLE_REPLY): dumps on
+  Linux 5.8 and later; ignored before 5.8; a kernel that refuses the
+  request is asked again without it.
+CIDRs that are not a single host, port ranges, ports of other protocols,
+zones (the kernel parses but does not compare them), TCP states and
+`nat: any` are filtered in userspace only.
+
+Deleting: a kernel that can flush by CTA_FILTER (detected by a harmless
+probe, see _flush_filter_supported) deletes a fully kernel-expressible
+filter in one request. Otherwise every matching entry is deleted by its
+reply tuple, zone and id (see _delete_request), in acknowledged batches.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import ipaddress
+import os
+import socket
+import struct
+
+from ansible_collections.stateful.netfilter.plugins.module_utils import _netlink
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
+    PORT_PROTOCOLS,
+    PROTOCOLS,
+    ValidationError,
+    check_family,
+    parse_mark,
+    parse_network,
+    parse_port_range,
+    parse_protocol,
+    protocol_name,
+)
+
+# nfnetlink message types (subsystem CTNETLINK = 1).
+CT_GET = (1 << 8) | 1
+CT_DELETE = (1 << 8) | 2
+
+# Top-level attributes (enum ctattr_type).
+CTA_TUPLE_ORIG = 1
+CTA_TUPLE_REPLY = 2
+CTA_STATUS = 3
+CTA_PROTOINFO = 4
+CTA_TIMEOUT = 7
+CTA_MARK = 8
+CTA_COUNTERS_ORIG = 9
+CTA_COUNTERS_REPLY = 10
+CTA_ID = 12
+CTA_ZONE = 18
+CTA_MARK_MASK = 21
+CTA_FILTER = 25
+CTA_STATUS_MASK = 26
+# Nested in a tuple.
+CTA_TUPLE_IP = 1
+CTA_TUPLE_PROTO = 2
+CTA_TUPLE_ZONE = 3
+CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST = 1, 2, 3, 4
+CTA_PROTO_NUM = 1
+CTA_PROTO_SRC_PORT = 2
+CTA_PROTO_DST_PORT = 3
+CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE = 4, 5, 6
+CTA_PROTO_ICMPV6_ID, CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMPV6_CODE = 7, 8, 9
+CTA_PROTOINFO_TCP = 1
+CTA_PROTOINFO_TCP_STATE = 1
+CTA_COUNTERS_PACKETS = 1
+CTA_COUNTERS_BYTES = 2
+CTA_FILTER_ORIG_FLAGS = 1
+CTA_FILTER_REPLY_FLAGS = 2
+# CTA_FILTER flags (kernel nf_internals.h).
+FILTER_IP_SRC = 1 << 0
+FILTER_IP_DST = 1 << 1
+FILTER_PROTO_NUM = 1 << 3
+FILTER_SRC_PORT = 1 << 4
+FILTER_DST_PORT = 1 << 5
+
+FAMILIES = {'ipv4': socket.AF_INET, 'ipv6': socket.AF_INET6}
+FAMILY_NAMES = {socket.AF_INET: 'ipv4', socket.AF_INET6: 'ipv6'}
+ADDRESS_SIZE = {socket.AF_INET: 4, socket.AF_INET6: 16}
+
+# enum ip_conntrack_status, bit by bit.
+STATUS_FLAGS = (
+    'EXPECTED', 'SEEN_REPLY', 'ASSURED', 'CONFIRMED', 'SRC_NAT', 'DST_NAT',
+    'SEQ_ADJUST', 'SRC_NAT_DONE', 'DST_NAT_DONE', 'DYING', 'FIXED_TIMEOUT',
+    'TEMPLATE', 'UNTRACKED', 'HELPER', 'OFFLOAD', 'HW_OFFLOAD',
+)
+STATUS_BITS = dict((name, 1 << bit) for bit, name in enumerate(STATUS_FLAGS))
+SRC_NAT = STATUS_BITS['SRC_NAT']
+DST_NAT = STATUS_BITS['DST_NAT']
+NAT_KINDS = {0: 'none', SRC_NAT: 'snat', DST_NAT: 'dnat', SRC_NAT | DST_NAT: 'both'}
+NAT_CHOICES = ('snat', 'dnat', 'any', 'none')
+# enum tcp_conntrack.
+TCP_STATES = (
+    'NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT',
+    'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2',
+)
+TCP = PROTOCOLS['tcp']
+ICMP = PROTOCOLS['icmp']
+ICMPV6 = PROTOCOLS['icmpv6']
+PORT_PROTOCOL_NUMBERS = frozenset(PROTOCOLS[name] for name in PORT_PROTOCOLS)
+# Protocols whose ports the kernel compares in a CTA_FILTER.
+KERNEL_PORT_PROTOCOLS = (TCP, PROTOCOLS['udp'])
+
+DEFAULT_LIMIT = 100
+SAMPLE_SIZE = 10
+TOP_SIZE = 10
+PROC_NETFILTER = '/proc/sys/net/netfilter/'
+
+BE16 = struct.Struct('>H')
+BE32 = struct.Struct('>I')
+BE64 = struct.Struct('>Q')
+HOST32 = struct.Struct('=I')
+
+FILTER_OPTIONS = (
+    'family', 'protocol', 'src', 'dst', 'sport', 'dport', 'reply_src', 'reply_dst',
+    'reply_sport', 'reply_dport', 'state', 'status', 'nat', 'mark', 'zone',
+)
+
+
+class ConntrackError(Exception):
+    """The kernel refused or failed a conntrack operation (message for the user)."""
+
+
+def filter_argument_spec():
+    """The argument spec of the filter options, shared by both modules."""
+    return dict(
+        family=dict(type='str', default='both', choices=['ipv4', 'ipv6', 'both']),
+        protocol=dict(type='str'),
+        src=dict(type='str'),
+        dst=dict(type='str'),
+        sport=dict(type='str'),
+        dport=dict(type='str'),
+        reply_src=dict(type='str'),
+        reply_dst=dict(type='str'),
+        reply_sport=dict(type='str'),
+        reply_dport=dict(type='str'),
+        state=dict(type='list', elements='str'),
+        status=dict(type='list', elements='str'),
+        nat=dict(type='str', choices=list(NAT_CHOICES)),
+        mark=dict(type='str'),
+        zone=dict(type='int'),
+        netns=dict(type='str'),
+    )
+
+
+# ---------------------------------------------------------------- decoding
+#
+# A message is (buf, start, end): the bytes of a dump chunk and the span of
+# one message's attributes. Nothing is decoded until asked for.
+
+_HDR = _netlink.NLA_HDR.pack
+
+
+def _fast_layout(size, src, dst):
+    """(Struct, headers) of a port-protocol tuple as ctnetlink_dump_tuples()
+    has always written it: IP nest (src, dst), proto nest (num, sport, dport).
+    Headers are compared as raw bytes, values read big-endian."""
+    pad = '%ds' % size
+    layout = struct.Struct('>8s' + pad + '4s' + pad + '8sB3x4sH2x4sH2x')
+    headers = (
+        _HDR(4 + 2 * (4 + size), CTA_TUPLE_IP | _netlink.NLA_F_NESTED) + _HDR(4 + size, src),
+        _HDR(4 + size, dst),
+        _HDR(28, CTA_TUPLE_PROTO | _netlink.NLA_F_NESTED) + _HDR(5, CTA_PROTO_NUM),
+        _HDR(6, CTA_PROTO_SRC_PORT),
+        _HDR(6, CTA_PROTO_DST_PORT),
+    )
+    return layout.size, (layout.unpack_from, headers)
+
+
+# Payload length -> fast decoder, for the two layouts that dominate tables.
+_FAST = dict((
+    _fast_layout(4, CTA_IP_V4_SRC, CTA_IP_V4_DST),
+    _fast_layout(16, CTA_IP_V6_SRC, CTA_IP_V6_DST),
+))
+
+
+def _find(buf, pos, end, kind):
+    """The payload span of the first attribute of type kind, or None."""
+    unpack = _netlink.NLA_HDR.unpack_from
+    while pos + 4 <= end:
+        length, found = unpack(buf, pos)
+        if length < 4:
+            return None
+        if found & _netlink.NLA_TYPE_MASK == kind:
+            return pos + 4, pos + length
+        pos += (length + 3) & ~3
+    return None
+
+
+def _tuple(buf, span):
+    """Decode a tuple attribute into (proto, src, dst, a, b, c, zone).
+
+    src/dst are packed addresses. For port protocols a, b are the source
+    and destination ports; for ICMP a, b, c are type, code and id. Fields
+    the kernel did not send are None (a, b, c), b'' (addresses) or 0 (zone).
+    """
+    pos, end = span
+    fast = _FAST.get(end - pos)
+    if fast is not None:
+        values = fast[0](buf, pos)
+        if values[::2] == fast[1]:
+            return values[5], values[1], values[3], values[7], values[9], None, 0
+    return _tuple_slow(buf, pos, end)
+
+
+def _tuple_slow(buf, pos, end):
+    """_tuple() for any layout: walks every attribute."""
+    unpack = _netlink.NLA_HDR.unpack_from
+    proto = a = b = c = None
+    src = dst = b''
+    zone = 0
+    while pos + 4 <= end:
+        length, kind = unpack(buf, pos)
+        if length < 4:
+            break
+        kind &= _netlink.NLA_TYPE_MASK
+        stop = pos + length
+        if kind == CTA_TUPLE_IP:
+            inner = pos + 4
+            while inner + 4 <= stop:
+                ilen, ikind = unpack(buf, inner)
+                if ilen < 4:
+                    break
+                if ikind in (CTA_IP_V4_SRC, CTA_IP_V6_SRC):
+                    src = buf[inner + 4:inner + ilen]
+                elif ikind in (CTA_IP_V4_DST, CTA_IP_V6_DST):
+                    dst = buf[inner + 4:inner + ilen]
+                inner += (ilen + 3) & ~3
+        elif kind == CTA_TUPLE_PROTO:
+            inner = pos + 4
+            while inner + 4 <= stop:
+                ilen, ikind = unpack(buf, inner)
+                if ilen < 4:
+                    break
+                value = inner + 4
+                if ikind == CTA_PROTO_NUM:
+                    proto = buf[value]
+                elif ikind == CTA_PROTO_SRC_PORT:
+                    a = BE16.unpack_from(buf, value)[0]
+                elif ikind == CTA_PROTO_DST_PORT:
+                    b = BE16.unpack_from(buf, value)[0]
+                elif ikind in (CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMPV6_TYPE):
+                    a = buf[value]
+                elif ikind in (CTA_PROTO_ICMP_CODE, CTA_PROTO_ICMPV6_CODE):
+                    b = buf[value]
+                elif ikind in (CTA_PROTO_ICMP_ID, CTA_PROTO_ICMPV6_ID):
+                    c = BE16.unpack_from(buf, value)[0]
+                inner += (ilen + 3) & ~3
+        elif kind == CTA_TUPLE_ZONE:
+            zone = BE16.unpack_from(buf, pos + 4)[0]
+        pos += (length + 3) & ~3
+    return proto, src, dst, a, b, c, zone
+
+
+def _orig(buf, start, end):
+    """The original tuple, decoded (ctnetlink sends it first)."""
+    length, kind = _netlink.NLA_HDR.unpack_from(buf, start)
+    if kind & _netlink.NLA_TYPE_MASK == CTA_TUPLE_ORIG:
+        return _tuple(buf, (start + 4, start + length))
+    return _tuple(buf, _find(buf, start, end, CTA_TUPLE_ORIG))
+
+
+def _reply(buf, start, end):
+    return _tuple(buf, _find(buf, start, end, CTA_TUPLE_REPLY))
+
+
+def _u32(buf, start, end, kind):
+    span = _find(buf, start, end, kind)
+    return BE32.unpack_from(buf, span[0])[0] if span else 0
+
+
+def _tcp_state(buf, start, end):
+    span = _find(buf, start, end, CTA_PROTOINFO)
+    if span:
+        span = _find(buf, span[0], span[1], CTA_PROTOINFO_TCP)
+    if span:
+        span = _find(buf, span[0], span[1], CTA_PROTOINFO_TCP_STATE)
+    return buf[span[0]] if span else None
+
+
+def _zone(buf, start, end, orig):
+    """CTA_ZONE, or the zone of the original direction for directional zones."""
+    span = _find(buf, start, end, CTA_ZONE)
+    return BE16.unpack_from(buf, span[0])[0] if span else orig[6]
+
+
+def _counters(buf, span):
+    found = _netlink.attributes(buf, *span)
+    return dict(
+        packets=BE64.unpack_from(buf, found[CTA_COUNTERS_PACKETS][0])[0],
+        bytes=BE64.unpack_from(buf, found[CTA_COUNTERS_BYTES][0])[0],
+    )
+
+
+def _tuple_dict(family, values):
+    proto, src, dst, a, b, c, dummy = values
+    result = dict(src=socket.inet_ntop(family, src), dst=socket.inet_ntop(family, dst))
+    if proto in (ICMP, ICMPV6):
+        result.update(type=a, code=b, id=c)
+    elif a is not None:
+        result.update(sport=a, dport=b)
+    return result
+
+
+def status_names(status):
+    return [name for bit, name in enumerate(STATUS_FLAGS) if status & (1 << bit)]
+
+
+def _state_name(state):
+    if state is None:
+        return None
+    return TCP_STATES[state] if state < len(TCP_STATES) else str(state)
+
+
+def decode_entry(buf, start, end, family):
+    """The full dict of one entry, as conntrack_info returns it."""
+    attrs = _netlink.attributes(buf, start, end)
+
+    def u32(kind):
+        return BE32.unpack_from(buf, attrs[kind][0])[0] if kind in attrs else 0
+
+    orig = _tuple(buf, attrs[CTA_TUPLE_ORIG])
+    status = u32(CTA_STATUS)
+    entry = dict(
+        family=FAMILY_NAMES[family],
+        protocol=protocol_name(orig[0]),
+        state=_state_name(_tcp_state(buf, start, end)) if orig[0] == TCP else None,
+        timeout=u32(CTA_TIMEOUT),
+        status=status_names(status),
+        nat=NAT_KINDS[status & (SRC_NAT | DST_NAT)],
+        mark=u32(CTA_MARK),
+        zone=BE16.unpack_from(buf, attrs[CTA_ZONE][0])[0] if CTA_ZONE in attrs else orig[6],
+        id=u32(CTA_ID),
+        orig=_tuple_dict(family, orig),
+        reply=_tuple_dict(family, _tuple(buf, attrs[CTA_TUPLE_REPLY])),
+    )
+    if CTA_COUNTERS_ORIG in attrs and CTA_COUNTERS_REPLY in attrs:
+        entry['counters'] = dict(
+            orig=_counters(buf, attrs[CTA_COUNTERS_ORIG]),
+            reply=_counters(buf, attrs[CTA_COUNTERS_REPLY]),
+        )
+    return entry
+
+
+# ---------------------------------------------------------------- filters
+
+class _Address:
+    """An address or network to compare with packed addresses."""
+
+    def __init__(self, network):
+        self.network = network
+        self.host = network.network_address.packed if network.prefixlen == network.max_prefixlen else None
+        self.value = int(network.network_address)
+        self.mask = int(network.netmask)
+
+    def matches(self, packed):
+        if self.host is not None:
+            return packed == self.host
+        return int.from_bytes(packed, 'big') & self.mask == self.value
+
+
+class _TupleFilter:
+    """Conditions on one direction: address or CIDR, port or range."""
+
+    def __init__(self, src=None, dst=None, sport=None, dport=None):
+        self.src = src
+        self.dst = dst
+        self.sport = sport
+        self.dport = dport
+
+    def __bool__(self):
+        return not (self.src is None and self.dst is None and self.sport is None and self.dport is None)
+
+    __nonzero__ = __bool__
+
+    def matches(self, values):
+        proto, src, dst, sport, dport = values[:5]
+        if self.src is not None and not self.src.matches(src):
+            return False
+        if self.dst is not None and not self.dst.matches(dst):
+            return False
+        if self.sport is not None or self.dport is not None:
+            if proto not in PORT_PROTOCOL_NUMBERS:
+                return False
+            if self.sport is not None and not self.sport[0] <= sport <= self.sport[1]:
+                return False
+            if self.dport is not None and not self.dport[0] <= dport <= self.dport[1]:
+                return False
+        return True
+
+    def kernel(self, proto, family):
+        """(CTA_FILTER flags, nested tuple payload, exact) for the kernel."""
+        flags = 0
+        ip = b''
+        for attr, kind, flag in ((self.src, CTA_IP_V4_SRC, FILTER_IP_SRC), (self.dst, CTA_IP_V4_DST, FILTER_IP_DST)):
+            if attr is not None and attr.host is not None:
+                flags |= flag
+                ip += _netlink.nla(kind + (2 if family == socket.AF_INET6 else 0), attr.host)
+        l4 = b''
+        if proto is not None:
+            flags |= FILTER_PROTO_NUM
+            l4 = _netlink.nla(CTA_PROTO_NUM, struct.pack('B', proto))
+            for port, kind, flag in ((self.sport, CTA_PROTO_SRC_PORT, FILTER_SRC_PORT),
+                                     (self.dport, CTA_PROTO_DST_PORT, FILTER_DST_PORT)):
+                if port is not None and port[0] == port[1] and proto in KERNEL_PORT_PROTOCOLS:
+                    flags |= flag
+                    l4 += _netlink.nla(kind, BE16.pack(port[0]))
+        payload = b''
+        if ip:
+            payload += _netlink.nla_nested(CTA_TUPLE_IP, ip)
+        if l4:
+            payload += _netlink.nla_nested(CTA_TUPLE_PROTO, l4)
+        exact = (
+            (self.src is None or self.src.host is not None)
+            and (self.dst is None or self.dst.host is not None)
+            and all(port is None or (port[0] == port[1] and proto in KERNEL_PORT_PROTOCOLS)
+                    for port in (self.sport, self.dport)))
+        return flags, payload, exact
+
+
+class Filter:
+    """Parsed conntrack filter options; see build_filter()."""
+
+    def __init__(self):
+        self.families = (socket.AF_INET, socket.AF_INET6)
+        self.protocol = None
+        self.orig = _TupleFilter()
+        self.reply = _TupleFilter()
+        self.states = None
+        self.status = None
+        self.nat_any = False
+        self.mark = None
+        self.zone = None
+
+    @property
+    def narrows(self):
+        """True when something besides the family limits the entries."""
+        return bool(
+            self.protocol is not None or self.orig or self.reply or self.states is not None
+            or self.status is not None or self.nat_any or self.mark is not None or self.zone is not None)
+
+    @property
+    def mutable(self):
+        """True when a condition is on a field an entry can change (mark, status, state)."""
+        return self.states is not None or self.status is not None or self.nat_any or self.mark is not None
+
+    def matches(self, buf, start, end):
+        """The whole filter, checked in userspace on one message."""
+        if self.status is not None:
+            if _u32(buf, start, end, CTA_STATUS) & self.status[1] != self.status[0]:
+                return False
+        if self.nat_any and not _u32(buf, start, end, CTA_STATUS) & (SRC_NAT | DST_NAT):
+            return False
+        if self.mark is not None and _u32(buf, start, end, CTA_MARK) & self.mark[1] != self.mark[0]:
+            return False
+        if self.protocol is not None or self.orig or self.zone is not None:
+            orig = _orig(buf, start, end)
+            if self.protocol is not None and orig[0] != self.protocol:
+                return False
+            if self.zone is not None and _zone(buf, start, end, orig) != self.zone:
+                return False
+            if not self.orig.matches(orig):
+                return False
+        if self.reply and not self.reply.matches(_reply(buf, start, end)):
+            return False
+        if self.states is not None and _tcp_state(buf, start, end) not in self.states:
+            return False
+        return True
+
+    def kernel_request(self, family):
+        """(attributes, exact) asking the kernel to filter one family.
+
+        exact is True when the kernel, if it honours every attribute,
+        selects precisely the entries matches() accepts.
+        """
+        attrs = b''
+        exact = self.states is None and not self.nat_any and self.zone is None
+        if self.mark is not None:
+            attrs += _netlink.nla(CTA_MARK, BE32.pack(self.mark[0]))
+            attrs += _netlink.nla(CTA_MARK_MASK, BE32.pack(self.mark[1]))
+        if self.status is not None:
+            attrs += _netlink.nla(CTA_STATUS, BE32.pack(self.status[0]))
+            attrs += _netlink.nla(CTA_STATUS_MASK, BE32.pack(self.status[1]))
+        filter_attrs = b''
+        for direction, tuple_type, flags_type in ((self.orig, CTA_TUPLE_ORIG, CTA_FILTER_ORIG_FLAGS),
+                                                  (self.reply, CTA_TUPLE_REPLY, CTA_FILTER_REPLY_FLAGS)):
+            flags, payload, tuple_exact = direction.kernel(self.protocol, family)
+            exact = exact and tuple_exact
+            if flags:
+                attrs += _netlink.nla_nested(tuple_type, payload)
+                filter_attrs += _netlink.nla(flags_type, HOST32.pack(flags))
+        if filter_attrs:
+            attrs += _netlink.nla_nested(CTA_FILTER, filter_attrs)
+        return attrs, exact
+
+
+def _choices(values, allowed, param):
+    result = set()
+    for value in values:
+        name = str(value).strip().upper()
+        if name not in allowed:
+            raise ValidationError(param, 'unknown value %r (one of %s)' % (value, ', '.join(allowed)))
+        result.add(name)
+    return result
+
+
+def build_filter(params):
+    """Parse the filter options (missing or None: no filter) into a Filter.
+
+    Raises ValidationError naming the offending option. Options: family
+    (ipv4, ipv6, both), protocol, src, dst, sport, dport, reply_src,
+    reply_dst, reply_sport, reply_dport, state (TCP states), status (flags
+    that must all be set), nat (snat, dnat, any, none), mark (value or
+    value/mask), zone.
+    """
+    def given(name):
+        return params.get(name) is not None
+
+    flt = Filter()
+    family = params.get('family') or 'both'
+    if family not in ('ipv4', 'ipv6', 'both'):
+        raise ValidationError('family', 'must be one of ipv4, ipv6, both, got %r' % (family,))
+    wanted = None if family == 'both' else family
+    if given('protocol'):
+        flt.protocol = parse_protocol(params['protocol'], 'protocol')
+    for direction, prefix in ((flt.orig, ''), (flt.reply, 'reply_')):
+        for field in ('src', 'dst'):
+            name = prefix + field
+            if given(name):
+                network = parse_network(params[name], name, wanted)
+                check_family(network, wanted, name)
+                wanted = 'ipv4' if network.version == 4 else 'ipv6'
+                setattr(direction, field, _Address(network))
+        for field in ('sport', 'dport'):
+            name = prefix + field
+            if given(name):
+                if flt.protocol is not None and flt.protocol not in PORT_PROTOCOL_NUMBERS:
+                    raise ValidationError(name, 'protocol %s has no ports (ports need one of %s)'
+                                          % (protocol_name(flt.protocol), ', '.join(PORT_PROTOCOLS)))
+                setattr(direction, field, parse_port_range(params[name], name))
+    if wanted is not None:
+        flt.families = (FAMILIES[wanted],)
+    if given('state'):
+        if flt.protocol not in (None, TCP):
+            raise ValidationError('state', 'TCP states need protocol tcp, not %s' % protocol_name(flt.protocol))
+        flt.protocol = TCP
+        flt.states = frozenset(TCP_STATES.index(name) for name in _choices(params['state'], TCP_STATES, 'state'))
+    value = mask = 0
+    if given('status'):
+        for name in _choices(params['status'], STATUS_FLAGS, 'status'):
+            value |= STATUS_BITS[name]
+        mask = value
+    nat = params.get('nat')
+    if nat is not None:
+        if nat not in NAT_CHOICES:
+            raise ValidationError('nat', 'must be one of %s, got %r' % (', '.join(NAT_CHOICES), nat))
+        if nat == 'any':
+            flt.nat_any = True
+        else:
+            bit = dict(snat=SRC_NAT, dnat=DST_NAT, none=SRC_NAT | DST_NAT)[nat]
+            mask |= bit
+            if nat != 'none':
+                value |= bit
+            elif value & bit:
+                raise ValidationError('nat', 'none contradicts status %s' % ', '.join(status_names(value & bit)))
+    if mask:
+        flt.status = (value, mask)
+    if given('mark'):
+        mark = parse_mark(params['mark'], 'mark')
+        if mark[0] & ~mark[1]:
+            raise ValidationError('mark', 'value 0x%x has bits outside mask 0x%x: nothing could match' % mark)
+        flt.mark = mark
+    if given('zone'):
+        zone = params['zone']
+        if isinstance(zone, bool) or not isinstance(zone, int) or not 0 <= zone <= 65535:
+            raise ValidationError('zone', 'must be an integer 0-65535, got %r' % (zone,))
+        flt.zone = zone
+    return flt
+
+
+# ---------------------------------------------------------------- kernel access
+
+def _read_proc(name):
+    try:
+        with open(PROC_NETFILTER + name) as handle:
+            return int(handle.read())
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def _kernel_error(exc, what):
+    code = exc.errno
+    if code == errno.EPERM:
+        return ConntrackError('%s: permission denied: needs root or CAP_NET_ADMIN' % what)
+    if code in (errno.EPROTONOSUPPORT, errno.EOPNOTSUPP, errno.ENOENT, errno.EAFNOSUPPORT):
+        return ConntrackError('%s: the kernel has no conntrack netlink support (nf_conntrack_netlink): %s'
+                              % (what, exc.strerror or exc))
+    return ConntrackError('%s: %s' % (what, exc.strerror or exc))
+
+
+def _open(what):
+    try:
+        return _netlink.NetlinkSocket()
+    except OSError as exc:
+        raise _kernel_error(exc, what)
+
+
+def _dump(sock, flt, family, what, kernel=True):
+    """Yield (chunk, start, end) of the entries of one family that match flt."""
+    request = flt.kernel_request(family)[0] if kernel else b''
+    try:
+        messages = sock.dump(CT_GET, family, request)
+        first = next(messages, None)
+    except OSError as exc:
+        if request and exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            # A kernel that knows CTA_FILTER but refuses this one (5.8 had
+            # a broken flag check): filter in userspace only.
+            for item in _dump(sock, flt, family, what, kernel=False):
+                yield item
+            return
+        raise _kernel_error(exc, what)
+    if first is None:
+        return
+    matches = flt.matches if flt.narrows else None
+    try:
+        if matches is None or matches(*first):
+            yield first
+        for chunk, start, end in messages:
+            if matches is None or matches(chunk, start, end):
+                yield chunk, start, end
+    except OSError as exc:
+        raise _kernel_error(exc, what)
+
+
+class _Summary:
+    """Counts by family, protocol, TCP state and NAT kind; top destinations."""
+
+    def __init__(self):
+        self.kinds = {}
+        self.destinations = {}
+        self.ports = {}
+
+    def add(self, buf, start, end, family):
+        orig = _orig(buf, start, end)
+        proto = orig[0]
+        state = _tcp_state(buf, start, end) if proto == TCP else None
+        key = (family, proto, state, _u32(buf, start, end, CTA_STATUS) & (SRC_NAT | DST_NAT))
+        kinds = self.kinds
+        kinds[key] = kinds.get(key, 0) + 1
+        dst = (family, orig[2])
+        self.destinations[dst] = self.destinations.get(dst, 0) + 1
+        if proto in PORT_PROTOCOL_NUMBERS:
+            port = (proto, orig[4])
+            self.ports[port] = self.ports.get(port, 0) + 1
+
+    def result(self):
+        by = dict(families={}, protocols={}, tcp_states={}, nat={})
+        for (family, proto, state, nat), count in self.kinds.items():
+            for table, name in ((by['families'], FAMILY_NAMES[family]), (by['protocols'], protocol_name(proto)),
+                                (by['nat'], NAT_KINDS[nat])):
+                table[name] = table.get(name, 0) + count
+            if state is not None:
+                name = _state_name(state)
+                by['tcp_states'][name] = by['tcp_states'].get(name, 0) + count
+        by['top_destinations'] = [
+            dict(address=socket.inet_ntop(family, packed), count=count)
+            for (family, packed), count in _top(self.destinations)]
+        by['top_ports'] = [
+            dict(protocol=protocol_name(proto), port=port, count=count)
+            for (proto, port), count in _top(self.ports)]
+        return by
+
+
+def _top(counts):
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_SIZE]
+
+
+def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False):
+    """Read the table: dict(entries, count, total, max, truncated, summary).
+
+    count and summary cover every matching entry; entries holds at most
+    `limit` of them (0: no cap; none with summary_only). total and max are
+    nf_conntrack_count and nf_conntrack_max as the namespace sees them.
+    """
+    entries = []
+    count = 0
+    summary = _Summary()
+    cap = 0 if summary_only else (limit or None)
+    with _netlink.network_namespace(netns):
+        with _open('conntrack_info') as sock:
+            for family in flt.families:
+                for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
+                    count += 1
+                    summary.add(chunk, start, end, family)
+                    if cap is None or len(entries) < cap:
+                        entries.append(decode_entry(chunk, start, end, family))
+        total = _read_proc('nf_conntrack_count')
+        maximum = _read_proc('nf_conntrack_max')
+    return dict(entries=entries, count=count, total=total, max=maximum,
+                truncated=len(entries) < count, summary=summary.result())
+
+
+# ---------------------------------------------------------------- deleting
+
+def control_connection(environ):
+    """The protect tuple of the SSH session in environ, or [] without one.
+
+    SSH_CONNECTION is 'client_ip client_port server_ip server_port' as sshd
+    sets it. The result is a list of (client, client_port, server,
+    server_port) tuples, the form flush_entries() takes as `protect`.
+    """
+    fields = (environ.get('SSH_CONNECTION') or '').split()
+    if len(fields) != 4:
+        return []
+    return [(fields[0], fields[1], fields[2], fields[3])]
+
+
+def _packed(address):
+    addr = ipaddress.ip_address(str(address).split('%')[0])
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.packed
+
+
+def _protect_keys(protect):
+    """{(client, cport, server, sport)} with packed addresses and int ports."""
+    keys = set()
+    for client, cport, server, sport in protect or ():
+        try:
+            keys.add((_packed(client), int(cport), _packed(server), int(sport)))
+        except ValueError:
+            raise ValidationError('protect', '%r is not (client, port, server, port)'
+                                  % ((client, cport, server, sport),))
+    return keys
+
+
+def _is_protected(buf, start, end, keys):
+    """A TCP entry of a protected connection, seen from either direction.
+
+    The original tuple is client -> server; or, when the server side was
+    NATed (e.g. DNAT to this host), the reply tuple is server -> client.
+    """
+    orig = _orig(buf, start, end)
+    if orig[0] != TCP:
+        return False
+    if (orig[1], orig[3], orig[2], orig[4]) in keys:
+        return True
+    reply = _reply(buf, start, end)
+    return (reply[2], reply[4], reply[1], reply[3]) in keys
+
+
+def _raw_attr(buf, span):
+    """The complete attribute (header included) whose payload is span."""
+    return bytes(buf[span[0] - 4:span[1] + (-span[1] % 4)])
+
+
+def _delete_request(buf, start, end, family):
+    """An IPCTNL_MSG_CT_DELETE request for exactly this entry.
+
+    The entry is named by its reply tuple (with its CTA_TUPLE_ZONE if the
+    zone is directional), its CTA_ZONE, and CTA_ID, copied byte for byte
+    from the dump. The reply tuple carries the NAT mapping: an entry
+    recreated under the same original tuple but NATed elsewhere (a new
+    backend) is a different reply tuple and is not found. The kernel also
+    compares CTA_ID; ids are 32-bit hashes, so a recreated entry with the
+    same reply tuple *and* a colliding id (about 1 in 4 billion) would be
+    deleted: that is the residual risk.
+    """
+    attrs = _netlink.attributes(buf, start, end)
+    request = _raw_attr(buf, attrs[CTA_TUPLE_REPLY])
+    for kind in (CTA_ZONE, CTA_ID):
+        if kind in attrs:
+            request += _raw_attr(buf, attrs[kind])
+    return (CT_DELETE, family, 0, request)
+
+
+def _flush_filter_supported(sock):
+    """Can this kernel delete by CTA_FILTER (flush with a filter)?
+
+    The probe is a DELETE carrying CTA_FILTER (protocol 255), a mark that
+    can never match (mark & 0 == 1), and an original tuple without
+    addresses. A kernel that flushes by CTA_FILTER matches nothing and
+    answers 0. Any other kernel takes the tuple for a single-entry delete
+    and rejects it (EINVAL: no addresses), so the probe deletes nothing
+    anywhere.
+    """
+    attrs = (_netlink.nla_nested(CTA_TUPLE_ORIG, _netlink.nla_nested(
+        CTA_TUPLE_PROTO, _netlink.nla(CTA_PROTO_NUM, b'\xff')))
+        + _netlink.nla(CTA_MARK, BE32.pack(1)) + _netlink.nla(CTA_MARK_MASK, BE32.pack(0))
+        + _netlink.nla_nested(CTA_FILTER, _netlink.nla(CTA_FILTER_ORIG_FLAGS, HOST32.pack(FILTER_PROTO_NUM))))
+    return sock.transact([(CT_DELETE, socket.AF_INET, 1, attrs)]) == [0]
+
+
+def _kernel_flush_request(flt, family):
+    """A filtered flush of one family, or None when the kernel cannot express flt."""
+    attrs, exact = flt.kernel_request(family)
+    if not exact:
+        return None
+    if CTA_FILTER not in _netlink.attributes(attrs, 0, len(attrs)):
+        # Always send CTA_FILTER: it makes the kernel honour the family.
+        attrs += _netlink.nla_nested(CTA_FILTER, _netlink.nla(CTA_FILTER_ORIG_FLAGS, HOST32.pack(0)))
+    return (CT_DELETE, family, 1, attrs)
+
+
+def _delete(sock, requests, what):
+    """Send delete requests; count successes (ENOENT: already gone, no error)."""
+    try:
+        results = sock.transact(requests)
+    except OSError as exc:
+        raise _kernel_error(exc, what)
+    for code in results:
+        if code not in (0, errno.ENOENT):
+            raise _kernel_error(OSError(code, os.strerror(code)), what)
+    return results.count(0)
+
+
+def _plan(sock, flt, keys, collect, what):
+    """Dump the matches: (count, sample, protected entries, delete requests)."""
+    count = 0
+    sample = []
+    protected = []
+    requests = []
+    for family in flt.families:
+        for chunk, start, end in _dump(sock, flt, family, what):
+            if keys and _is_protected(chunk, start, end, keys):
+                protected.append(decode_entry(chunk, start, end, family))
+                continue
+            count += 1
+            if len(sample) < SAMPLE_SIZE:
+                sample.append(decode_entry(chunk, start, end, family))
+            if collect:
+                requests.append(_delete_request(chunk, start, end, family))
+    return count, sample, protected, requests
+
+
+def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=None):
+    """Delete the entries matching flt: dict(deleted, matched, sample, protected).
+
+    protect: iterable of (client, client_port, server, server_port) TCP
+    connections whose entries are kept, in either direction (see
+    control_connection()). matched counts every matching entry, protected
+    ones included; deleted counts the entries deleted (in check mode: that
+    would be deleted); sample holds up to SAMPLE_SIZE of them; protected
+    lists the kept entries. With max_entries, more candidates than that
+    raise ConntrackError and nothing is deleted.
+
+    On a kernel that flushes by CTA_FILTER and a filter it can express,
+    one request per family deletes in the kernel and deleted is the
+    number of candidates counted just before. Otherwise each candidate is
+    deleted by reply tuple, zone and id (_delete_request); entries that
+    vanished meanwhile are not counted.
+    """
+    what = 'conntrack_flush'
+    keys = _protect_keys(protect)
+    with _netlink.network_namespace(netns):
+        with _open(what) as sock:
+            kernel = None
+            if not check_mode and not (keys and flt.mutable):
+                requests = [_kernel_flush_request(flt, family) for family in flt.families]
+                if all(requests) and _flush_filter_supported(sock):
+                    kernel = requests
+            count, sample, protected, requests = _plan(
+                sock, flt, keys, not check_mode and kernel is None, what)
+            if max_entries is not None and count > max_entries:
+                raise ConntrackError('max_entries: %d entries match, more than max_entries=%d; nothing deleted'
+                                     % (count, max_entries))
+            deleted = count
+            if count and not check_mode:
+                if kernel is not None and not protected:
+                    _delete(sock, kernel, what)
+                else:
+                    if kernel is not None:
+                        requests = _plan(sock, flt, keys, True, what)[3]
+                    deleted = _delete(sock, requests, what)
+    return dict(deleted=deleted, matched=count + len(protected), sample=sample, protected=protected)

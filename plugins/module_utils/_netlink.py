@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A small netlink transport on the standard library only.
+
+Private to the collection. It knows netlink framing (message headers,
+attributes, dumps, acknowledgements) and network namespaces; it knows
+nothing about conntrack. Python 3.8+, no third-party package: the modules
+that use it run on every managed host as they are.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import ctypes
+import errno
+import os
+import socket
+import struct
+
+NETLINK_NETFILTER = 12
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+SO_RCVBUFFORCE = 33
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+NLA_F_NESTED = 0x8000
+NLA_TYPE_MASK = 0x3FFF
+
+NLMSGHDR = struct.Struct('=IHHII')
+NLA_HDR = struct.Struct('=HH')
+NLMSGERR = struct.Struct('=i')
+NFGENMSG = struct.Struct('=BBH')
+
+# A dump arrives in chunks of at most 32 KiB; a bigger buffer costs nothing.
+RECV_SIZE = 65536
+# Asked for; the kernel doubles it and root may exceed rmem_max (FORCE).
+RCVBUF = 8 * 1024 * 1024
+# What one queued acknowledgement costs in the receive buffer (skb truesize,
+# rounded up), used to size batches so that no acknowledgement is dropped.
+ACK_COST = 1024
+BATCH_MAX = 1024
+
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = '/run/netns'
+
+
+class NetlinkError(OSError):
+    """The kernel answered a request with an error (errno set)."""
+
+
+def nla(attr_type, payload):
+    """One attribute: header, payload, padding to 4 bytes."""
+    length = NLA_HDR.size + len(payload)
+    return NLA_HDR.pack(length, attr_type) + payload + b'\0' * (-length % 4)
+
+
+def nla_nested(attr_type, *children):
+    return nla(attr_type | NLA_F_NESTED, b''.join(children))
+
+
+def attributes(buf, start, end):
+    """{type: (payload start, payload end)} of the attributes in buf[start:end].
+
+    Only offsets are computed: payloads are decoded by whoever needs them.
+    """
+    found = {}
+    unpack = NLA_HDR.unpack_from
+    while start + 4 <= end:
+        length, attr_type = unpack(buf, start)
+        if length < 4:
+            break
+        found[attr_type & NLA_TYPE_MASK] = (start + 4, start + length)
+        start += (length + 3) & ~3
+    return found
+
+
+def nfmessage(msg_type, flags, seq, family, version, attrs):
+    """A complete nfnetlink message: nlmsghdr + nfgenmsg + attributes."""
+    body = NFGENMSG.pack(family, version, 0) + attrs
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, flags, seq, 0) + body
+
+
+class NetlinkSocket:
+    """A NETLINK_NETFILTER socket with dump and batched-request helpers.
+
+    Use as a context manager. The socket belongs to the network namespace
+    the thread is in when it is created, whatever happens afterwards.
+    """
+
+    def __init__(self, protocol=NETLINK_NETFILTER):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        # Error replies carry only the header of the failed request, so a
+        # batch of failures cannot fill the buffer with echoed requests.
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.sock.bind((0, 0))
+        rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.batch = max(1, min(BATCH_MAX, rcvbuf // (2 * ACK_COST)))
+        self.seq = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.sock.close()
+
+    def _next_seq(self):
+        self.seq += 1
+        return self.seq
+
+    def _recv(self):
+        data, dummy, flags, dummy = self.sock.recvmsg(RECV_SIZE)
+        if flags & socket.MSG_TRUNC:
+            raise NetlinkError(errno.EMSGSIZE, 'netlink message truncated')
+        return data
+
+    def dump(self, msg_type, family, attrs=b'', version=0):
+        """Yield (chunk, start, end) for each message of a dump.
+
+        start/end delimit the attributes (after nlmsghdr and nfgenmsg); the
+        family of the message is chunk[start - 4]. Raises NetlinkError when
+        the kernel refuses the request.
+        """
+        seq = self._next_seq()
+        self.sock.send(nfmessage(msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, family, version, attrs))
+        unpack = NLMSGHDR.unpack_from
+        hdr = NLMSGHDR.size + NFGENMSG.size
+        while True:
+            chunk = self._recv()
+            offset = 0
+            size = len(chunk)
+            while offset + NLMSGHDR.size <= size:
+                length, kind, dummy, msg_seq, dummy = unpack(chunk, offset)
+                if length < NLMSGHDR.size:
+                    raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
+                if msg_seq == seq:
+                    if kind in (NLMSG_DONE, NLMSG_ERROR):
+                        code = 0
+                        if length >= NLMSGHDR.size + NLMSGERR.size:
+                            code = NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
+                        if code:
+                            raise NetlinkError(-code, os.strerror(-code))
+                        return
+                    yield chunk, offset + hdr, offset + length
+                offset += (length + 3) & ~3
+
+    def transact(self, messages):
+        """Send (msg_type, family, version, attrs) requests with NLM_F_ACK, in batches.
+
+        Returns one errno per request (0 for success), in order. Every
+        acknowledgement is read before the next batch is sent, and batches
+        are sized to the receive buffer, so no error reply can be dropped;
+        a reply that is missing anyway raises NetlinkError.
+        """
+        results = []
+        batch = []
+        for request in messages:
+            batch.append(request)
+            if len(batch) == self.batch:
+                results.extend(self._send_batch(batch))
+                batch = []
+        if batch:
+            results.extend(self._send_batch(batch))
+        return results
+
+    def _send_batch(self, batch):
+        first = self.seq + 1
+        data = b''.join(
+            nfmessage(msg_type, NLM_F_REQUEST | NLM_F_ACK, self._next_seq(), family, version, attrs)
+            for msg_type, family, version, attrs in batch)
+        self.sock.sendall(data)
+        pending = dict((first + i, None) for i in range(len(batch)))
+        unpack = NLMSGHDR.unpack_from
+        todo = len(batch)
+        while todo:
+            try:
+                chunk = self._recv()
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    raise NetlinkError(errno.ENOBUFS, 'netlink acknowledgements were lost (receive buffer overrun)')
+                raise
+            offset = 0
+            while offset + NLMSGHDR.size <= len(chunk):
+                length, kind, dummy, msg_seq, dummy = unpack(chunk, offset)
+                if length < NLMSGHDR.size:
+                    raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
+                if kind == NLMSG_ERROR and pending.get(msg_seq, 0) is None:
+                    pending[msg_seq] = -NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
+                    todo -= 1
+                offset += (length + 3) & ~3
+        return [pending[first + i] for i in range(len(batch))]
+
+
+def _libc_setns(fd, nstype):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, nstype) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+_setns = getattr(os, 'setns', _libc_setns)
+
+
+class NamespaceError(Exception):
+    """A named network namespace cannot be entered."""
+
+
+@contextlib.contextmanager
+def network_namespace(name, param='netns'):
+    """Run the body in the named network namespace (None: stay here).
+
+    The namespace must exist under /run/netns (as `ip netns add` creates
+    it); it is never created. The thread returns to its original
+    namespace when the body ends, also on error.
+    """
+    if name is None:
+        yield
+        return
+    if not name or '/' in name or name in ('.', '..') or '\0' in name:
+        raise NamespaceError('%s: %r is not a namespace name' % (param, name))
+    path = os.path.join(NETNS_DIR, name)
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NamespaceError('%s: network namespace %r does not exist (no %s)' % (param, name, path))
+    except OSError as exc:
+        raise NamespaceError('%s: cannot open %s: %s' % (param, path, exc.strerror))
+    try:
+        origin = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                _setns(target, CLONE_NEWNET)
+            except OSError as exc:
+                if exc.errno == errno.EPERM:
+                    raise NamespaceError('%s: entering %r needs root (CAP_SYS_ADMIN)' % (param, name))
+                raise NamespaceError('%s: %s is not a network namespace (%s)' % (param, path, exc.strerror))
+            try:
+                yield
+            finally:
+                _setns(origin, CLONE_NEWNET)
+        finally:
+            os.close(origin)
+    finally:
+        os.close(target)
