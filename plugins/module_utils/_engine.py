@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 from ansible_collections.stateful.netfilter.plugins.module_utils._iptables import (
     Backend,
     CommandError,
@@ -281,14 +283,25 @@ def nat_rule_specs(params):
 
 
 def _conntrack_filter(spec, family):
-    """The conntrack_flush filter that covers a rule's match (original direction)."""
-    def port(value):
-        return None if value is None else value.replace(':', '-')
-
+    """The conntrack filter that covers a rule's match (original direction; interfaces are not in conntrack)."""
     return dict(family=family, protocol=spec.get('protocol'), src=spec.get('source'), dst=spec.get('destination'),
-                sport=port(spec.get('source_port')), dport=port(spec.get('destination_port')),
+                sport=spec.get('source_port'), dport=spec.get('destination_port'),
                 reply_src=None, reply_dst=None, reply_sport=None, reply_dport=None,
                 state=None, status=None, nat=None, mark=None, zone=None)
+
+
+def _flush_conntrack(module, conntrack, touched):
+    """Delete the conntrack entries of the touched rules' matches, keeping the SSH connection of the controller."""
+    protect = conntrack.control_connection(os.environ)
+    deleted = 0
+    try:
+        for family, spec in touched:
+            flt = conntrack.build_filter(_conntrack_filter(spec, family))
+            deleted += conntrack.flush_entries(flt, check_mode=module.check_mode, protect=protect)['deleted']
+    except (conntrack.ConntrackError, ValidationError) as exc:
+        module.fail_json(msg='flush_conntrack: the rule is in place, but flushing its conntrack entries '
+                             'failed: %s' % exc)
+    return deleted
 
 
 def _load_conntrack(module):
@@ -337,10 +350,7 @@ def run_nat_rule(module):
     conntrack = _load_conntrack(module) if params['flush_conntrack'] and touched else None
     engine.warn_other_backend()
     engine.apply(plans)
-    deleted = 0
-    for family, spec in touched if conntrack else ():
-        flt = conntrack.build_filter(_conntrack_filter(spec, family))
-        deleted += conntrack.flush_entries(flt, check_mode=module.check_mode)['deleted']
+    deleted = _flush_conntrack(module, conntrack, touched) if conntrack else 0
     shown = [rule for rule in specs.values() if rule.text]
     result = dict(changed=any(plan.changed for plan in plans), chain=chain_name, families=list(specs),
                   rule='-A %s %s' % (chain_name, shown[0].text) if shown else None,

@@ -120,6 +120,8 @@ options:
       - When the rule is added, changed or removed, delete the conntrack entries its match (protocol,
         addresses, ports; interfaces are not part of a conntrack entry) covers, so that existing flows take
         the new translation instead of keeping the old one.
+      - Both the old and the new match are flushed when a named rule changes. The entries of the SSH
+        connection Ansible runs over are kept.
     type: bool
     default: false
 seealso:
@@ -177,7 +179,9 @@ families:
   elements: str
   sample: [ipv4]
 conntrack_deleted:
-  description: How many conntrack entries were deleted (0 unless O(flush_conntrack) is set and the rule changed).
+  description:
+    - How many conntrack entries were deleted (0 unless O(flush_conntrack) is set and the rule changed).
+    - In check mode, how many would be deleted.
   returned: always
   type: int
   sample: 12

@@ -197,11 +197,17 @@ def conntrack(monkeypatch):
         return dict(params)
 
     def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=None):
+        assert protect == [('192.0.2.1', '50000', '192.0.2.2', '22')]
         fake.calls.append((flt, check_mode))
-        return dict(deleted=0 if check_mode else 3, matched=3, sample=[])
+        return dict(deleted=3, matched=3, sample=[])
+
+    class ConntrackError(Exception):
+        pass
 
     fake.build_filter = build_filter
     fake.flush_entries = flush_entries
+    fake.ConntrackError = ConntrackError
+    fake.control_connection = lambda environ: [('192.0.2.1', '50000', '192.0.2.2', '22')]
     monkeypatch.setitem(sys.modules, CONNTRACK, fake)
     return fake
 
@@ -234,7 +240,8 @@ def test_nat_rule_check_mode_counts_without_deleting(conntrack):
     module = FakeModule(nat_params(), check_mode=True)
     result = run(_engine.run_nat_rule, module).result
     assert module.restores() == [] and result['changed']
-    assert conntrack.calls[0][1] is True and result['conntrack_deleted'] == 0
+    # flush_entries counts what it would delete in check mode.
+    assert conntrack.calls[0][1] is True and result['conntrack_deleted'] == 3
 
 
 def test_nat_rule_named_rule_replaced_in_place_flushes_old_and_new_match(conntrack):
@@ -246,6 +253,17 @@ def test_nat_rule_named_rule_replaced_in_place_flushes_old_and_new_match(conntra
     web = [i for i, line in enumerate(lines) if 'snf:web' in line]
     assert len(web) == 1 and lines[web[0] - 1].endswith('--to-destination 10.0.0.13:53 --random --persistent')
     assert [flt['dport'] for flt, dummy in conntrack.calls] == ['80', '8080']
+
+
+def test_nat_rule_conntrack_failure_is_reported_after_the_rule_landed(conntrack):
+    def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=None):
+        raise conntrack.ConntrackError('netlink: operation not permitted')
+
+    conntrack.flush_entries = flush_entries
+    module = FakeModule(nat_params())
+    failed = run(_engine.run_nat_rule, module)
+    assert isinstance(failed, Failed) and 'the rule is in place' in failed.result['msg']
+    assert 'operation not permitted' in failed.result['msg'] and module.restores()
 
 
 def test_nat_rule_absent_by_name_removes_it():
@@ -282,3 +300,16 @@ def test_nat_rule_bad_input(overrides, param):
     failed = run(_engine.run_nat_rule, module)
     assert isinstance(failed, Failed) and failed.result['msg'].startswith(param + ': ')
     assert module.restores() == []
+
+
+@pytest.mark.parametrize('raw', [
+    dict(source='10.0.0.0/24', out_interface='eth0', jump='SNAT', to_source='203.0.113.9'),
+    dict(in_interface='eth0', protocol='udp', destination_port='5000-5010', source_port=53, jump='DNAT',
+         to_destination='10.0.0.12'),
+])
+def test_conntrack_filter_is_accepted_by_the_conntrack_module(raw):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
+    from ansible_collections.stateful.netfilter.plugins.module_utils._rules import make_rule
+
+    flt = _conntrack.build_filter(_engine._conntrack_filter(make_rule(raw, 'ipv4', 'nat'), 'ipv4'))
+    assert flt.protocol in (None, 17)
