@@ -1,0 +1,56 @@
+# stateful.netfilter — every target does its own set-up first (tests/setup.sh,
+# idempotent: seconds when everything is in place).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/tests/lab/containers.conf
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+export NO_COLOR := 1
+
+# Molecule scenarios, run in this order by `make molecule`.
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard tests/molecule/*/molecule.yml)))
+
+.PHONY: help setup test demo unit sanity lint molecule clean-lab
+
+help:
+	@echo "make demo   - bring up the lab gateway and show a NAT flow and its conntrack tuples"
+	@echo "make test   - the whole suite: unit, sanity, lint, every molecule scenario"
+	@echo "make setup  - install what the above need (system packages, .venv, lab image)"
+	@echo "Parts of the suite: make unit | sanity | lint | molecule [SCENARIOS='snat ...']"
+
+setup:
+	@bash tests/setup.sh
+
+test: setup
+	@bash tests/stages.sh \
+	  "unit:$(MAKE) --no-print-directory unit" \
+	  "sanity:$(MAKE) --no-print-directory sanity" \
+	  "lint:$(MAKE) --no-print-directory lint" \
+	  "molecule:$(MAKE) --no-print-directory molecule"
+
+demo: setup
+	@bash tests/demo.sh
+
+unit:
+	pytest -q tests/unit
+
+sanity:
+	bash tests/sanity/run.sh
+
+lint:
+	yamllint -s .
+	ansible-lint --profile production
+
+molecule:
+	@trap 'bash tests/lab/clean.sh' EXIT INT TERM; \
+	export SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh); \
+	cd tests && for scenario in $(SCENARIOS); do \
+	  echo "=== molecule scenario $$scenario"; \
+	  molecule --base-config lab/molecule-base.yml test -s $$scenario || exit 1; \
+	done
+
+clean-lab:
+	bash tests/lab/clean.sh
