@@ -1,0 +1,185 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: conntrack_info
+short_description: Read the kernel's connection tracking table
+version_added: 0.1.0
+description:
+  - Lists the entries of the Linux connection tracking (conntrack) table that match the filters, with a summary of
+    all of them, like C(conntrack -L) but as data.
+  - Talks to the kernel over nfnetlink with the Python standard library only; nothing is installed on the host and the
+    C(conntrack) tool is not needed.
+  - IPv4 and IPv6 entries are both read unless O(family) or an address filter says otherwise.
+  - O(count) and O(summary) always cover every matching entry; O(limit) only caps how many entries are returned, so a
+    gateway with hundreds of thousands of entries can be summarised cheaply.
+author:
+  - stateful.netfilter contributors
+extends_documentation_fragment:
+  - stateful.netfilter.conntrack_filters
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it behaves the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    description: Linux with connection tracking and C(nf_conntrack_netlink).
+options:
+  limit:
+    description:
+      - Most entries to return in RV(entries); V(0) returns every matching entry.
+      - RV(count) and RV(summary) still cover all matches; RV(truncated) tells when entries were left out.
+    type: int
+    default: 100
+  summary_only:
+    description:
+      - Return no entries at all, only RV(count), RV(total), RV(max) and RV(summary).
+    type: bool
+    default: false
+seealso:
+  - module: stateful.netfilter.conntrack_flush
+'''
+
+EXAMPLES = r'''
+- name: List the table (conntrack -L), IPv4 and IPv6
+  stateful.netfilter.conntrack_info:
+  register: ct
+
+- name: Summarise a busy gateway without shipping its entries
+  stateful.netfilter.conntrack_info:
+    summary_only: true
+  register: ct
+
+- name: Show how full the table is
+  ansible.builtin.debug:
+    msg: "{{ ct.total }} of {{ ct.max }} entries; top destinations {{ ct.summary.top_destinations[:3] }}"
+
+- name: Entries of one client (conntrack -L -s 192.168.1.100)
+  stateful.netfilter.conntrack_info:
+    src: 192.168.1.100
+    limit: 0
+
+- name: Established TCP connections that were source-NATed, from a LAN
+  stateful.netfilter.conntrack_info:
+    src: 10.0.0.0/8
+    state: [ESTABLISHED]
+    nat: snat
+
+- name: UDP entries to a service VIP, with the backend that answered (reply source)
+  stateful.netfilter.conntrack_info:
+    protocol: udp
+    dst: 10.96.0.10
+    dport: 53
+  register: dns
+
+- name: Inspect a container's network namespace
+  stateful.netfilter.conntrack_info:
+    netns: web1
+    summary_only: true
+'''
+
+RETURN = r'''
+entries:
+  description:
+    - Matching entries, at most O(limit) of them (none with O(summary_only)).
+    - V(orig) and V(reply) hold V(src), V(dst) and, for port protocols, V(sport) and V(dport); for ICMP V(type),
+      V(code) and V(id).
+    - V(state) is the TCP state (V(null) for other protocols); V(nat) is V(snat), V(dnat), V(both) or V(none);
+      V(counters) is present only when accounting is on (C(net.netfilter.nf_conntrack_acct)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - family: ipv4
+      protocol: tcp
+      state: ESTABLISHED
+      timeout: 431999
+      status: [SEEN_REPLY, ASSURED, CONFIRMED, SRC_NAT, SRC_NAT_DONE, DST_NAT_DONE]
+      nat: snat
+      mark: 0
+      zone: 0
+      id: 2535287334
+      orig: {src: 10.0.0.5, dst: 198.51.100.2, sport: 51544, dport: 443}
+      reply: {src: 198.51.100.2, dst: 203.0.113.1, sport: 443, dport: 51544}
+      counters:
+        orig: {packets: 12, bytes: 1804}
+        reply: {packets: 10, bytes: 6711}
+count:
+  description: Number of entries matching the filters.
+  returned: always
+  type: int
+  sample: 50350
+total:
+  description:
+    - Entries in the table of the namespace, whatever the filters (C(nf_conntrack_count)).
+    - V(null) when the kernel does not expose it.
+  returned: always
+  type: int
+  sample: 202400
+max:
+  description:
+    - Size limit of the table (C(nf_conntrack_max)); V(null) when the kernel does not expose it.
+  returned: always
+  type: int
+  sample: 262144
+truncated:
+  description: Whether fewer entries were returned than matched (O(limit) or O(summary_only)).
+  returned: always
+  type: bool
+  sample: true
+summary:
+  description:
+    - Counts of the matching entries by family, protocol, TCP state and NAT kind, and the ten most frequent original
+      destinations and destination ports.
+  returned: always
+  type: dict
+  sample:
+    families: {ipv4: 201400, ipv6: 1000}
+    protocols: {udp: 201000, tcp: 1000, icmp: 400}
+    tcp_states: {SYN_SENT: 990, ESTABLISHED: 10}
+    nat: {snat: 202400}
+    top_destinations:
+      - {address: 198.51.100.1, count: 1012}
+    top_ports:
+      - {protocol: udp, port: 1024, count: 1004}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
+    ConntrackError,
+    build_filter,
+    filter_argument_spec,
+    list_entries,
+)
+from ansible_collections.stateful.netfilter.plugins.module_utils._netlink import NamespaceError
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+
+
+def main():
+    argument_spec = filter_argument_spec()
+    argument_spec.update(
+        limit=dict(type='int', default=100),
+        summary_only=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params['limit'] < 0:
+        module.fail_json(msg='limit: must be 0 (no cap) or more, got %d' % module.params['limit'])
+    try:
+        result = list_entries(build_filter(module.params), netns=module.params['netns'],
+                              limit=module.params['limit'], summary_only=module.params['summary_only'])
+    except (ValidationError, ConntrackError, NamespaceError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()
