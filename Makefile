@@ -25,11 +25,13 @@ setup:
 	@bash tests/setup.sh
 
 test: setup
+	@bash tests/host_guard.sh snapshot .cache/host-guard
 	@bash tests/stages.sh \
 	  "unit:$(MAKE) --no-print-directory unit" \
 	  "sanity:$(MAKE) --no-print-directory sanity" \
 	  "lint:$(MAKE) --no-print-directory lint" \
-	  "molecule:$(MAKE) --no-print-directory molecule"
+	  "molecule:$(MAKE) --no-print-directory molecule" \
+	  "host:bash tests/host_guard.sh compare .cache/host-guard"
 
 demo: setup
 	@bash tests/demo.sh
