@@ -68,13 +68,17 @@ def setup_gateway(ns, timeout=3600):
     # the entries must outlive the benchmark.
     for key in ('nf_conntrack_udp_timeout', 'nf_conntrack_udp_timeout_stream',
                 'nf_conntrack_tcp_timeout_syn_sent', 'nf_conntrack_icmp_timeout',
-                'nf_conntrack_icmpv6_timeout'):
+                'nf_conntrack_icmpv6_timeout', 'nf_conntrack_tcp_timeout_unacknowledged'):
         in_ns(ns, 'sysctl', '-q', '-w', 'net.netfilter.%s=%d' % (key, timeout))
 
 
 def send_flows(udp_per_source=0, tcp_per_source=0, icmp_per_source=0, v6_udp_per_source=0,
-               v6_tcp_per_source=0, v6_icmp_per_source=0):
-    """Send one packet per flow (run inside the namespace: see main())."""
+               v6_tcp_per_source=0, v6_icmp_per_source=0, local_tcp=0):
+    """Send one packet per flow (run inside the namespace: see main()).
+
+    local_tcp: complete TCP connections over loopback (not NATed), closed
+    cleanly, which leaves replied, assured entries in TIME_WAIT.
+    """
     def udp(family, sources, per_source, dst_fmt):
         for src in sources:
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -105,6 +109,18 @@ def send_flows(udp_per_source=0, tcp_per_source=0, icmp_per_source=0, v6_udp_per
                 sock.sendto(packet, (dst_fmt % (1 + i % 200), 0))
             sock.close()
 
+    if local_tcp:
+        server = socket.socket()
+        server.bind(('127.0.0.1', 8080))
+        server.listen(local_tcp)
+        for dummy in range(local_tcp):
+            client = socket.create_connection(('127.0.0.1', 8080))
+            peer = server.accept()[0]
+            client.sendall(b'x')
+            peer.recv(1)
+            client.close()
+            peer.close()
+        server.close()
     udp(socket.AF_INET, SOURCES_V4, udp_per_source, '198.51.100.%d')
     udp(socket.AF_INET6, SOURCES_V6, v6_udp_per_source, '2001:db8:2::%x')
     tcp(socket.AF_INET, SOURCES_V4, tcp_per_source, '198.51.100.%d')
