@@ -11,7 +11,7 @@ trap 'molecule --base-config lab/molecule-base.yml destroy -s snat >/dev/null 2>
 
 say() { printf '\n== %s\n' "$*"; }
 quiet() { "$@" >"$log" 2>&1 || { cat "$log"; echo "demo: failed: $*" >&2; exit 1; }; }
-lab() { podman exec "snf-lab-$1" "${@:2}"; }
+lab() { podman exec "${SNF_LAB_PREFIX:-snf-lab}.$1" "${@:2}"; }
 
 say "Bringing up the lab: lan 192.168.1.100 -> gw (192.168.1.1 | 203.0.113.1) -> wan 203.0.113.8"
 quiet molecule --base-config lab/molecule-base.yml create -s snat

@@ -18,9 +18,9 @@ state() {
   echo "### sysctls"
   sysctl -a 2>/dev/null | grep -E 'forwarding|ip_forward|nf_conntrack_max|accept_dad' | sort
   echo "### lab leftovers (containers, networks, namespaces)"
-  podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^snf-lab' || true
+  podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^snf-' || true
   podman network ls --format '{{.Name}}' 2>/dev/null | grep '^snf-' || true
-  ip netns list 2>/dev/null | awk '{print $1}' | grep '^snf-lab' || true
+  ip netns list 2>/dev/null | awk '{print $1}' | grep '^snf-' || true
 }
 
 case $action in

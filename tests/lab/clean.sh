@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Removes every lab container and lab network namespace whose name starts
-# with PREFIX (default: all of the lab's, snf-lab-). Safe to run at any time:
-# the lab's resources are the only ones named this way.
+# Removes the containers and network namespaces of one lab: those named
+# PREFIX.NAME (PREFIX: the argument, else $SNF_LAB_PREFIX, else snf-lab).
+# Safe to run at any time: nothing else is named this way, and a lab with
+# another prefix running beside it is left alone.
 set -u
-prefix=${1:-snf-lab}
-case $prefix in snf-lab|snf-lab-*) ;; *) echo "clean.sh: prefix must start with snf-lab" >&2; exit 2 ;; esac
-prefix=${prefix%-}-
-names=$(podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$prefix" || true)
+prefix=${1:-${SNF_LAB_PREFIX:-snf-lab}}
+case $prefix in snf-*) ;; *) echo "clean.sh: the prefix must start with snf-" >&2; exit 2 ;; esac
+mine() { grep -F "$prefix." | awk -v p="$prefix." 'index($0, p) == 1'; }
+names=$(podman ps -a --format '{{.Names}}' 2>/dev/null | mine)
 if [ -n "$names" ]; then
   # shellcheck disable=SC2086
   podman rm --force --time 0 $names >/dev/null
 fi
-for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$prefix" || true); do
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | mine); do
   ip netns delete "$ns"
 done
 exit 0

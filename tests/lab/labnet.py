@@ -9,7 +9,7 @@ own holding a bridge (a "switch"); each container gets a veth whose far end
 sits in that switch. Nothing is added to the host's own namespace: no
 interface, no address, no rule, no sysctl.
 
-  labnet.py --prefix snf-lab --spec SPEC.json
+  labnet.py --prefix snf-lab --spec SPEC.json   (switches: snf-lab.lan, ...)
 
 (clean.sh removes the switches again, with the containers.)
 
@@ -31,7 +31,7 @@ BRIDGE = 'br0'
 
 
 def switch_name(prefix, network):
-    return '%s-%s' % (prefix, network)
+    return '%s.%s' % (prefix, network)
 
 
 def _switch(prefix, network, cache):
@@ -85,8 +85,8 @@ def main():
     parser.add_argument('--prefix', required=True)
     parser.add_argument('--spec', required=True, help='JSON list of hosts')
     args = parser.parse_args()
-    if not args.prefix.startswith('snf-lab'):
-        parser.error('--prefix must start with snf-lab (the lab never touches other namespaces)')
+    if not args.prefix.startswith('snf-'):
+        parser.error('--prefix must start with snf- (the lab never touches other namespaces)')
     up(args.prefix, json.loads(args.spec))
     return 0
 
