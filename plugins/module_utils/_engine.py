@@ -29,6 +29,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     Plan,
     Rule,
     check_chain_name,
+    check_hook,
     check_references,
     check_scope,
     empty_table,
@@ -157,7 +158,10 @@ def desired_owned(params, family, table, scope_prefix, with_rules=True):
             wanted = infer_family(rule)
             if wanted and wanted != family and params.get('family') == 'both':
                 continue
-            rules.append(Rule.from_spec(make_rule(rule, family, table, rule_param)))
+            spec = make_rule(rule, family, table, rule_param)
+            if hook:
+                check_hook(spec, hook[0], rule_param)
+            rules.append(Rule.from_spec(spec))
         names = [rule.name for rule in rules if rule.name]
         if len(names) != len(set(names)):
             duplicate = [n for n in names if names.count(n) > 1][0]
@@ -250,11 +254,11 @@ def run_ruleset(module):
 # nat_rule
 
 NAT_TYPES = {
-    # type: (target, owned chain, built-in chain it hooks into, interface option it cannot use)
-    'snat': ('SNAT', 'SNF-NAT-POST', 'POSTROUTING', 'in_interface'),
-    'masquerade': ('MASQUERADE', 'SNF-NAT-POST', 'POSTROUTING', 'in_interface'),
-    'dnat': ('DNAT', 'SNF-NAT-PRE', 'PREROUTING', 'out_interface'),
-    'redirect': ('REDIRECT', 'SNF-NAT-PRE', 'PREROUTING', 'out_interface'),
+    # type: (target, owned chain, built-in chain it hooks into)
+    'snat': ('SNAT', 'SNF-NAT-POST', 'POSTROUTING'),
+    'masquerade': ('MASQUERADE', 'SNF-NAT-POST', 'POSTROUTING'),
+    'dnat': ('DNAT', 'SNF-NAT-PRE', 'PREROUTING'),
+    'redirect': ('REDIRECT', 'SNF-NAT-PRE', 'PREROUTING'),
 }
 NAT_SCOPE = 'NAT'
 NAT_RULE_KEYS = ('name', 'protocol', 'source', 'destination', 'in_interface', 'out_interface', 'source_port',
@@ -264,10 +268,7 @@ NAT_RULE_KEYS = ('name', 'protocol', 'source', 'destination', 'in_interface', 'o
 
 def nat_rule_specs(params):
     """{family: Rule} for the nat_rule parameters (raises ValidationError)."""
-    target, dummy, dummy, forbidden = NAT_TYPES[params['type']]
-    if params.get(forbidden):
-        raise ValidationError(forbidden, 'cannot be used with type %s (the kernel does not know it at that point)'
-                              % params['type'])
+    target, dummy, builtin = NAT_TYPES[params['type']]
     raw = dict((key, params.get(key)) for key in NAT_RULE_KEYS)
     raw['jump'] = target
     family = params['family']
@@ -279,7 +280,12 @@ def nat_rule_specs(params):
     if params['state'] == 'absent' and params.get('name'):
         # A named rule is removed by its name, whatever its spec.
         return dict((fam, Rule({'name': params['name']}, None)) for fam in families)
-    return dict((fam, Rule.from_spec(make_rule(raw, fam, 'nat'))) for fam in families)
+    rules = {}
+    for fam in families:
+        spec = make_rule(raw, fam, 'nat')
+        check_hook(spec, builtin)
+        rules[fam] = Rule.from_spec(spec)
+    return rules
 
 
 def _conntrack_filter(spec, family):
@@ -314,7 +320,7 @@ def _load_conntrack(module):
 
 def run_nat_rule(module):
     params = module.params
-    target, chain_name, builtin, dummy = NAT_TYPES[params['type']]
+    dummy, chain_name, builtin = NAT_TYPES[params['type']]
     try:
         specs = nat_rule_specs(params)
     except ValidationError as exc:

@@ -55,7 +55,6 @@ BUILTIN_CHAINS = {
     'nat': ('PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'),
 }
 POLICIES = ('ACCEPT', 'DROP')
-POSITIONS = ('first', 'last')
 TARGETS = {
     'filter': ('ACCEPT', 'DROP', 'REJECT', 'LOG', 'RETURN'),
     'nat': ('ACCEPT', 'RETURN', 'LOG', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT'),
@@ -69,7 +68,19 @@ RULE_KEYS = (
 
 # Order in which iptables prints conntrack states.
 CTSTATES = ('INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT')
+# Protocols iptables has a port match for (udplite, which conntrack knows, has none).
 PORT_PROTOCOLS = ('tcp', 'udp', 'sctp')
+# What a rule reached directly from a built-in chain cannot use: the interface
+# the kernel does not know at that hook (the rule would never match; iptables
+# only refuses it in the built-in chain itself), and the NAT targets the hook
+# refuses.
+HOOK_LIMITS = {
+    'PREROUTING': ('out_interface', ('SNAT', 'MASQUERADE')),
+    'INPUT': ('out_interface', ('DNAT', 'REDIRECT', 'MASQUERADE')),
+    'FORWARD': (None, ()),
+    'OUTPUT': ('in_interface', ('SNAT', 'MASQUERADE')),
+    'POSTROUTING': ('in_interface', ('DNAT', 'REDIRECT')),
+}
 # Protocol names as iptables-save prints them where they differ from _validate's.
 SAVE_PROTOCOL_NAMES = {58: 'ipv6-icmp'}
 SPEC_PROTOCOL_NAMES = {
@@ -323,6 +334,15 @@ def _log_level(value, param):
     if text in LOG_LEVEL_ALIASES:
         return LOG_LEVEL_ALIASES[text]
     raise ValidationError(param, '%r is not a log level (0-7 or %s)' % (value, ', '.join(LOG_LEVELS)))
+
+
+def check_hook(spec, builtin, param=''):
+    """Fail when a rule cannot work in a chain hooked from `builtin`."""
+    interface, targets = HOOK_LIMITS[builtin]
+    if interface in spec:
+        raise ValidationError(param + interface, 'is not known in %s, the rule would never match' % builtin)
+    if spec['jump'] in targets:
+        raise ValidationError(param + 'jump', '%s cannot be used in a chain hooked from %s' % (spec['jump'], builtin))
 
 
 def kernel_comment(spec):
@@ -583,12 +603,6 @@ class Rule(object):
     def __eq__(self, other):
         return isinstance(other, Rule) and self.text == other.text
 
-    def __ne__(self, other):
-        return not self == other
-
-    def __hash__(self):
-        return hash(self.text)
-
 
 # ---------------------------------------------------------------------------
 # Tables as iptables-save prints them.
@@ -722,7 +736,6 @@ class Plan(object):
         self.family = family
         self.scope_prefix = scope_prefix
         self.live = live
-        self.wanted = wanted
         self.before = render_owned(live)
         self.after = render_owned(wanted)
         self.lines = self._transaction(table, scope_prefix, live, wanted)

@@ -73,7 +73,8 @@ options:
     type: str
   policies:
     description:
-      - Policies to set on built-in chains, for example C({INPUT: DROP}). Only the chains listed are touched.
+      - Policies to set on built-in chains, a mapping of chain name to V(ACCEPT) or V(DROP), for example
+        C(INPUT) to V(DROP). Only the chains listed are touched.
       - The V(nat) table accepts no policy other than V(ACCEPT).
     type: dict
   chains:

@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+from ansible_collections.stateful.netfilter.plugins import module_utils
 from ansible_collections.stateful.netfilter.plugins.module_utils import _engine
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'iptables')
@@ -136,6 +137,8 @@ def test_failed_test_run_applies_nothing():
     (dict(chains=[dict(name='SNF-FW-X', rules=[dict(source='2001:db8::1', jump='ACCEPT')])]),
      'chains[0].rules[0].source', 'ipv6 address but the rule is ipv4'),
     (dict(chains=[dict(name='SNF-FW-X', rules=[dict(jump='SNF-FW-NOPE')])]), 'jump', 'not defined'),
+    (dict(chains=[dict(name='SNF-FW-X', hook='INPUT', rules=[dict(out_interface='eth0', jump='ACCEPT')])]),
+     'chains[0].rules[0].out_interface', 'never match'),
     (dict(chains=[dict(name='SNF-FW-X', rules=[dict(protocol='icmpv6', jump='ACCEPT')])]),
      'chains[0].rules[0].protocol', 'not a protocol of ipv4 rules'),
 ])
@@ -209,6 +212,7 @@ def conntrack(monkeypatch):
     fake.ConntrackError = ConntrackError
     fake.control_connection = lambda environ: [('192.0.2.1', '50000', '192.0.2.2', '22')]
     monkeypatch.setitem(sys.modules, CONNTRACK, fake)
+    monkeypatch.setattr(module_utils, '_conntrack', fake, raising=False)
     return fake
 
 
@@ -276,6 +280,7 @@ def test_nat_rule_absent_by_name_removes_it():
 
 def test_nat_rule_without_conntrack_support_fails_before_applying(monkeypatch):
     monkeypatch.setitem(sys.modules, CONNTRACK, None)
+    monkeypatch.delattr(module_utils, '_conntrack', raising=False)
     module = FakeModule(nat_params())
     failed = run(_engine.run_nat_rule, module)
     assert isinstance(failed, Failed) and failed.result['msg'].startswith('flush_conntrack: ')

@@ -174,3 +174,29 @@ def test_scope_and_chain_names():
     for bad in ('DOCKER', 'SNF-', 'SNF-a b', 'SNF-' + 'A' * 25):
         with pytest.raises(ValidationError, match='^chains: '):
             r.check_chain_name(bad, 'chains')
+
+
+@pytest.mark.parametrize('raw, builtin, param', [
+    (dict(out_interface='eth0', jump='ACCEPT'), 'INPUT', 'out_interface'),
+    (dict(out_interface='eth0', jump='ACCEPT'), 'PREROUTING', 'out_interface'),
+    (dict(in_interface='eth0', jump='ACCEPT'), 'OUTPUT', 'in_interface'),
+    (dict(in_interface='eth0', jump='MASQUERADE'), 'POSTROUTING', 'in_interface'),
+    (dict(jump='SNAT', to_source='1.2.3.4'), 'PREROUTING', 'jump'),
+    (dict(jump='DNAT', to_destination='1.2.3.4'), 'POSTROUTING', 'jump'),
+    (dict(jump='MASQUERADE'), 'OUTPUT', 'jump'),
+])
+def test_rules_that_cannot_work_from_their_hook(raw, builtin, param):
+    table = 'nat' if raw['jump'] in r.TARGETS['nat'] and raw['jump'] != 'ACCEPT' else 'filter'
+    spec = r.make_rule(raw, 'ipv4', table)
+    with pytest.raises(ValidationError, match='^p.%s: ' % param):
+        r.check_hook(spec, builtin, 'p.')
+
+
+@pytest.mark.parametrize('raw, builtin', [
+    (dict(in_interface='eth0', out_interface='eth1', jump='ACCEPT'), 'FORWARD'),
+    (dict(in_interface='eth0', jump='DNAT', to_destination='1.2.3.4'), 'PREROUTING'),
+    (dict(out_interface='eth0', jump='SNAT', to_source='1.2.3.4'), 'POSTROUTING'),
+    (dict(jump='DNAT', to_destination='1.2.3.4'), 'OUTPUT'),
+])
+def test_rules_that_work_from_their_hook(raw, builtin):
+    r.check_hook(r.make_rule(raw, 'ipv4', 'nat' if raw['jump'] != 'ACCEPT' else 'filter'), builtin)
