@@ -15,10 +15,9 @@ filter attribute (older than the feature) costs time, never correctness.
 
 What the kernel is asked to filter (all per address family, nfgenmsg):
 - family: every kernel;
-- mark/mask (CTA_MARK, CTA_MARK_MASK): dumps and flushes on every
-  supported kernel;
-- status flags (CTA_STATUS, CTA_STATUS_MASK): kernels with status
-  filtering (Linux 6.0 and later); ignored before;
+- mark/mask (CTA_MARK, CTA_MARK_MASK): dumps since Linux 3.x;
+- status flags (CTA_STATUS, CTA_STATUS_MASK): dumps since Linux 5.15;
+  ignored before;
 - exact addresses, protocol number, and single TCP/UDP ports of either
   direction (CTA_FILTER with CTA_TUPLE_ORIG / CTA_TUPLE_REPLY): dumps on
   Linux 5.8 and later; ignored before 5.8; a kernel that refuses the
@@ -411,8 +410,12 @@ class _TupleFilter:
                 return False
         return True
 
-    def kernel(self, proto, family):
-        """(CTA_FILTER flags, nested tuple payload, exact) for the kernel."""
+    def kernel(self, proto, family, with_proto):
+        """(CTA_FILTER flags, nested tuple payload, exact) for the kernel.
+
+        The protocol number goes in when with_proto (the original
+        direction carries it) or when a port needs it.
+        """
         flags = 0
         ip = b''
         for attr, kind, flag in ((self.src, CTA_IP_V4_SRC, FILTER_IP_SRC), (self.dst, CTA_IP_V4_DST, FILTER_IP_DST)):
@@ -420,14 +423,15 @@ class _TupleFilter:
                 flags |= flag
                 ip += _netlink.nla(kind + (2 if family == socket.AF_INET6 else 0), attr.host)
         l4 = b''
-        if proto is not None:
-            flags |= FILTER_PROTO_NUM
-            l4 = _netlink.nla(CTA_PROTO_NUM, struct.pack('B', proto))
+        if proto in KERNEL_PORT_PROTOCOLS:
             for port, kind, flag in ((self.sport, CTA_PROTO_SRC_PORT, FILTER_SRC_PORT),
                                      (self.dport, CTA_PROTO_DST_PORT, FILTER_DST_PORT)):
-                if port is not None and port[0] == port[1] and proto in KERNEL_PORT_PROTOCOLS:
+                if port is not None and port[0] == port[1]:
                     flags |= flag
                     l4 += _netlink.nla(kind, BE16.pack(port[0]))
+        if proto is not None and (with_proto or l4):
+            flags |= FILTER_PROTO_NUM
+            l4 = _netlink.nla(CTA_PROTO_NUM, struct.pack('B', proto)) + l4
         payload = b''
         if ip:
             payload += _netlink.nla_nested(CTA_TUPLE_IP, ip)
@@ -507,7 +511,7 @@ class Filter:
         filter_attrs = b''
         for direction, tuple_type, flags_type in ((self.orig, CTA_TUPLE_ORIG, CTA_FILTER_ORIG_FLAGS),
                                                   (self.reply, CTA_TUPLE_REPLY, CTA_FILTER_REPLY_FLAGS)):
-            flags, payload, tuple_exact = direction.kernel(self.protocol, family)
+            flags, payload, tuple_exact = direction.kernel(self.protocol, family, direction is self.orig)
             exact = exact and tuple_exact
             if flags:
                 attrs += _netlink.nla_nested(tuple_type, payload)
@@ -644,12 +648,16 @@ def _dump(sock, flt, family, what, kernel=True):
         raise _kernel_error(exc, what)
     if first is None:
         return
-    matches = flt.matches if flt.narrows else None
     try:
-        if matches is None or matches(*first):
+        if not flt.narrows:
+            yield first
+            yield from messages
+            return
+        matches = flt.matches
+        if matches(*first):
             yield first
         for chunk, start, end in messages:
-            if matches is None or matches(chunk, start, end):
+            if matches(chunk, start, end):
                 yield chunk, start, end
     except OSError as exc:
         raise _kernel_error(exc, what)
@@ -668,13 +676,15 @@ class _Summary:
         proto = orig[0]
         state = _tcp_state(buf, start, end) if proto == TCP else None
         key = (family, proto, state, _u32(buf, start, end, CTA_STATUS) & (SRC_NAT | DST_NAT))
-        kinds = self.kinds
-        kinds[key] = kinds.get(key, 0) + 1
-        dst = (family, orig[2])
-        self.destinations[dst] = self.destinations.get(dst, 0) + 1
+        counts = self.kinds
+        counts[key] = counts.get(key, 0) + 1
+        key = (family, orig[2])
+        counts = self.destinations
+        counts[key] = counts.get(key, 0) + 1
         if proto in PORT_PROTOCOL_NUMBERS:
-            port = (proto, orig[4])
-            self.ports[port] = self.ports.get(port, 0) + 1
+            key = (proto, orig[4])
+            counts = self.ports
+            counts[key] = counts.get(key, 0) + 1
 
     def result(self):
         by = dict(families={}, protocols={}, tcp_states={}, nat={})

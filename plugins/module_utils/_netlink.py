@@ -35,6 +35,7 @@ NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
 
 NLMSGHDR = struct.Struct('=IHHII')
+NLMSG_LEN_TYPE_SEQ = struct.Struct('=IHxxI')
 NLA_HDR = struct.Struct('=HH')
 NLMSGERR = struct.Struct('=i')
 NFGENMSG = struct.Struct('=BBH')
@@ -134,14 +135,14 @@ class NetlinkSocket:
         """
         seq = self._next_seq()
         self.sock.send(nfmessage(msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, family, version, attrs))
-        unpack = NLMSGHDR.unpack_from
+        unpack = NLMSG_LEN_TYPE_SEQ.unpack_from
         hdr = NLMSGHDR.size + NFGENMSG.size
         while True:
             chunk = self._recv()
             offset = 0
             size = len(chunk)
             while offset + NLMSGHDR.size <= size:
-                length, kind, dummy, msg_seq, dummy = unpack(chunk, offset)
+                length, kind, msg_seq = unpack(chunk, offset)
                 if length < NLMSGHDR.size:
                     raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
                 if msg_seq == seq:
