@@ -22,7 +22,7 @@ description:
   - Optionally deletes the conntrack entries the rule's match covers, so that existing flows take the new
     translation.
 author:
-  - stateful.netfilter contributors
+  - stateful.netfilter contributors (@stateful-netfilter)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

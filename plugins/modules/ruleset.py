@@ -26,7 +26,7 @@ description:
   - Works with the back end the host's C(iptables) selects (nf_tables or legacy) and warns when the other
     back end also holds rules.
 author:
-  - stateful.netfilter contributors
+  - stateful.netfilter contributors (@stateful-netfilter)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -194,7 +194,7 @@ options:
 notes:
   - An owned chain that ends with a catch-all C(DROP) stops traffic that the chains hooked after it would
     accept; prefer the policy of the built-in chain for the final verdict.
-  - With O(hook_position=first), a program that later inserts its own rule at the top (kube-proxy does)
+  - With O(chains[].hook_position=first), a program that later inserts its own rule at the top (kube-proxy does)
     makes the next run move the hook back in front of it and report a change.
 seealso:
   - module: stateful.netfilter.nat_rule
