@@ -318,9 +318,37 @@ def _load_conntrack(module):
     return _conntrack
 
 
+def place_nat_rule(live, rule, params):
+    """The owned NAT state with the rule put in place (or taken out), and the rules whose match changed.
+
+    A name is unique across the NAT chains: a named rule that moves to the
+    other chain (a new type) leaves the old one. A chain left empty is
+    removed with its hook.
+    """
+    dummy, chain_name, builtin = NAT_TYPES[params['type']]
+    present = params['state'] == 'present'
+    wanted = live.copy()
+    touched = []
+    for name, chain in wanted.chains.items():
+        index = find_rule(chain.rules, rule)
+        if index is not None and (name != chain_name or not present or chain.rules[index] != rule):
+            touched.append(chain.rules[index])
+            if name != chain_name or not present:
+                del chain.rules[index]
+    if present:
+        chain = wanted.chains.setdefault(chain_name, Chain(chain_name))
+        chain.hook = (builtin, 'first')
+        if rule not in chain.rules:
+            touched.append(rule)
+        put_rule(chain.rules, rule, params['order'], params['relative_to'], 'relative_to')
+    for name in [name for name, chain in wanted.chains.items() if not chain.rules]:
+        del wanted.chains[name]
+    return wanted, [touched_rule.spec for touched_rule in touched if touched_rule.spec]
+
+
 def run_nat_rule(module):
     params = module.params
-    dummy, chain_name, builtin = NAT_TYPES[params['type']]
+    chain_name = NAT_TYPES[params['type']][1]
     try:
         specs = nat_rule_specs(params)
     except ValidationError as exc:
@@ -331,28 +359,12 @@ def run_nat_rule(module):
     for family, rule in specs.items():
         table = engine.read(family, 'nat')
         live = read_owned(table, scope_prefix, family)
-        wanted = live.copy()
-        chain = wanted.chains.setdefault(chain_name, Chain(chain_name))
-        if params['state'] == 'present':
-            chain.hook = (builtin, 'first')
-        index = find_rule(chain.rules, rule)
-        old = chain.rules[index] if index is not None else None
         try:
-            if params['state'] == 'present':
-                put_rule(chain.rules, rule, params['order'], params['relative_to'], 'relative_to')
-            elif index is not None:
-                del chain.rules[index]
+            wanted, changed_specs = place_nat_rule(live, rule, params)
         except ValidationError as exc:
             _fail(module, exc)
-        if not chain.rules:
-            del wanted.chains[chain_name]
-        plan = Plan(table, scope_prefix, family, live, wanted)
-        plans.append(plan)
-        if old != (rule if params['state'] == 'present' else None):
-            for changed_rule in (old, rule):
-                if changed_rule is not None and changed_rule.spec and changed_rule.text \
-                        and (family, changed_rule.spec) not in touched:
-                    touched.append((family, changed_rule.spec))
+        plans.append(Plan(table, scope_prefix, family, live, wanted))
+        touched.extend((family, spec) for spec in changed_specs)
     conntrack = _load_conntrack(module) if params['flush_conntrack'] and touched else None
     engine.warn_other_backend()
     engine.apply(plans)

@@ -682,7 +682,11 @@ class Owned(object):
 
 
 def _jump_of(args):
-    tokens = args.split(' ')
+    """The target of a rule (-j or -g), from its save-syntax arguments."""
+    try:
+        tokens = split_args(args)
+    except ValueError:
+        return None
     for index, token in enumerate(tokens[:-1]):
         if token in ('-j', '-g'):
             return tokens[index + 1]

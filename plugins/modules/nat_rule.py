@@ -41,7 +41,7 @@ options:
     choices: [snat, masquerade, dnat, redirect]
     required: true
   state:
-    description: Whether the rule is present or absent. A named rule is removed by its name alone.
+    description: Whether the rule is present or absent. A named rule is removed by its name alone, from either chain.
     type: str
     choices: [present, absent]
     default: present
@@ -49,6 +49,8 @@ options:
     description:
       - Stable identity of the rule, stored in its comment as C(snf:NAME). A rule with the same name and a new
         spec is replaced in place, keeping its position. Without a name the whole spec is the identity.
+      - A name is unique across both NAT chains; a named rule whose O(type) moves it to the other chain
+        leaves its old chain.
     type: str
   family:
     description:

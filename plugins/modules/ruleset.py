@@ -54,7 +54,7 @@ options:
   state:
     description:
       - V(overridden) makes the owned chains of the scope exactly O(chains) and removes the others of the scope.
-      - V(merged) adds the listed chains, adds their rules that are missing and replaces named rules in place;
+      - V(merged) adds the listed chains, appends their rules that are missing and replaces named rules in place;
         it removes nothing.
       - V(deleted) removes the listed chains (all owned chains of the scope when O(chains) is empty) and
         their hooks. Their rules are ignored.

@@ -318,3 +318,26 @@ def test_conntrack_filter_is_accepted_by_the_conntrack_module(raw):
 
     flt = _conntrack.build_filter(_engine._conntrack_filter(make_rule(raw, 'ipv4', 'nat'), 'ipv4'))
     assert flt.protocol in (None, 17)
+
+
+def test_a_name_is_unique_across_the_nat_chains():
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rules
+
+    with open(os.path.join(FIXTURES, 'nft-ipv4.save')) as handle:
+        table = _rules.parse_save(handle.read())[0]['nat']
+    live = _rules.read_owned(table, 'SNF-NAT-', 'ipv4')
+    params = nat_params(type='snat', name='web', to_source='203.0.113.9', source='10.0.0.0/24')
+    rule = _engine.nat_rule_specs(params)['ipv4']
+    wanted, touched = _engine.place_nat_rule(live, rule, params)
+    # The DNAT rule named web left SNF-NAT-PRE; both matches are flushed.
+    assert not [r for r in wanted.chains['SNF-NAT-PRE'].rules if r.name == 'web']
+    assert wanted.chains['SNF-NAT-POST'].rules[-1] == rule
+    assert [spec.get('jump') for spec in touched] == ['DNAT', 'SNAT']
+
+
+def test_jump_target_ignores_text_inside_comments():
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rules
+
+    assert _rules._jump_of('-m comment --comment "see -j SNF-FW-X" -j DOCKER') == 'DOCKER'
+    assert _rules._jump_of('-g SNF-FW-X') == 'SNF-FW-X'
+    assert _rules._jump_of('-m comment --comment "unterminated') is None
