@@ -26,8 +26,9 @@ class Failed(Exit):
 class FakeModule(object):
     """Just enough of AnsibleModule: commands answered from captures, restores recorded."""
 
-    def __init__(self, params, check_mode=False, diff=False, fail_restore=None):
+    def __init__(self, params, check_mode=False, diff=False, fail_restore=None, legacy_save=''):
         self.params = params
+        self.legacy_save = legacy_save
         self.check_mode = check_mode
         self._diff = diff
         self.fail_restore = fail_restore or (lambda cmd, data: False)
@@ -45,7 +46,8 @@ class FakeModule(object):
             return 0, 'iptables v1.8.9 (nf_tables)\n', ''
         if name.endswith('-save'):
             if '-legacy-' in name:
-                return 0, '', ''
+                assert len(cmd) == 1  # no -t: reading must not create a legacy table
+                return 0, self.legacy_save, ''
             family = 'ipv6' if name.startswith('ip6') else 'ipv4'
             with open(os.path.join(FIXTURES, 'nft-%s.save' % family)) as handle:
                 return 0, handle.read(), ''
@@ -341,3 +343,15 @@ def test_jump_target_ignores_text_inside_comments():
     assert _rules._jump_of('-m comment --comment "see -j SNF-FW-X" -j DOCKER') == 'DOCKER'
     assert _rules._jump_of('-g SNF-FW-X') == 'SNF-FW-X'
     assert _rules._jump_of('-m comment --comment "unterminated') is None
+
+
+def test_restore_commands_and_warning_about_the_other_backend():
+    module = FakeModule(ruleset_params(family='both'),
+                        legacy_save='*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j DROP\nCOMMIT\n')
+    run(_engine.run_ruleset, module)
+    restores = [cmd for cmd, dummy in module.calls if cmd[0].endswith('/iptables-nft-restore')]
+    assert restores == [['/usr/sbin/iptables-nft-restore', '--noflush', '--test', '--wait=10'],
+                        ['/usr/sbin/iptables-nft-restore', '--noflush', '--wait=10']]
+    assert ['/usr/sbin/iptables-nft-save', '-t', 'filter'] in [cmd for cmd, dummy in module.calls]
+    # The fake legacy save answers for both families.
+    assert [w for w in module.warnings if 'other iptables back end also holds ipv4 rules' in w]
