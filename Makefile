@@ -47,7 +47,7 @@ lint:
 	ansible-lint --profile production
 
 molecule:
-	@trap 'bash tests/lab/clean.sh' EXIT INT TERM; \
+	@trap 'bash $(CURDIR)/tests/lab/clean.sh' EXIT INT TERM; \
 	export SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh); \
 	cd tests && for scenario in $(SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \
