@@ -10,6 +10,9 @@ cd "$(dirname "$0")/../.."
 root=${SANITY_ROOT:-/var/tmp/snf-sanity}
 dest=$root/ansible_collections/stateful/netfilter
 mkdir -p "$dest"
+# One run at a time per copy: a second make sanity waits for the first.
+exec 9>"$root/.lock"
+flock 9
 git ls-files --cached --others --exclude-standard | sort > "$root/wanted"
 rsync -a --files-from="$root/wanted" ./ "$dest/"
 # rsync --files-from never deletes: remove what is no longer in the checkout.
