@@ -209,14 +209,13 @@ def _find(buf, pos, end, kind):
     return None
 
 
-def _tuple(buf, span):
+def _tuple(buf, pos, end):
     """Decode a tuple attribute into (proto, src, dst, a, b, c, zone).
 
     src/dst are packed addresses. For port protocols a, b are the source
     and destination ports; for ICMP a, b, c are type, code and id. Fields
     the kernel did not send are None (a, b, c), b'' (addresses) or 0 (zone).
     """
-    pos, end = span
     fast = _FAST.get(end - pos)
     if fast is not None:
         values = fast[0](buf, pos)
@@ -278,12 +277,12 @@ def _orig(buf, start, end):
     """The original tuple, decoded (ctnetlink sends it first)."""
     length, kind = _netlink.NLA_HDR.unpack_from(buf, start)
     if kind & _netlink.NLA_TYPE_MASK == CTA_TUPLE_ORIG:
-        return _tuple(buf, (start + 4, start + length))
-    return _tuple(buf, _find(buf, start, end, CTA_TUPLE_ORIG))
+        return _tuple(buf, start + 4, start + length)
+    return _tuple(buf, *_find(buf, start, end, CTA_TUPLE_ORIG))
 
 
 def _reply(buf, start, end):
-    return _tuple(buf, _find(buf, start, end, CTA_TUPLE_REPLY))
+    return _tuple(buf, *_find(buf, start, end, CTA_TUPLE_REPLY))
 
 
 def _u32(buf, start, end, kind):
@@ -306,26 +305,49 @@ def _zone(buf, start, end, orig):
     return BE16.unpack_from(buf, span[0])[0] if span else orig[6]
 
 
-def _counters(buf, span):
-    found = _netlink.attributes(buf, *span)
-    return dict(
-        packets=BE64.unpack_from(buf, found[CTA_COUNTERS_PACKETS][0])[0],
-        bytes=BE64.unpack_from(buf, found[CTA_COUNTERS_BYTES][0])[0],
-    )
+_COUNTERS = struct.Struct('>4sQ4sQ')
+_COUNTER_HEADERS = (_HDR(12, CTA_COUNTERS_PACKETS), _HDR(12, CTA_COUNTERS_BYTES))
+# Text of packed addresses and names of status words seen so far: a
+# table repeats few of them, and converting each time is the slow part.
+_ADDRESS_TEXT = {}
+_STATUS_NAMES = {}
+_CACHE_SIZE = 65536
 
 
-def _tuple_dict(family, values):
+def _counters(buf, pos, end):
+    if end - pos == _COUNTERS.size:
+        head_packets, packets, head_bytes, count = _COUNTERS.unpack_from(buf, pos)
+        if (head_packets, head_bytes) == _COUNTER_HEADERS:
+            return {'packets': packets, 'bytes': count}
+    found = _netlink.attributes(buf, pos, end)
+    return {'packets': BE64.unpack_from(buf, found[CTA_COUNTERS_PACKETS][0])[0],
+            'bytes': BE64.unpack_from(buf, found[CTA_COUNTERS_BYTES][0])[0]}
+
+
+def _address(packed):
+    text = _ADDRESS_TEXT.get(packed)
+    if text is None:
+        if len(_ADDRESS_TEXT) >= _CACHE_SIZE:
+            _ADDRESS_TEXT.clear()
+        text = _ADDRESS_TEXT[packed] = socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6,
+                                                        packed)
+    return text
+
+
+def _tuple_dict(values):
     proto, src, dst, a, b, c, dummy = values
-    result = dict(src=socket.inet_ntop(family, src), dst=socket.inet_ntop(family, dst))
     if proto in (ICMP, ICMPV6):
-        result.update(type=a, code=b, id=c)
-    elif a is not None:
-        result.update(sport=a, dport=b)
-    return result
+        return {'src': _address(src), 'dst': _address(dst), 'type': a, 'code': b, 'id': c}
+    if a is not None:
+        return {'src': _address(src), 'dst': _address(dst), 'sport': a, 'dport': b}
+    return {'src': _address(src), 'dst': _address(dst)}
 
 
 def status_names(status):
-    return [name for bit, name in enumerate(STATUS_FLAGS) if status & (1 << bit)]
+    names = _STATUS_NAMES.get(status)
+    if names is None:
+        names = _STATUS_NAMES[status] = tuple(name for bit, name in enumerate(STATUS_FLAGS) if status & (1 << bit))
+    return list(names)
 
 
 def _state_name(state):
@@ -336,32 +358,59 @@ def _state_name(state):
 
 def decode_entry(buf, start, end, family):
     """The full dict of one entry, as conntrack_info returns it."""
-    attrs = _netlink.attributes(buf, start, end)
+    return _decode(buf, start, end, family)[0]
 
-    def u32(kind):
-        return BE32.unpack_from(buf, attrs[kind][0])[0] if kind in attrs else 0
 
-    orig = _tuple(buf, attrs[CTA_TUPLE_ORIG])
-    status = u32(CTA_STATUS)
-    entry = dict(
-        family=FAMILY_NAMES[family],
-        protocol=protocol_name(orig[0]),
-        state=_state_name(_tcp_state(buf, start, end)) if orig[0] == TCP else None,
-        timeout=u32(CTA_TIMEOUT),
-        status=status_names(status),
-        nat=NAT_KINDS[status & (SRC_NAT | DST_NAT)],
-        mark=u32(CTA_MARK),
-        zone=BE16.unpack_from(buf, attrs[CTA_ZONE][0])[0] if CTA_ZONE in attrs else orig[6],
-        id=u32(CTA_ID),
-        orig=_tuple_dict(family, orig),
-        reply=_tuple_dict(family, _tuple(buf, attrs[CTA_TUPLE_REPLY])),
-    )
-    if CTA_COUNTERS_ORIG in attrs and CTA_COUNTERS_REPLY in attrs:
-        entry['counters'] = dict(
-            orig=_counters(buf, attrs[CTA_COUNTERS_ORIG]),
-            reply=_counters(buf, attrs[CTA_COUNTERS_REPLY]),
-        )
-    return entry
+def _decode(buf, start, end, family):
+    """(entry dict, raw original tuple, TCP state, status) in one pass."""
+    unpack = _netlink.NLA_HDR.unpack_from
+    be32 = BE32.unpack_from
+    orig = reply = state = zone = counters_orig = counters_reply = None
+    status = timeout = mark = ident = 0
+    pos = start
+    while pos + 4 <= end:
+        length, kind = unpack(buf, pos)
+        if length < 4:
+            break
+        kind &= _netlink.NLA_TYPE_MASK
+        value = pos + 4
+        if kind == CTA_TUPLE_ORIG:
+            orig = _tuple(buf, value, pos + length)
+        elif kind == CTA_TUPLE_REPLY:
+            reply = _tuple(buf, value, pos + length)
+        elif kind == CTA_STATUS:
+            status = be32(buf, value)[0]
+        elif kind == CTA_MARK:
+            mark = be32(buf, value)[0]
+        elif kind == CTA_ID:
+            ident = be32(buf, value)[0]
+        elif kind == CTA_TIMEOUT:
+            timeout = be32(buf, value)[0]
+        elif kind == CTA_COUNTERS_ORIG:
+            counters_orig = _counters(buf, value, pos + length)
+        elif kind == CTA_COUNTERS_REPLY:
+            counters_reply = _counters(buf, value, pos + length)
+        elif kind == CTA_PROTOINFO:
+            state = _tcp_state(buf, pos, pos + length)
+        elif kind == CTA_ZONE:
+            zone = BE16.unpack_from(buf, value)[0]
+        pos += (length + 3) & ~3
+    entry = {
+        'family': FAMILY_NAMES[family],
+        'protocol': protocol_name(orig[0]),
+        'state': _state_name(state) if orig[0] == TCP else None,
+        'timeout': timeout,
+        'status': status_names(status),
+        'nat': NAT_KINDS[status & (SRC_NAT | DST_NAT)],
+        'mark': mark,
+        'zone': orig[6] if zone is None else zone,
+        'id': ident,
+        'orig': _tuple_dict(orig),
+        'reply': _tuple_dict(reply),
+    }
+    if counters_orig is not None and counters_reply is not None:
+        entry['counters'] = {'orig': counters_orig, 'reply': counters_reply}
+    return entry, orig, state, status
 
 
 # ---------------------------------------------------------------- filters
@@ -632,8 +681,12 @@ def _open(what):
         raise _kernel_error(exc, what)
 
 
-def _dump(sock, flt, family, what, kernel=True):
-    """Yield (chunk, start, end) of the entries of one family that match flt."""
+def _dump(sock, flt, family, what, kernel=True, trusted=False):
+    """Yield (chunk, start, end) of the entries of one family that match flt.
+
+    trusted: the kernel is known to apply this (exact) filter completely,
+    so the entries it sends need no second look.
+    """
     request = flt.kernel_request(family)[0] if kernel else b''
     try:
         messages = sock.dump(CT_GET, family, request)
@@ -649,7 +702,7 @@ def _dump(sock, flt, family, what, kernel=True):
     if first is None:
         return
     try:
-        if not flt.narrows:
+        if not flt.narrows or (trusted and request):
             yield first
             yield from messages
             return
@@ -672,10 +725,15 @@ class _Summary:
         self.ports = {}
 
     def add(self, buf, start, end, family):
+        """Count one message, decoding only what the summary needs."""
         orig = _orig(buf, start, end)
+        state = _tcp_state(buf, start, end) if orig[0] == TCP else None
+        self.count(family, orig, state, _u32(buf, start, end, CTA_STATUS))
+
+    def count(self, family, orig, state, status):
+        """Count one entry from its raw original tuple, TCP state and status."""
         proto = orig[0]
-        state = _tcp_state(buf, start, end) if proto == TCP else None
-        key = (family, proto, state, _u32(buf, start, end, CTA_STATUS) & (SRC_NAT | DST_NAT))
+        key = (family, proto, state if proto == TCP else None, status & (SRC_NAT | DST_NAT))
         counts = self.kinds
         counts[key] = counts.get(key, 0) + 1
         key = (family, orig[2])
@@ -724,9 +782,12 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False):
             for family in flt.families:
                 for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
                     count += 1
-                    summary.add(chunk, start, end, family)
                     if cap is None or len(entries) < cap:
-                        entries.append(decode_entry(chunk, start, end, family))
+                        entry, orig, state, status = _decode(chunk, start, end, family)
+                        entries.append(entry)
+                        summary.count(family, orig, state, status)
+                    else:
+                        summary.add(chunk, start, end, family)
         total = _read_proc('nf_conntrack_count')
         maximum = _read_proc('nf_conntrack_max')
     return dict(entries=entries, count=count, total=total, max=maximum,
@@ -782,9 +843,7 @@ def _is_protected(buf, start, end, keys):
     return (reply[2], reply[4], reply[1], reply[3]) in keys
 
 
-def _raw_attr(buf, span):
-    """The complete attribute (header included) whose payload is span."""
-    return bytes(buf[span[0] - 4:span[1] + (-span[1] % 4)])
+_DELETE_KEYS = frozenset((CTA_TUPLE_REPLY, CTA_ZONE, CTA_ID))
 
 
 def _delete_request(buf, start, end, family):
@@ -799,12 +858,18 @@ def _delete_request(buf, start, end, family):
     same reply tuple *and* a colliding id (about 1 in 4 billion) would be
     deleted: that is the residual risk.
     """
-    attrs = _netlink.attributes(buf, start, end)
-    request = _raw_attr(buf, attrs[CTA_TUPLE_REPLY])
-    for kind in (CTA_ZONE, CTA_ID):
-        if kind in attrs:
-            request += _raw_attr(buf, attrs[kind])
-    return (CT_DELETE, family, 0, request)
+    unpack = _netlink.NLA_HDR.unpack_from
+    request = []
+    pos = start
+    while pos + 4 <= end:
+        length, kind = unpack(buf, pos)
+        if length < 4:
+            break
+        stop = pos + ((length + 3) & ~3)
+        if kind & _netlink.NLA_TYPE_MASK in _DELETE_KEYS:
+            request.append(buf[pos:stop])
+        pos = stop
+    return (CT_DELETE, family, 0, b''.join(request))
 
 
 def _flush_filter_supported(sock):
@@ -847,14 +912,14 @@ def _delete(sock, requests, what):
     return results.count(0)
 
 
-def _plan(sock, flt, keys, collect, what):
+def _plan(sock, flt, keys, collect, trusted, what):
     """Dump the matches: (count, sample, protected entries, delete requests)."""
     count = 0
     sample = []
     protected = []
     requests = []
     for family in flt.families:
-        for chunk, start, end in _dump(sock, flt, family, what):
+        for chunk, start, end in _dump(sock, flt, family, what, trusted=trusted):
             if keys and _is_protected(chunk, start, end, keys):
                 protected.append(decode_entry(chunk, start, end, family))
                 continue
@@ -892,8 +957,10 @@ def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=N
                 requests = [_kernel_flush_request(flt, family) for family in flt.families]
                 if all(requests) and _flush_filter_supported(sock):
                     kernel = requests
+            # A kernel that flushes by filter applies the whole (exact) filter
+            # to dumps too: its answer is counted without a second look.
             count, sample, protected, requests = _plan(
-                sock, flt, keys, not check_mode and kernel is None, what)
+                sock, flt, keys, not check_mode and kernel is None, kernel is not None, what)
             if max_entries is not None and count > max_entries:
                 raise ConntrackError('max_entries: %d entries match, more than max_entries=%d; nothing deleted'
                                      % (count, max_entries))
@@ -903,6 +970,6 @@ def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=N
                     _delete(sock, kernel, what)
                 else:
                     if kernel is not None:
-                        requests = _plan(sock, flt, keys, True, what)[3]
+                        requests = _plan(sock, flt, keys, True, True, what)[3]
                     deleted = _delete(sock, requests, what)
     return dict(deleted=deleted, matched=count + len(protected), sample=sample, protected=protected)

@@ -25,6 +25,7 @@ NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 SO_RCVBUFFORCE = 33
+MSG_TRUNC = int(socket.MSG_TRUNC)
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -44,8 +45,8 @@ NFGENMSG = struct.Struct('=BBH')
 RECV_SIZE = 65536
 # Asked for; the kernel doubles it and root may exceed rmem_max (FORCE).
 RCVBUF = 8 * 1024 * 1024
-# What one queued acknowledgement costs in the receive buffer (skb truesize,
-# rounded up), used to size batches so that no acknowledgement is dropped.
+# What one queued error reply costs in the receive buffer (skb truesize,
+# rounded up), used to size batches so that no reply is dropped.
 ACK_COST = 1024
 BATCH_MAX = 1024
 
@@ -122,7 +123,7 @@ class NetlinkSocket:
 
     def _recv(self):
         data, dummy, flags, dummy = self.sock.recvmsg(RECV_SIZE)
-        if flags & socket.MSG_TRUNC:
+        if flags & MSG_TRUNC:
             raise NetlinkError(errno.EMSGSIZE, 'netlink message truncated')
         return data
 
@@ -157,12 +158,10 @@ class NetlinkSocket:
                 offset += (length + 3) & ~3
 
     def transact(self, messages):
-        """Send (msg_type, family, version, attrs) requests with NLM_F_ACK, in batches.
+        """Send (msg_type, family, version, attrs) requests in batches.
 
-        Returns one errno per request (0 for success), in order. Every
-        acknowledgement is read before the next batch is sent, and batches
-        are sized to the receive buffer, so no error reply can be dropped;
-        a reply that is missing anyway raises NetlinkError.
+        Returns one errno per request (0 for success), in order. See
+        _send_batch() for why no error reply can be lost.
         """
         results = []
         batch = []
@@ -176,31 +175,45 @@ class NetlinkSocket:
         return results
 
     def _send_batch(self, batch):
+        """Send a batch in one write; read every reply to it.
+
+        Only the last request carries NLM_F_ACK: the kernel answers each
+        failed request whether or not it asked for it (netlink_rcv_skb acks
+        any error) and handles the requests of one write in order, so the
+        acknowledgement of the last request follows every error of the
+        batch, and reading up to it drains them all. The batch is sized so
+        that the receive buffer holds a reply for every request; a reply
+        lost anyway (ENOBUFS) raises NetlinkError.
+        """
         first = self.seq + 1
-        data = b''.join(
-            nfmessage(msg_type, NLM_F_REQUEST | NLM_F_ACK, self._next_seq(), family, version, attrs)
-            for msg_type, family, version, attrs in batch)
-        self.sock.sendall(data)
-        pending = dict((first + i, None) for i in range(len(batch)))
-        unpack = NLMSGHDR.unpack_from
-        todo = len(batch)
-        while todo:
+        last = first + len(batch) - 1
+        data = []
+        for msg_type, family, version, attrs in batch:
+            seq = self._next_seq()
+            flags = NLM_F_REQUEST | (NLM_F_ACK if seq == last else 0)
+            data.append(nfmessage(msg_type, flags, seq, family, version, attrs))
+        self.sock.sendall(b''.join(data))
+        results = [0] * len(batch)
+        unpack = NLMSG_LEN_TYPE_SEQ.unpack_from
+        while True:
             try:
                 chunk = self._recv()
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
-                    raise NetlinkError(errno.ENOBUFS, 'netlink acknowledgements were lost (receive buffer overrun)')
+                    raise NetlinkError(errno.ENOBUFS, 'netlink replies were lost (receive buffer overrun)')
                 raise
             offset = 0
+            done = False
             while offset + NLMSGHDR.size <= len(chunk):
-                length, kind, dummy, msg_seq, dummy = unpack(chunk, offset)
+                length, kind, msg_seq = unpack(chunk, offset)
                 if length < NLMSGHDR.size:
                     raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
-                if kind == NLMSG_ERROR and pending.get(msg_seq, 0) is None:
-                    pending[msg_seq] = -NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
-                    todo -= 1
+                if kind == NLMSG_ERROR and first <= msg_seq <= last:
+                    results[msg_seq - first] = -NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
+                    done = done or msg_seq == last
                 offset += (length + 3) & ~3
-        return [pending[first + i] for i in range(len(batch))]
+            if done:
+                return results
 
 
 def _libc_setns(fd, nstype):

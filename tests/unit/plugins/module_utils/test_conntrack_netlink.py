@@ -94,19 +94,27 @@ def test_dump_ignores_messages_of_other_requests():
     assert [c[s + 4:e] for c, s, e in sock.dump(0x101, 2)] == [b'mine']
 
 
-def test_transact_maps_every_ack_to_its_request_in_batches():
-    def acks(first, codes):
-        return b''.join(ack(first + i, code) for i, code in enumerate(codes))
-
-    # Replies may be split or stray (seq 99); batches of 2 are drained before the next is sent.
-    replies = [acks(1, [0]) + ack(99, errno.EPERM), acks(2, [errno.ENOENT]), acks(3, [0, errno.EBUSY]), acks(5, [0])]
+def test_transact_reads_errors_up_to_the_ack_of_each_batch():
+    # Batches of 2: errors come only for failed requests, the last request of
+    # each batch is acknowledged either way; a stray reply (seq 99) is ignored.
+    replies = [ack(99, errno.EPERM), ack(2, errno.ENOENT), ack(3, errno.EBUSY) + ack(4), ack(5)]
     sock = netlink(replies, batch=2)
     requests = [(0x102, 2, 0, nl.nla(12, b'\0\0\0%c' % i)) for i in range(5)]
-    assert sock.transact(requests) == [0, errno.ENOENT, 0, errno.EBUSY, 0]
+    assert sock.transact(requests) == [0, errno.ENOENT, errno.EBUSY, 0, 0]
+    assert sock.sock.replies == []
     assert len(sock.sock.sent) == 3
-    for data in sock.sock.sent:
-        flags = nl.NLMSGHDR.unpack_from(data)[2]
-        assert flags & nl.NLM_F_ACK
+    for data, count in zip(sock.sock.sent, (2, 2, 1)):
+        offset, flags = 0, []
+        while offset < len(data):
+            length, dummy, flag, dummy, dummy = nl.NLMSGHDR.unpack_from(data, offset)
+            flags.append(flag & nl.NLM_F_ACK)
+            offset += length
+        assert flags == [0] * (count - 1) + [nl.NLM_F_ACK]
+
+
+def test_an_error_of_the_last_request_also_ends_the_batch():
+    sock = netlink([ack(1, errno.ENOENT)])
+    assert sock.transact([(0x102, 2, 0, b'')]) == [errno.ENOENT]
 
 
 def test_transact_reports_lost_acknowledgements():

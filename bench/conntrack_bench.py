@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""conntrack_info / conntrack_flush against the conntrack CLI, on ~200k real entries.
+
+Not a test: prints figures and their ratios (see docs/conntrack.md).
+Needs root, iproute2, iptables and conntrack-tools. Everything happens in
+a namespace snf-bench-<pid>, removed at the end, also on Ctrl-C or
+SIGTERM; the host's own ruleset, sysctls and conntrack table are never
+touched.
+
+The modules run the way a managed host runs them, without the
+controller: `python plugins/modules/<module>.py ARGS.json`, a new process
+per run, the collection on PYTHONPATH (AnsiballZ-less; AnsiballZ adds its
+own unzip/import time on top of both sides equally little).
+
+    sudo .venv/bin/python bench/conntrack_bench.py [--rounds 3]
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
+sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, HERE)
+
+import _lab  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink  # noqa: E402
+
+UDP_PER_SOURCE = 50000
+VICTIM = _lab.SOURCES_V4[0]
+ENV = dict(os.environ, PYTHONPATH=COLLECTIONS)
+# Run a module file as __main__ and report the process' peak RSS on exit.
+MEMORY_WRAPPER = (
+    'import atexit, resource, runpy, sys\n'
+    'atexit.register(lambda: sys.stderr.write("MAXRSS %d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n'
+    'sys.argv = sys.argv[1:]\n'
+    'runpy.run_path(sys.argv[0], run_name="__main__")\n'
+)
+
+
+def machine():
+    cpu = 'unknown'
+    with open('/proc/cpuinfo') as handle:
+        for line in handle:
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    return dict(nproc=os.cpu_count(), kernel=platform.release(), cpu=cpu, python=platform.python_version(),
+                conntrack_cli=subprocess.run(['conntrack', '--version'], stdout=subprocess.PIPE,
+                                             universal_newlines=True).stdout.strip())
+
+
+def read_int(path):
+    with open(path) as handle:
+        return int(handle.read())
+
+
+class Runner:
+    def __init__(self, ns, workdir):
+        self.ns = ns
+        self.workdir = workdir
+
+    def cli(self, *args):
+        """Wall time of `ip netns exec NS conntrack ARGS > /dev/null`."""
+        start = time.monotonic()
+        subprocess.run(['ip', 'netns', 'exec', self.ns, 'conntrack'] + list(args),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        return time.monotonic() - start
+
+    def module(self, name, args, wrapper=None):
+        """(wall time, result, stderr) of one module process."""
+        path = os.path.join(self.workdir, '%s.json' % name)
+        with open(path, 'w') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': dict(args, netns=self.ns)}, handle)
+        module = os.path.join(ROOT, 'plugins', 'modules', name + '.py')
+        argv = [sys.executable, module, path]
+        if wrapper:
+            argv = [sys.executable, '-c', wrapper, module, path]
+        start = time.monotonic()
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        elapsed = time.monotonic() - start
+        result = json.loads(proc.stdout)
+        if result.get('failed'):
+            raise RuntimeError('%s failed: %s' % (name, result.get('msg')))
+        return elapsed, result, proc.stderr.decode()
+
+    def count(self, *args):
+        proc = subprocess.run(['ip', 'netns', 'exec', self.ns, 'conntrack', '-C'] + list(args),
+                              stdout=subprocess.PIPE, universal_newlines=True, check=True)
+        return int(proc.stdout)
+
+    def refill_victim(self):
+        """Recreate the UDP flows of every source (only the deleted ones are new)."""
+        _lab.fill(self.ns, udp_per_source=UDP_PER_SOURCE)
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def report(label, value, unit, versus=None, versus_label=None):
+    line = '%-58s %9.3f %s' % (label, value, unit)
+    if versus:
+        line += '   (%s: %.2fx)' % (versus_label, versus)
+    print(line)
+    sys.stdout.flush()
+
+
+def bench(rounds):
+    info = machine()
+    print('machine: %(nproc)s CPUs, %(cpu)s, kernel %(kernel)s, Python %(python)s, %(conntrack_cli)s' % info)
+    limit = read_int('/proc/sys/net/netfilter/nf_conntrack_max')
+    buckets = read_int('/proc/sys/net/netfilter/nf_conntrack_buckets')
+    wanted = 4 * UDP_PER_SOURCE + 2500
+    print('nf_conntrack_max %d, nf_conntrack_buckets %d (global; never changed here)' % (limit, buckets))
+    if limit < wanted:
+        print('nf_conntrack_max is below the %d entries this benchmark needs; raise it on a scratch machine.' % wanted)
+        return 1
+    name = 'snf-bench-%d' % os.getpid()
+    with _lab.namespace(name) as ns, tempfile.TemporaryDirectory(prefix='snf-bench-') as workdir:
+        run = Runner(ns, workdir)
+        _lab.setup_gateway(ns)
+        start = time.monotonic()
+        _lab.fill(ns, udp_per_source=UDP_PER_SOURCE, tcp_per_source=250, icmp_per_source=100, v6_udp_per_source=250)
+        total = run.count()
+        print('table: %d entries (SNAT, both families) filled in %.1f s' % (total, time.monotonic() - start))
+
+        # 1. Summary of the whole table vs conntrack -L > /dev/null.
+        cli_list, summary = [], []
+        for dummy in range(rounds):
+            cli_list.append(run.cli('-L'))
+            elapsed, result, dummy_err = run.module('conntrack_info', dict(summary_only=True))
+            summary.append(elapsed)
+            assert result['count'] == total, (result['count'], total)
+        report('conntrack -L > /dev/null (median)', median(cli_list), 's')
+        report('conntrack_info summary_only, module process (median)', median(summary), 's',
+               median(summary) / median(cli_list), 'ratio to CLI, target <= 1.5')
+
+        # 2. Peak memory of the summary run.
+        dummy, dummy_result, stderr = run.module('conntrack_info', dict(summary_only=True), wrapper=MEMORY_WRAPPER)
+        maxrss = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith('MAXRSS')][0]
+        report('conntrack_info summary_only, peak RSS', maxrss / 1024.0, 'MiB (target < 100)')
+
+        # 3. Full structured listing, entries per second.
+        elapsed, result, dummy_err = run.module('conntrack_info', dict(limit=0))
+        assert len(result['entries']) == total
+        report('conntrack_info limit=0, module process', elapsed, 's')
+        report('  entries/s (target >= 100000)', total / elapsed, '/s')
+        with _netlink.network_namespace(ns):
+            start = time.monotonic()
+            result = _conntrack.list_entries(_conntrack.build_filter({}), limit=0)
+            in_process = time.monotonic() - start
+        report('  the same in-process, decoding only (no exit_json)', total / in_process, '/s')
+        del result
+
+        # 4. Deleting the entries of one source (50k), three ways, same table.
+        run.cli('-D', '-s', VICTIM)          # warm-up: only the UDP flows come back
+        run.refill_victim()
+        victims = run.count('-s', VICTIM)
+        ways = [
+            ('conntrack -D -s %s' % VICTIM, lambda: run.cli('-D', '-s', VICTIM)),
+            ('conntrack_flush src=%s (kernel filters the flush)' % VICTIM,
+             lambda: run.module('conntrack_flush', dict(src=VICTIM))[0]),
+            ('conntrack_flush src=%s sport=40000-40001 (entry by entry)' % VICTIM,
+             lambda: run.module('conntrack_flush', dict(src=VICTIM, sport='40000-40001'))[0]),
+        ]
+        times = dict((label, []) for label, dummy in ways)
+        for dummy in range(rounds):
+            for label, action in ways:
+                assert run.count('-s', VICTIM) == victims
+                times[label].append(action())
+                left = run.count('-s', VICTIM)
+                assert left == 0, '%s left %d entries' % (label, left)
+                assert run.count() == total - victims
+                run.refill_victim()
+        cli = median(times[ways[0][0]])
+        print('deleting %d entries of %s out of %d:' % (victims, VICTIM, total))
+        report('  ' + ways[0][0] + ' (median)', cli, 's')
+        for label, dummy in ways[1:]:
+            report('  ' + label + ' (median)', median(times[label]), 's',
+                   cli / median(times[label]), 'speed-up over CLI, target >= 5 kernel / > 1')
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--rounds', type=int, default=3, help='repetitions per figure (median)')
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit('needs root (network namespaces, conntrack)')
+    # SIGTERM unwinds like Ctrl-C, so the namespace is removed either way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(bench(args.rounds))
+
+
+if __name__ == '__main__':
+    main()
