@@ -16,8 +16,8 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard tests/molecule/*/mo
 .PHONY: help setup test demo unit sanity lint molecule clean-lab
 
 help:
-	@echo "make demo   - bring up the lab gateway and show a NAT flow and its conntrack tuples"
-	@echo "make test   - the whole suite: unit, sanity, lint, every molecule scenario"
+	@echo "make demo   - bring up the lab gateway, show its NAT flows as conntrack sees them, flush one"
+	@echo "make test   - the whole suite: unit, sanity, lint, every molecule scenario, the demo"
 	@echo "make setup  - install what the above need (system packages, .venv, lab image)"
 	@echo "Parts of the suite: make unit | sanity | lint | molecule [SCENARIOS='snat ...']"
 
@@ -31,10 +31,11 @@ test: setup
 	  "sanity:$(MAKE) --no-print-directory sanity" \
 	  "lint:$(MAKE) --no-print-directory lint" \
 	  "molecule:$(MAKE) --no-print-directory molecule" \
+	  "demo:bash tests/demo/demo.sh" \
 	  "host:bash tests/host_guard.sh compare .cache/host-guard"
 
 demo: setup
-	@bash tests/demo.sh
+	@bash tests/demo/demo.sh
 
 unit:
 	pytest -q tests/unit
