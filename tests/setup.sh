@@ -24,7 +24,7 @@ done
 if [ -n "$missing" ]; then
   step "installing system packages: $missing"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 else
   step "system packages present"
 fi
