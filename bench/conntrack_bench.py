@@ -95,9 +95,10 @@ class Runner:
         return elapsed, result, proc.stderr.decode()
 
     def count(self, *args):
-        proc = subprocess.run(['ip', 'netns', 'exec', self.ns, 'conntrack', '-C'] + list(args),
-                              stdout=subprocess.PIPE, universal_newlines=True, check=True)
-        return int(proc.stdout)
+        """Entries `conntrack -L ARGS` shows (its summary line on stderr)."""
+        proc = subprocess.run(['ip', 'netns', 'exec', self.ns, 'conntrack', '-L'] + list(args),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        return int(proc.stderr.split('(conntrack-tools):')[1].split()[0])
 
     def refill_victim(self):
         """Recreate the UDP flows of every source (only the deleted ones are new)."""

@@ -18,8 +18,10 @@ import contextlib
 import ctypes
 import errno
 import os
+import queue
 import socket
 import struct
+import threading
 
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
@@ -49,6 +51,8 @@ RCVBUF = 8 * 1024 * 1024
 # rounded up), used to size batches so that no reply is dropped.
 ACK_COST = 1024
 BATCH_MAX = 1024
+# Dump chunks received ahead of the decoder (at most 32 KiB each).
+PREFETCH = 64
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = '/run/netns'
@@ -130,32 +134,77 @@ class NetlinkSocket:
     def dump(self, msg_type, family, attrs=b'', version=0):
         """Yield (chunk, start, end) for each message of a dump.
 
-        start/end delimit the attributes (after nlmsghdr and nfgenmsg); the
-        family of the message is chunk[start - 4]. Raises NetlinkError when
-        the kernel refuses the request.
+        start/end delimit the attributes (after nlmsghdr and nfgenmsg).
+        Raises NetlinkError when the kernel refuses the request.
+
+        A reader thread receives the chunks while the caller works on the
+        ones before: the kernel builds each chunk inside recvmsg(), so on a
+        host with two cores or more building and decoding overlap.
         """
         seq = self._next_seq()
         self.sock.send(nfmessage(msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, family, version, attrs))
+        chunks = queue.Queue(PREFETCH)
+        stop = threading.Event()
+        reader = threading.Thread(target=self._read_dump, args=(seq, chunks, stop))
+        reader.daemon = True
+        reader.start()
         unpack = NLMSG_LEN_TYPE_SEQ.unpack_from
         hdr = NLMSGHDR.size + NFGENMSG.size
-        while True:
-            chunk = self._recv()
-            offset = 0
-            size = len(chunk)
-            while offset + NLMSGHDR.size <= size:
-                length, kind, msg_seq = unpack(chunk, offset)
-                if length < NLMSGHDR.size:
-                    raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
-                if msg_seq == seq:
-                    if kind in (NLMSG_DONE, NLMSG_ERROR):
-                        code = 0
-                        if length >= NLMSGHDR.size + NLMSGERR.size:
-                            code = NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
-                        if code:
-                            raise NetlinkError(-code, os.strerror(-code))
+        try:
+            while True:
+                chunk = chunks.get()
+                if not isinstance(chunk, bytes):
+                    raise chunk or NetlinkError(errno.EPIPE, 'netlink dump ended early')
+                offset = 0
+                size = len(chunk)
+                while offset + NLMSGHDR.size <= size:
+                    length, kind, msg_seq = unpack(chunk, offset)
+                    if length < NLMSGHDR.size:
+                        raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
+                    if msg_seq == seq:
+                        if kind in (NLMSG_DONE, NLMSG_ERROR):
+                            code = 0
+                            if length >= NLMSGHDR.size + NLMSGERR.size:
+                                code = NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
+                            if code:
+                                raise NetlinkError(-code, os.strerror(-code))
+                            return
+                        yield chunk, offset + hdr, offset + length
+                    offset += (length + 3) & ~3
+        finally:
+            # Let a reader blocked on the full queue finish the dump.
+            stop.set()
+            while reader.is_alive():
+                try:
+                    chunks.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+
+    def _read_dump(self, seq, chunks, stop):
+        """Reader thread of dump(): queue chunks up to the end of the dump.
+
+        Queues an OSError the socket raised, and None when it stops without
+        having seen the end of the dump.
+        """
+        unpack = NLMSG_LEN_TYPE_SEQ.unpack_from
+        ending = None
+        ended = False
+        try:
+            while not stop.is_set():
+                chunk = self._recv()
+                chunks.put(chunk)
+                offset = 0
+                while offset + NLMSGHDR.size <= len(chunk):
+                    length, kind, msg_seq = unpack(chunk, offset)
+                    if length < NLMSGHDR.size or (msg_seq == seq and kind in (NLMSG_DONE, NLMSG_ERROR)):
+                        ended = True
                         return
-                    yield chunk, offset + hdr, offset + length
-                offset += (length + 3) & ~3
+                    offset += (length + 3) & ~3
+        except OSError as exc:
+            ending = exc
+        finally:
+            if not ended:
+                chunks.put(ending)
 
     def transact(self, messages):
         """Send (msg_type, family, version, attrs) requests in batches.

@@ -4,6 +4,7 @@
 import errno
 import os
 import socket
+import threading
 
 import pytest
 
@@ -86,6 +87,25 @@ def test_dump_refused_raises_with_errno():
     with pytest.raises(nl.NetlinkError) as exc:
         list(sock.dump(0x101, 2))
     assert exc.value.errno == errno.EPERM
+
+
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')
+def test_dump_that_stops_short_is_an_error():
+    sock = netlink([entry(1, nl.nla(1, b'aaaa')), ValueError('reader crashed')])
+    with pytest.raises(nl.NetlinkError) as exc:
+        list(sock.dump(0x101, 2))
+    assert exc.value.errno == errno.EPIPE
+
+
+def test_abandoned_dump_lets_its_reader_finish():
+    chunks = [entry(1, nl.nla(1, b'%04d' % i)) for i in range(3 * nl.PREFETCH)]
+    sock = netlink(chunks + [message(nl.NLMSG_DONE, 1, b'\0\0\0\0')])
+    before = threading.active_count()
+    dump = sock.dump(0x101, 2)
+    next(dump)
+    assert threading.active_count() == before + 1
+    dump.close()
+    assert threading.active_count() == before
 
 
 def test_dump_ignores_messages_of_other_requests():
