@@ -40,6 +40,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     read_owned,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
+from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
 
 
 def families_of(value):
@@ -210,6 +211,17 @@ def run_ruleset(module):
     params = module.params
     table, state = params['table'], params['state']
     families = families_of(params['family'])
+    if params.get('rollback_confirm'):
+        try:
+            _rollback.check_id(params['rollback_confirm'])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc), param='rollback_confirm')
+        _rollback.confirm(module, params['rollback_confirm'])
+    try:
+        if params.get('rollback_timeout') is not None:
+            _rollback.check_timeout(params['rollback_timeout'])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), param='rollback_timeout')
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
         desired = dict((family, desired_owned(params, family, table, scope_prefix, state != 'deleted'))
@@ -243,8 +255,20 @@ def run_ruleset(module):
             _fail(module, exc)
         plans.append(Plan(live_table, scope_prefix, family, live, wanted))
     engine.warn_other_backend()
-    engine.apply(plans)
+    if any(plan.changed for plan in plans):
+        _rollback.guard(module, table, scope_prefix, families)
+    armed = None
+    if params.get('rollback_timeout') is not None:
+        armed = _rollback.arm(module, table, scope_prefix, plans, engine.backend, params['rollback_timeout'])
+    try:
+        engine.apply(plans)
+    except (SystemExit, Exception):
+        # fail_json exits: the engine put back what it had applied, so the timer has nothing to undo.
+        _rollback.cancel(module, armed)
+        raise
     result = dict(changed=any(plan.changed for plan in plans), restore=restore_texts(plans), backend=engine.backend)
+    if params.get('rollback_timeout') is not None:
+        result['rollback'] = _rollback.public(armed, armed=True) if armed else dict(armed=False)
     if module._diff:
         result['diff'] = plan_diff(plans)
     module.exit_json(**result)

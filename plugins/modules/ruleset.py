@@ -191,6 +191,25 @@ options:
             description: Give a client the same address on every connection (V(SNAT), V(DNAT)).
             type: bool
             default: false
+  rollback_timeout:
+    description:
+      - Commit-confirm. Before the change is applied, the current owned chains, hooks and managed policies of
+        the scope are saved on the host and a timer is started there that does not depend on the Ansible
+        connection (a transient C(systemd-run --on-active) timer where systemd runs, else a detached process).
+        When it fires, it puts the saved state back with one C(iptables-restore --noflush) transaction per
+        family, computed from the rules live at that moment.
+      - The action plugin of this module then opens a new connection to the host and confirms, which
+        disarms the timer. A change that cuts the connection is therefore not confirmed and is undone by
+        itself after this many seconds (5 to 86400).
+      - No timer is started when nothing changes or in check mode. While a rollback is pending, changes to an
+        overlapping scope of the same table are refused. See the Rollback section of docs/reliability.md.
+    type: int
+  rollback_confirm:
+    description:
+      - Confirm the pending rollback with this C(rollback.id) and disarm its timer; nothing else is done. The
+        action plugin sends it by itself after a change with O(rollback_timeout); set it only to confirm from
+        a separate task. Fails when the rollback has already fired.
+    type: str
 notes:
   - An owned chain that ends with a catch-all C(DROP) stops traffic that the chains hooked after it would
     accept; prefer the policy of the built-in chain for the final verdict.
@@ -270,6 +289,24 @@ gathered:
           hook_position: first
           rules:
             - {name: established, ctstate: [RELATED, ESTABLISHED], jump: ACCEPT}
+rollback:
+  description:
+    - The commit-confirm record when O(rollback_timeout) or O(rollback_confirm) is given. C(armed) is false when
+      nothing changed. C(status) is V(confirmed) once the action plugin confirmed over a new connection.
+  returned: when rollback_timeout or rollback_confirm is set
+  type: dict
+  sample:
+    id: 3f1c0a9e5b7d2c41
+    armed: true
+    status: confirmed
+    table: filter
+    scope_prefix: SNF-FW-
+    families: [ipv4, ipv6]
+    timeout: 60
+    deadline: 1795694400.5
+    timer: {kind: systemd, unit: snf-rollback-3f1c0a9e5b7d2c41.timer}
+    state_dir: /run/snf-netfilter/rollback/3f1c0a9e5b7d2c41
+    confirm_seconds: 0.8
 backend:
   description: The iptables back end the host selects.
   returned: unless state is rendered
@@ -324,7 +361,10 @@ def main():
                 hook_position=dict(type='str', choices=['first', 'last'], default='first'),
                 rules=dict(type='list', elements='dict', default=[], options=rule_options),
             )),
+            rollback_timeout=dict(type='int'),
+            rollback_confirm=dict(type='str', no_log=False),
         ),
+        mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,
     )
     run_ruleset(module)

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action plugin of stateful.netfilter.ruleset: commit-confirm over a new connection.
+
+Runs the module. When it armed a rollback (rollback_timeout and a change),
+the connection is reset (for SSH: the ControlPersist master is stopped, so
+the next command opens a new TCP connection and a new SSH session) and the
+module is run again with rollback_confirm. A push that cut the way in
+cannot be confirmed that way, and the timer on the host puts the previous
+rules back. Without rollback_timeout this is the normal action.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible.errors import AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
+from ansible.plugins.connection import ConnectionBase
+
+MODULE = 'stateful.netfilter.ruleset'
+
+
+class ActionModule(ActionBase):
+
+    _supports_check_mode = True
+    _supports_async = False
+
+    def _reconnect(self):
+        """Drop the current connection so that the next command opens a new one; False if the plugin cannot."""
+        if type(self._connection).reset is ConnectionBase.reset:
+            return False  # e.g. a container engine's exec: there is no network session to renew
+        self._connection.reset()
+        return True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+        rollback = result.get('rollback') or {}
+        if result.get('failed') or not rollback.get('armed'):
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+            return result
+
+        # The rules are live and the timer runs on the host. Do not touch the old session again: confirm
+        # over a new one, or not at all.
+        first_tmp = self._connection._shell.tmpdir
+        started = time.time()
+        rollback['reconnected'] = self._reconnect()
+        try:
+            confirmed = self._execute_module(module_name=MODULE, module_args=dict(rollback_confirm=rollback['id']),
+                                             task_vars=task_vars)
+        except AnsibleConnectionFailure as exc:
+            rollback['confirmed'] = False
+            result['rollback'] = rollback
+            result['failed'] = True
+            result['msg'] = ('the rules were applied, but the host could not be reached over a new connection to '
+                             'confirm them (%s); its rollback timer puts the previous rules back %d s after the '
+                             'push' % (exc, rollback.get('timeout') or 0))
+            return result
+        if confirmed.get('failed'):
+            rollback['confirmed'] = False
+            result['rollback'] = rollback
+            result['failed'] = True
+            result['msg'] = 'the rules were applied, but confirming them failed: %s' % confirmed.get('msg')
+            return result
+        rollback.update(confirmed.get('rollback') or {})
+        rollback['confirmed'] = True
+        rollback['confirm_seconds'] = round(time.time() - started, 2)
+        result['rollback'] = rollback
+        second_tmp = self._connection._shell.tmpdir
+        self._remove_tmp_path(first_tmp)
+        if second_tmp and second_tmp != first_tmp:
+            self._remove_tmp_path(second_tmp)
+        return result
