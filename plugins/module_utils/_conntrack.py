@@ -7,9 +7,10 @@
 Private to the collection; the engine of conntrack_info and conntrack_flush,
 also called by nat_rule. Standard library only (see _netlink).
 
-Speed comes from decoding lazily: a dump message is indexed (attribute
-offsets only) and a field is decoded when a filter, the summary or a
-returned entry needs it. Filters go to the kernel where it honours them
+Speed comes from decoding lazily: a field of a dump message is found and
+decoded only when a filter, the summary or a returned entry needs it; the
+common tuple layout is read with one struct call after its headers are
+checked. Filters go to the kernel where it honours them
 and are always checked again in userspace, so a kernel that ignores a
 filter attribute (older than the feature) costs time, never correctness.
 
@@ -47,7 +48,6 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._validate impor
     PORT_PROTOCOLS,
     PROTOCOLS,
     ValidationError,
-    check_family,
     parse_mark,
     parse_network,
     parse_port_range,
@@ -98,7 +98,6 @@ FILTER_DST_PORT = 1 << 5
 
 FAMILIES = {'ipv4': socket.AF_INET, 'ipv6': socket.AF_INET6}
 FAMILY_NAMES = {socket.AF_INET: 'ipv4', socket.AF_INET6: 'ipv6'}
-ADDRESS_SIZE = {socket.AF_INET: 4, socket.AF_INET6: 16}
 
 # enum ip_conntrack_status, bit by bit.
 STATUS_FLAGS = (
@@ -419,7 +418,6 @@ class _Address:
     """An address or network to compare with packed addresses."""
 
     def __init__(self, network):
-        self.network = network
         self.host = network.network_address.packed if network.prefixlen == network.max_prefixlen else None
         self.value = int(network.network_address)
         self.mask = int(network.netmask)
@@ -604,7 +602,6 @@ def build_filter(params):
             name = prefix + field
             if given(name):
                 network = parse_network(params[name], name, wanted)
-                check_family(network, wanted, name)
                 wanted = 'ipv4' if network.version == 4 else 'ipv6'
                 setattr(direction, field, _Address(network))
         for field in ('sport', 'dport'):
@@ -695,8 +692,7 @@ def _dump(sock, flt, family, what, kernel=True, trusted=False):
         if request and exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
             # A kernel that knows CTA_FILTER but refuses this one (5.8 had
             # a broken flag check): filter in userspace only.
-            for item in _dump(sock, flt, family, what, kernel=False):
-                yield item
+            yield from _dump(sock, flt, family, what, kernel=False)
             return
         raise _kernel_error(exc, what)
     if first is None:
@@ -810,7 +806,7 @@ def control_connection(environ):
 
 
 def _packed(address):
-    addr = ipaddress.ip_address(str(address).split('%')[0])
+    addr = ipaddress.ip_address(str(address).split('%', 1)[0])
     if addr.version == 6 and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     return addr.packed

@@ -24,18 +24,19 @@ description:
   - Where the kernel can delete by filter itself (detected at run time) it does, in one request; otherwise each entry
     is deleted by its reply tuple, zone and id, so an entry recreated meanwhile under a different NAT mapping survives.
 author:
-  - stateful.netfilter contributors
+  - stateful.netfilter contributors (@stateful-netfilter)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - stateful.netfilter.conntrack_filters
 attributes:
   check_mode:
     support: full
-    description: Counts and samples the entries that would be deleted and deletes nothing.
+    details: Counts and samples the entries that would be deleted and deletes nothing.
   diff_mode:
     support: none
   platform:
-    platforms: posix
-    description: Linux with connection tracking and C(nf_conntrack_netlink).
+    platforms: linux
+    details: Needs connection tracking and C(nf_conntrack_netlink) in the kernel.
 options:
   all:
     description:
@@ -120,7 +121,8 @@ matched:
   type: int
   sample: 50001
 sample:
-  description: Up to ten of the entries deleted (or that would be), in the format of conntrack_info's RV(entries).
+  description: Up to ten of the entries deleted (or that would be), in the format of the entries of
+    M(stateful.netfilter.conntrack_info).
   returned: always
   type: list
   elements: dict

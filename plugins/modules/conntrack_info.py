@@ -18,21 +18,22 @@ description:
   - Talks to the kernel over nfnetlink with the Python standard library only; nothing is installed on the host and the
     C(conntrack) tool is not needed.
   - IPv4 and IPv6 entries are both read unless O(family) or an address filter says otherwise.
-  - O(count) and O(summary) always cover every matching entry; O(limit) only caps how many entries are returned, so a
-    gateway with hundreds of thousands of entries can be summarised cheaply.
+  - RV(count) and RV(summary) always cover every matching entry; O(limit) only caps how many entries are returned, so
+    a gateway with hundreds of thousands of entries can be summarised cheaply.
 author:
-  - stateful.netfilter contributors
+  - stateful.netfilter contributors (@stateful-netfilter)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - stateful.netfilter.conntrack_filters
 attributes:
   check_mode:
     support: full
-    description: The module only reads; it behaves the same in check mode.
+    details: The module only reads; it behaves the same in check mode.
   diff_mode:
     support: none
   platform:
-    platforms: posix
-    description: Linux with connection tracking and C(nf_conntrack_netlink).
+    platforms: linux
+    details: Needs connection tracking and C(nf_conntrack_netlink) in the kernel.
 options:
   limit:
     description:
