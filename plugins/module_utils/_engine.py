@@ -58,6 +58,11 @@ class Engine(object):
             module.fail_json(**exc.result())
         self.backend = backend
         self.backends = dict((family, Backend(module, family, backend)) for family in families)
+        try:
+            # Held until the module exits: no other run of the engine reads or writes in between.
+            self.lock = _rollback.engine_lock()
+        except (_rollback.RollbackError, OSError) as exc:
+            module.fail_json(msg='could not take the engine lock: %s' % exc)
 
     def read(self, family, table):
         try:

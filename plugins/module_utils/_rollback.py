@@ -46,6 +46,11 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
 )
 
 STATE_ROOT = '/run/snf-netfilter/rollback'
+# Held by every run of the engine from its first read to its last write, and by the rollback runner, so
+# that two changes to the same host (two plays at once) never plan on a state the other is changing.
+ENGINE_LOCK = '/run/snf-netfilter/engine.lock'
+ENGINE_LOCK_WAIT = 60
+_HELD = {}
 UNIT_PREFIX = 'snf-rollback-'
 PACKAGE = 'ansible_collections.stateful.netfilter.plugins.module_utils'
 # What the runner imports on the host, copied from the module's own payload.
@@ -178,6 +183,31 @@ class Locked(object):
 
     def __exit__(self, *exc):
         os.close(self.fd)
+
+
+def engine_lock(wait=None, sleep=time.sleep):
+    """Take the engine lock (a file descriptor kept open until the process ends); raises RollbackError."""
+    path = ENGINE_LOCK
+    if path in _HELD:
+        return _HELD[path]
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    waited = 0.0
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _HELD[path] = fd
+            return fd
+        except (IOError, OSError) as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if waited >= (ENGINE_LOCK_WAIT if wait is None else wait):
+            os.close(fd)
+            raise RollbackError('another stateful.netfilter change on this host held %s for %d s' % (path, waited))
+        sleep(0.1)
+        waited += 0.1
 
 
 def all_records(root=None):
@@ -397,6 +427,14 @@ class HostCommands(object):
 def fire(state_dir, commands=None):
     """Put the saved state back, unless the record was confirmed; returns the final record."""
     commands = commands or HostCommands()
+    record = read_record(state_dir)
+    if record is None or record['status'] != PENDING:
+        return record
+    engine_lock()
+    return _fire(state_dir, commands)
+
+
+def _fire(state_dir, commands):
     with Locked(state_dir):
         record = read_record(state_dir)
         if record is None or record['status'] != PENDING:

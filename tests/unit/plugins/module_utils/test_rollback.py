@@ -382,3 +382,12 @@ def test_engine_cancels_the_timer_when_the_push_fails(monkeypatch):
     with pytest.raises(Failed):
         _engine.run_ruleset(module)
     assert len(armed) == 1 and cancelled == [{'id': 'x'}]
+
+
+def test_engine_lock_excludes_another_process():
+    first = _rollback.engine_lock()
+    assert _rollback.engine_lock() == first  # the same process holds it once
+    other = subprocess.run([sys.executable, '-c', 'import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); '
+                            'fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)', _rollback.ENGINE_LOCK],
+                           capture_output=True)
+    assert other.returncode != 0 and b'BlockingIOError' in other.stderr
