@@ -305,10 +305,13 @@ def nat_rule_specs(params):
         for key in ('source', 'destination', 'to_source', 'to_destination'):
             if params.get(key):
                 raise ValidationError('family', 'both is for rules without addresses, but %s is set' % key)
-    families = families_of(family or infer_family(raw) or 'ipv4')
     if params['state'] == 'absent' and params.get('name'):
-        # A named rule is removed by its name, whatever its spec.
-        return dict((fam, Rule({'name': params['name']}, None)) for fam in families)
+        # A named rule is removed by its name, whatever its spec; without a family
+        # or addresses saying which, from both families (it may have been added with
+        # family both, and 'name: x, state: absent' must not leave its IPv6 half).
+        return dict((fam, Rule({'name': params['name']}, None))
+                    for fam in families_of(family or infer_family(raw) or 'both'))
+    families = families_of(family or infer_family(raw) or 'ipv4')
     rules = {}
     for fam in families:
         spec = make_rule(raw, fam, 'nat')

@@ -41,7 +41,9 @@ options:
     choices: [snat, masquerade, dnat, redirect]
     required: true
   state:
-    description: Whether the rule is present or absent. A named rule is removed by its name alone, from either chain.
+    description:
+      - Whether the rule is present or absent. A named rule is removed by its name alone, from either chain,
+        and from both families unless O(family) or an address says which.
     type: str
     choices: [present, absent]
     default: present
@@ -55,7 +57,8 @@ options:
   family:
     description:
       - The address family. Inferred from the addresses when omitted; a rule without addresses is V(ipv4)
-        unless V(both) is given.
+        unless V(both) is given, except that O(state=absent) with a O(name) and no addresses removes the
+        named rule from both families.
     type: str
     choices: [ipv4, ipv6, both]
   source:

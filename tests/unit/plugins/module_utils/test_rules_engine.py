@@ -280,6 +280,40 @@ def test_nat_rule_absent_by_name_removes_it():
     assert 'snf:web' not in module.restores()[-1][2]
 
 
+ALT_REDIRECT = '-A SNF-NAT-PRE -i eth0 -p tcp -m tcp --dport 2222 -m comment --comment "snf:alt" -j REDIRECT --to-ports 5000\n'
+
+
+class AltInBothFamilies(FakeModule):
+    """The captured tables, plus a redirect named alt in the nat table of each family (added with family both)."""
+
+    def run_command(self, cmd, data=None, binary_data=False, environ_update=None):
+        rc, out, err = super(AltInBothFamilies, self).run_command(cmd, data, binary_data, environ_update)
+        if cmd[0].endswith('-nft-save'):
+            out = out.replace('-A PREROUTING -j SNF-NAT-PRE\n', '-A PREROUTING -j SNF-NAT-PRE\n' + ALT_REDIRECT)
+        return rc, out, err
+
+
+@pytest.mark.parametrize('overrides, families', [
+    (dict(), ['ipv4', 'ipv6']),
+    (dict(family='ipv6'), ['ipv6']),
+    (dict(source='10.0.0.0/24'), ['ipv4']),
+    (dict(to_destination='[fd00::10]:80'), ['ipv6']),
+])
+def test_nat_rule_absent_by_name_without_family_removes_both_halves(overrides, families):
+    params = nat_params(type='redirect', name='alt', state='absent', source=None, out_interface=None,
+                        to_source=None, flush_conntrack=False)
+    params.update(overrides)
+    assert sorted(_engine.nat_rule_specs(params)) == families
+    module = AltInBothFamilies(params)
+    result = run(_engine.run_nat_rule, module).result
+    assert result['changed'] and sorted(result['families']) == families
+    applied = [(name, data) for name, test, data in module.restores() if not test]
+    assert [name.split('-')[0] for name, dummy in applied] == [
+        {'ipv4': 'iptables', 'ipv6': 'ip6tables'}[family] for family in families]
+    for dummy, data in applied:
+        assert 'snf:alt' not in data and ':SNF-NAT-PRE - [0:0]' in data
+
+
 def test_nat_rule_without_conntrack_support_fails_before_applying(monkeypatch):
     monkeypatch.setitem(sys.modules, CONNTRACK, None)
     monkeypatch.delattr(module_utils, '_conntrack', raising=False)
