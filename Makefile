@@ -13,13 +13,14 @@ export NO_COLOR := 1
 # Molecule scenarios, run in this order by `make molecule`.
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard tests/molecule/*/molecule.yml)))
 
-.PHONY: help setup test demo unit sanity lint molecule clean-lab
+.PHONY: help setup test demo unit sanity lint molecule clean-lab docs changelog
 
 help:
 	@echo "make demo   - bring up the lab gateway, show its NAT flows as conntrack sees them, flush one"
 	@echo "make test   - the whole suite: unit, sanity, lint, every molecule scenario, the demo"
 	@echo "make setup  - install what the above need (system packages, .venv, lab image)"
 	@echo "Parts of the suite: make unit | sanity | lint | molecule [SCENARIOS='snat ...']"
+	@echo "make docs   - regenerate docs/reference/; make changelog - lint fragments, write CHANGELOG.md"
 
 setup:
 	@bash tests/setup.sh
@@ -57,3 +58,12 @@ molecule:
 
 clean-lab:
 	bash tests/lab/clean.sh
+
+# docs/reference/ from the modules', filters' and roles' documentation
+# (tests/unit/test_docs_reference.py fails when it is stale).
+docs: setup
+	python docs/gen_reference.py
+
+# Lint the changelog fragments (also part of make unit) and write CHANGELOG.md/.rst.
+changelog: setup
+	bash changelogs/generate.sh
