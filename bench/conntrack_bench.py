@@ -125,6 +125,7 @@ def report_runs(label, runs, cli=None, versus_label=None):
 def bench(rounds):
     info = machine()
     print('machine: %(nproc)s CPUs, %(cpu)s, kernel %(kernel)s, Python %(python)s, %(conntrack_cli)s' % info)
+    print('load average at start: %.2f %.2f %.2f (other work on the machine skews every figure)' % os.getloadavg())
     limit = read_int('/proc/sys/net/netfilter/nf_conntrack_max')
     buckets = read_int('/proc/sys/net/netfilter/nf_conntrack_buckets')
     wanted = 4 * UDP_PER_SOURCE + 2500
@@ -196,6 +197,7 @@ def bench(rounds):
             runs = times[label]
             report('  ' + label + ', median', median(runs), 's', median(cli) / median(runs), 'CLI / time')
             report('  ' + label + ', best', min(runs), 's', min(cli) / min(runs), 'CLI / time')
+    print('load average at end: %.2f %.2f %.2f' % os.getloadavg())
     return 0
 
 

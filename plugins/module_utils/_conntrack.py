@@ -27,9 +27,9 @@ CIDRs that are not a single host, port ranges, ports of other protocols,
 zones (the kernel parses but does not compare them), TCP states and
 `nat: any` are filtered in userspace only.
 
-Deleting: a kernel that can flush by CTA_FILTER (detected by a harmless
-probe, see _flush_filter_supported) deletes a fully kernel-expressible
-filter in one request. Otherwise every matching entry is deleted by its
+Deleting: a kernel that can flush by CTA_FILTER (Linux 6.12 and later,
+detected by a harmless probe, see _flush_filter_supported) deletes a fully
+kernel-expressible filter in one request. Otherwise every matching entry is deleted by its
 reply tuple, zone and id (see _delete_request), in acknowledged batches.
 """
 

@@ -21,8 +21,9 @@ description:
   - No matching entry is not an error; the task then reports no change.
   - IPv4 and IPv6 entries are both flushed unless O(family) or an address filter says otherwise; flushing one family
     never touches the other.
-  - Where the kernel can delete by filter itself (detected at run time) it does, in one request; otherwise each entry
-    is deleted by its reply tuple, zone and id, so an entry recreated meanwhile under a different NAT mapping survives.
+  - Where the kernel can delete by filter itself (Linux 6.12 and later, detected at run time) it does, in one request;
+    otherwise each entry is deleted by its reply tuple, zone and id, so an entry recreated meanwhile under a different
+    NAT mapping survives.
 author:
   - stateful.netfilter contributors (@stateful-netfilter)
 extends_documentation_fragment:
