@@ -440,8 +440,6 @@ class _TupleFilter:
     def __bool__(self):
         return not (self.src is None and self.dst is None and self.sport is None and self.dport is None)
 
-    __nonzero__ = __bool__
-
     def matches(self, values):
         proto, src, dst, sport, dport = values[:5]
         if self.src is not None and not self.src.matches(src):
@@ -465,10 +463,11 @@ class _TupleFilter:
         """
         flags = 0
         ip = b''
-        for attr, kind, flag in ((self.src, CTA_IP_V4_SRC, FILTER_IP_SRC), (self.dst, CTA_IP_V4_DST, FILTER_IP_DST)):
+        kinds = (CTA_IP_V4_SRC, CTA_IP_V4_DST) if family == socket.AF_INET else (CTA_IP_V6_SRC, CTA_IP_V6_DST)
+        for attr, kind, flag in ((self.src, kinds[0], FILTER_IP_SRC), (self.dst, kinds[1], FILTER_IP_DST)):
             if attr is not None and attr.host is not None:
                 flags |= flag
-                ip += _netlink.nla(kind + (2 if family == socket.AF_INET6 else 0), attr.host)
+                ip += _netlink.nla(kind, attr.host)
         l4 = b''
         if proto in KERNEL_PORT_PROTOCOLS:
             for port, kind, flag in ((self.sport, CTA_PROTO_SRC_PORT, FILTER_SRC_PORT),
@@ -799,10 +798,16 @@ def control_connection(environ):
     sets it. The result is a list of (client, client_port, server,
     server_port) tuples, the form flush_entries() takes as `protect`.
     """
-    fields = (environ.get('SSH_CONNECTION') or '').split()
-    if len(fields) != 4:
+    text = (environ.get('SSH_CONNECTION') or '').strip()
+    if not text:
         return []
-    return [(fields[0], fields[1], fields[2], fields[3])]
+    fields = text.split()
+    if len(fields) != 4:
+        raise ValidationError('protect_control_connection',
+                              'SSH_CONNECTION %r is not "client port server port"' % (text,))
+    protect = [tuple(fields)]
+    _protect_keys(protect, 'protect_control_connection')
+    return protect
 
 
 def _packed(address):
@@ -812,14 +817,14 @@ def _packed(address):
     return addr.packed
 
 
-def _protect_keys(protect):
+def _protect_keys(protect, param='protect'):
     """{(client, cport, server, sport)} with packed addresses and int ports."""
     keys = set()
     for client, cport, server, sport in protect or ():
         try:
             keys.add((_packed(client), int(cport), _packed(server), int(sport)))
-        except ValueError:
-            raise ValidationError('protect', '%r is not (client, port, server, port)'
+        except (TypeError, ValueError):
+            raise ValidationError(param, '%r is not (client, port, server, port)'
                                   % ((client, cport, server, sport),))
     return keys
 

@@ -548,12 +548,19 @@ def test_protection_with_a_mutable_filter_never_uses_a_kernel_flush(fake):
 
 @pytest.mark.parametrize('environ, expected', [
     ({'SSH_CONNECTION': '192.0.2.10 53122 192.0.2.1 22'}, [('192.0.2.10', '53122', '192.0.2.1', '22')]),
+    ({'SSH_CONNECTION': 'fe80::1%eth0 53122 fe80::2%eth0 22'}, [('fe80::1%eth0', '53122', 'fe80::2%eth0', '22')]),
     ({'SSH_CONNECTION': ''}, []),
-    ({'SSH_CONNECTION': 'garbage'}, []),
     ({}, []),
 ])
 def test_control_connection(environ, expected):
     assert ct.control_connection(environ) == expected
+
+
+@pytest.mark.parametrize('value', ['garbage', '192.0.2.10 x 192.0.2.1 22', 'a b c d'])
+def test_malformed_ssh_connection_fails_rather_than_protecting_nothing(value):
+    with pytest.raises(ValidationError) as exc:
+        ct.control_connection({'SSH_CONNECTION': value})
+    assert str(exc.value).startswith('protect_control_connection: ')
 
 
 def test_protect_keys_normalise_mapped_and_scoped_addresses():
