@@ -613,3 +613,14 @@ def test_dump_error_midway_is_explained(monkeypatch):
     monkeypatch.setattr(_netlink, 'NetlinkSocket', Failing())
     with pytest.raises(ct.ConntrackError):
         ct.list_entries(ct.build_filter({}))
+
+
+def test_total_and_max_come_from_the_namespace_proc(fake, monkeypatch, tmp_path):
+    (tmp_path / 'nf_conntrack_count').write_text('202400\n')
+    (tmp_path / 'nf_conntrack_max').write_text('262144\n')
+    monkeypatch.setattr(ct, 'PROC_NETFILTER', str(tmp_path) + '/')
+    result = ct.list_entries(ct.build_filter({'protocol': 'icmp'}))
+    assert (result['total'], result['max']) == (202400, 262144)
+    monkeypatch.setattr(ct, 'PROC_NETFILTER', str(tmp_path / 'missing') + '/')
+    result = ct.list_entries(ct.build_filter({}))
+    assert (result['total'], result['max']) == (None, None)
