@@ -332,9 +332,16 @@ def _flush_conntrack(module, conntrack, touched):
     """Delete the conntrack entries of the touched rules' matches, keeping the SSH connection of the controller."""
     protect = conntrack.control_connection(os.environ)
     deleted = 0
+    seen = []
     try:
         for family, spec in touched:
-            flt = conntrack.build_filter(_conntrack_filter(spec, family))
+            params = _conntrack_filter(spec, family)
+            # A changed rule often keeps its match (a new to_source): flush it once,
+            # or check mode would count the same entries twice.
+            if params in seen:
+                continue
+            seen.append(params)
+            flt = conntrack.build_filter(params)
             deleted += conntrack.flush_entries(flt, check_mode=module.check_mode, protect=protect)['deleted']
     except (conntrack.ConntrackError, ValidationError) as exc:
         module.fail_json(msg='flush_conntrack: the rule is in place, but flushing its conntrack entries '

@@ -261,6 +261,18 @@ def test_nat_rule_named_rule_replaced_in_place_flushes_old_and_new_match(conntra
     assert [flt['dport'] for flt, dummy in conntrack.calls] == ['80', '8080']
 
 
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_nat_rule_new_target_same_match_flushes_once(conntrack, check_mode):
+    # Found in the lab: a new to_source with the same match flushed the same filter twice, so check
+    # mode counted every entry twice while the real run deleted each once.
+    module = FakeModule(nat_params(type='dnat', name='web', source=None, out_interface=None, to_source=None,
+                                   in_interface='eth0', protocol='tcp', destination_port=80,
+                                   to_destination='10.0.0.99'), check_mode=check_mode)
+    result = run(_engine.run_nat_rule, module).result
+    assert result['changed'] and result['conntrack_deleted'] == 3
+    assert [(flt['dport'], check) for flt, check in conntrack.calls] == [('80', check_mode)]
+
+
 def test_nat_rule_conntrack_failure_is_reported_after_the_rule_landed(conntrack):
     def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=None):
         raise conntrack.ConntrackError('netlink: operation not permitted')
