@@ -19,13 +19,17 @@ What the kernel is asked to filter (all per address family, nfgenmsg):
 - mark/mask (CTA_MARK, CTA_MARK_MASK): dumps since Linux 3.x;
 - status flags (CTA_STATUS, CTA_STATUS_MASK): dumps since Linux 5.15;
   ignored before;
-- exact addresses, protocol number, and single TCP/UDP ports of either
-  direction (CTA_FILTER with CTA_TUPLE_ORIG / CTA_TUPLE_REPLY): dumps on
-  Linux 5.8 and later; ignored before 5.8; a kernel that refuses the
-  request is asked again without it.
-CIDRs that are not a single host, port ranges, ports of other protocols,
-zones (the kernel parses but does not compare them), TCP states and
-`nat: any` are filtered in userspace only.
+- exact IPv4 addresses, protocol number, and single TCP/UDP ports of
+  either direction (CTA_FILTER with CTA_TUPLE_ORIG / CTA_TUPLE_REPLY):
+  dumps on Linux 5.8 and later; ignored before 5.8; a kernel that refuses
+  the request is asked again without it.
+IPv6 addresses never go to the kernel: its CTA_FILTER compares them
+inverted (ctnetlink_filter_match_tuple tests !ipv6_addr_cmp, so an equal
+address fails the filter), seen on Linux 6.18 here: a dump skipped exactly
+the matching entries and a filtered flush deleted the others.
+CIDRs that are not a single host, IPv6 addresses, port ranges, ports of
+other protocols, zones (the kernel parses but does not compare them), TCP
+states and `nat: any` are filtered in userspace only.
 
 Deleting: a kernel that can flush by CTA_FILTER (Linux 6.12 and later,
 detected by a harmless probe, see _flush_filter_supported) deletes a fully
@@ -140,6 +144,12 @@ FILTER_OPTIONS = (
 
 class ConntrackError(Exception):
     """The kernel refused or failed a conntrack operation (message for the user)."""
+
+
+# Everything build_filter(), list_entries() and flush_entries() raise for the
+# user to read (bad input, a namespace that cannot be entered, the kernel's
+# refusal); each message starts with the option or operation at fault.
+ERRORS = (ValidationError, ConntrackError, _netlink.NamespaceError)
 
 
 def filter_argument_spec():
@@ -463,9 +473,11 @@ class _TupleFilter:
         """
         flags = 0
         ip = b''
-        kinds = (CTA_IP_V4_SRC, CTA_IP_V4_DST) if family == socket.AF_INET else (CTA_IP_V6_SRC, CTA_IP_V6_DST)
-        for attr, kind, flag in ((self.src, kinds[0], FILTER_IP_SRC), (self.dst, kinds[1], FILTER_IP_DST)):
-            if attr is not None and attr.host is not None:
+        # Only IPv4 addresses: the kernel compares IPv6 ones inverted (see the
+        # module docstring), so those stay in userspace.
+        kernel_ip = family == socket.AF_INET
+        for attr, kind, flag in ((self.src, CTA_IP_V4_SRC, FILTER_IP_SRC), (self.dst, CTA_IP_V4_DST, FILTER_IP_DST)):
+            if kernel_ip and attr is not None and attr.host is not None:
                 flags |= flag
                 ip += _netlink.nla(kind, attr.host)
         l4 = b''
@@ -484,8 +496,7 @@ class _TupleFilter:
         if l4:
             payload += _netlink.nla_nested(CTA_TUPLE_PROTO, l4)
         exact = (
-            (self.src is None or self.src.host is not None)
-            and (self.dst is None or self.dst.host is not None)
+            all(attr is None or (kernel_ip and attr.host is not None) for attr in (self.src, self.dst))
             and all(port is None or (port[0] == port[1] and proto in KERNEL_PORT_PROTOCOLS)
                     for port in (self.sport, self.dport)))
         return flags, payload, exact

@@ -304,7 +304,6 @@ def kernel_parts(params, family=socket.AF_INET):
 
 
 IP4 = socket.inet_pton(socket.AF_INET, '10.0.0.2')
-IP6 = socket.inet_pton(socket.AF_INET6, 'fd00::2')
 F = ct  # shorter lines in the table below
 
 
@@ -312,8 +311,10 @@ F = ct  # shorter lines in the table below
     ({}, socket.AF_INET, {}, True),
     ({'src': '10.0.0.2'}, socket.AF_INET,
      {'orig': F.FILTER_IP_SRC, 'orig_tuple': (None, IP4, b'', None, None, None, 0)}, True),
-    ({'src': 'fd00::2'}, socket.AF_INET6,
-     {'orig': F.FILTER_IP_SRC, 'orig_tuple': (None, IP6, b'', None, None, None, 0)}, True),
+    # The kernel compares IPv6 addresses inverted: they stay in userspace.
+    ({'src': 'fd00::2'}, socket.AF_INET6, {}, False),
+    ({'dst': 'fd00::2', 'protocol': 'udp', 'dport': 53}, socket.AF_INET6,
+     {'orig': F.FILTER_PROTO_NUM | F.FILTER_DST_PORT, 'orig_tuple': (17, b'', b'', None, 53, None, 0)}, False),
     ({'src': '10.0.0.0/24'}, socket.AF_INET, {}, False),
     ({'protocol': 'udp', 'dport': '53'}, socket.AF_INET,
      {'orig': F.FILTER_PROTO_NUM | F.FILTER_DST_PORT, 'orig_tuple': (17, b'', b'', None, 53, None, 0)}, True),
