@@ -661,6 +661,19 @@ def build_filter(params):
     return flt
 
 
+def check_flush_all(flt, flush_all, params):
+    """conntrack_flush's rail: no filter needs all=true, and all=true takes none.
+
+    params are the module's options (to name the filters given).
+    """
+    if flt.narrows and flush_all:
+        given = [name for name in FILTER_OPTIONS if name != 'family' and params.get(name) is not None]
+        raise ValidationError('all', 'flushes every entry and cannot be combined with filters (%s)'
+                              % ', '.join(given))
+    if not flt.narrows and not flush_all:
+        raise ValidationError('all', 'no filter given: set all=true to flush every entry, or give filters')
+
+
 # ---------------------------------------------------------------- kernel access
 
 def _read_proc(name):

@@ -162,15 +162,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
-    FILTER_OPTIONS,
-    ConntrackError,
+    ERRORS,
     build_filter,
+    check_flush_all,
     control_connection,
     filter_argument_spec,
     flush_entries,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._netlink import NamespaceError
-from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 
 def main():
@@ -186,16 +184,11 @@ def main():
         module.fail_json(msg='max_entries: must be 0 or more, got %d' % params['max_entries'])
     try:
         flt = build_filter(params)
-        if flt.narrows and params['all']:
-            given = [name for name in FILTER_OPTIONS if name != 'family' and params[name] is not None]
-            raise ValidationError('all', 'flushes every entry and cannot be combined with filters (%s)'
-                                  % ', '.join(given))
-        if not flt.narrows and not params['all']:
-            raise ValidationError('all', 'no filter given: set all=true to flush every entry, or give filters')
+        check_flush_all(flt, params['all'], params)
         protect = control_connection(os.environ) if params['protect_control_connection'] else []
         result = flush_entries(flt, netns=params['netns'], max_entries=params['max_entries'],
                                check_mode=module.check_mode, protect=protect)
-    except (ValidationError, ConntrackError, NamespaceError) as exc:
+    except ERRORS as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=result['deleted'] > 0, **result)
 

@@ -156,13 +156,11 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
-    ConntrackError,
+    ERRORS,
     build_filter,
     filter_argument_spec,
     list_entries,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._netlink import NamespaceError
-from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 
 def main():
@@ -177,7 +175,7 @@ def main():
     try:
         result = list_entries(build_filter(module.params), netns=module.params['netns'],
                               limit=module.params['limit'], summary_only=module.params['summary_only'])
-    except (ValidationError, ConntrackError, NamespaceError) as exc:
+    except ERRORS as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **result)
 
