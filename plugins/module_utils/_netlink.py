@@ -104,14 +104,22 @@ class NetlinkSocket:
     def __init__(self, protocol=NETLINK_NETFILTER):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+            except OSError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            try:
+                # Error replies then carry only the header of the failed
+                # request (Linux 4.3+); without it ACK_COST still covers
+                # an echoed delete request.
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            except OSError:
+                pass
+            self.sock.bind((0, 0))
+            rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         except OSError:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        # Error replies carry only the header of the failed request, so a
-        # batch of failures cannot fill the buffer with echoed requests.
-        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        self.sock.bind((0, 0))
-        rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            self.sock.close()
+            raise
         self.batch = max(1, min(BATCH_MAX, rcvbuf // (2 * ACK_COST)))
         self.seq = 0
 
