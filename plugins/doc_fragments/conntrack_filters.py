@@ -95,9 +95,10 @@ options:
     type: str
 notes:
   - All filters are combined with AND; an option left out does not filter.
-  - Exact addresses, the protocol, single TCP/UDP ports, the mark and status flags are filtered by the kernel where it
-    supports it (CTA_FILTER since Linux 5.8, status flags since 5.15); everything is checked again on the host, so results
-    are the same on every kernel. See the collection's conntrack guide.
+  - Exact IPv4 addresses, the protocol, single TCP/UDP ports, the mark and status flags are filtered by the kernel where
+    it supports it (CTA_FILTER since Linux 5.8, status flags since 5.15); everything is checked again on the host, so
+    results are the same on every kernel. IPv6 addresses are matched on the host only (the kernel compares them
+    inverted). See the collection's conntrack guide.
   - Needs root (CAP_NET_ADMIN; CAP_SYS_ADMIN as well with O(netns)) and the kernel's nf_conntrack_netlink support.
     Only the Python standard library is used on the managed host.
 '''

@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The conntrack codec against the conntrack CLI on the running kernel.
+
+Lab check, not a unit test (needs root, iproute2, iptables, conntrack-tools):
+for each filter, a scratch namespace snf-ct-parity-<pid> is filled with real
+SNAT'd flows, then the entries conntrack_info lists, and those
+conntrack_flush deletes, must be exactly the ones `conntrack -L` selects with
+the same filter, and nothing else may go. It is how a kernel that applies a
+CTA_FILTER wrongly (Linux 6.18 compares IPv6 addresses inverted) shows up.
+The namespace is removed at the end, also on failure or Ctrl-C; the host's
+own table, rules and sysctls are never touched.
+
+    sudo .venv/bin/python bench/conntrack_parity.py
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), '.cache', 'collections'))
+sys.path.insert(0, HERE)
+
+import _lab  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack  # noqa: E402
+
+# (module filter, the same filter for `conntrack -L`)
+CASES = [
+    ({'src': '10.0.0.2'}, ('-f', 'ipv4', '-s', '10.0.0.2')),
+    ({'src': 'fd00::2'}, ('-f', 'ipv6', '-s', 'fd00::2')),
+    ({'reply_src': '198.51.100.3'}, ('-f', 'ipv4', '--reply-src', '198.51.100.3')),
+    ({'reply_src': '198.51.100.3', 'protocol': 'udp', 'reply_sport': 1024},
+     ('-f', 'ipv4', '-p', 'udp', '--reply-src', '198.51.100.3', '--reply-port-src', '1024')),
+    ({'dst': '198.51.100.8', 'protocol': 'udp', 'dport': 1024},
+     ('-f', 'ipv4', '-p', 'udp', '-d', '198.51.100.8', '--dport', '1024')),
+    ({'dst': '2001:db8:2::1', 'protocol': 'udp', 'dport': 1024},
+     ('-f', 'ipv6', '-p', 'udp', '-d', '2001:db8:2::1', '--dport', '1024')),
+    ({'mark': '0x42'}, ('-m', '0x42')),
+    ({'protocol': 'tcp', 'nat': 'snat'}, ('-p', 'tcp', '--src-nat')),
+    ({'protocol': 'icmp'}, ('-p', 'icmp')),
+    ({'reply_dst': '2001:db8:1::1', 'protocol': 'udp'}, ('-f', 'ipv6', '-p', 'udp', '--reply-dst', '2001:db8:1::1')),
+    ({'zone': 7}, ('-w', '7')),
+]
+
+
+def count(ns, *args):
+    """Entries `conntrack -L ARGS` shows (its summary line on stderr)."""
+    text = _lab.in_ns(ns, 'conntrack', '-L', *args).stderr
+    return int(text.split('(conntrack-tools):')[1].split()[0])
+
+
+def main():
+    failures = 0
+    with _lab.namespace('snf-ct-parity-%d' % os.getpid()) as ns:
+        _lab.setup_gateway(ns)
+        _lab.in_ns(ns, 'iptables', '-t', 'mangle', '-A', 'OUTPUT', '-d', '198.51.100.8',
+                   '-j', 'CONNMARK', '--set-mark', '0x42')
+        _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.7', '-j', 'CT', '--zone', '7')
+        for params, cli in CASES:
+            _lab.fill(ns, udp_per_source=12, tcp_per_source=3, icmp_per_source=2, v6_udp_per_source=4,
+                      v6_tcp_per_source=1)
+            total, wanted = count(ns), count(ns, *cli)
+            flt = _conntrack.build_filter(params)
+            listed = _conntrack.list_entries(flt, netns=ns)['count']
+            deleted = _conntrack.flush_entries(flt, netns=ns)['deleted']
+            left, others = count(ns, *cli), count(ns) - (total - wanted)
+            ok = wanted > 0 and listed == deleted == wanted and left == 0 and others == 0
+            failures += not ok
+            print('%-4s %-70r CLI %3d listed %3d deleted %3d left %d, others lost %d' % (
+                'ok' if ok else 'FAIL', params, wanted, listed, deleted, left, -others))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
