@@ -28,7 +28,7 @@ MODULE = 'stateful.netfilter.ruleset'
 class ActionModule(ActionBase):
 
     _supports_check_mode = True
-    _supports_async = False
+    _supports_async = True
 
     def _reconnect(self):
         """Drop the current connection so that the next command opens a new one; False if the plugin cannot."""
@@ -41,10 +41,17 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        if wrap_async and args.get('rollback_timeout') is not None:
+            result.update(failed=True, msg='rollback_timeout cannot be used with async: the confirm must follow the '
+                                           'push over a new connection')
+            return result
+        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars,
+                                           wrap_async=wrap_async))
         rollback = result.get('rollback') or {}
         if result.get('failed') or not rollback.get('armed'):
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
             return result
 
         # The rules are live and the timer runs on the host. Do not touch the old session again: confirm
