@@ -272,8 +272,8 @@ def _role_page(fqcn, data):
     for entry in sorted(entry_points, key=lambda key: (key != 'main', key)):
         spec = entry_points[entry]
         if entry != 'main':
-            lines += ['## Entry point `%s` - %s' % (entry, _md(spec.get('short_description'), plugin, links, entry,
-                                                                   inline=True)), '']
+            short = _md(spec.get('short_description'), plugin, links, entry, inline=True)
+            lines += ['## Entry point `%s` - %s' % (entry, short), '']
         lines += [_md(spec.get('description'), plugin, links, entry), '']
         lines += ['Use it with `ansible.builtin.import_role` / `include_role` (name `%s`%s), or in `roles:`.'
                   % (fqcn, '' if entry == 'main' else ', tasks_from `%s`' % entry), '']
@@ -376,7 +376,7 @@ def write(pages, out=OUT):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--check', action='store_true', help='only report stale pages (exit 1 if any)')
     args = parser.parse_args()
     pages = render()
