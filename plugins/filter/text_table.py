@@ -17,7 +17,7 @@ description:
   - Numbers are right-aligned, everything else left-aligned; V(null) shows as C(-), booleans as C(yes) or C(no).
 author:
   - stateful.netfilter contributors
-positional: columns, headers
+positional: columns, headers, max_width
 options:
   _input:
     description: The rows.
@@ -31,6 +31,9 @@ options:
   headers:
     description: Column titles by key; a key without a title is its own title.
     type: dict
+  max_width:
+    description: Cut longer cells to this many characters, ending in C(...); at least V(4). No limit by default.
+    type: int
 '''
 
 EXAMPLES = r'''
@@ -59,9 +62,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.stateful.netfilter.plugins.plugin_utils._report import ReportError, text_table
 
 
-def _text_table(rows, columns=None, headers=None):
+def _text_table(rows, columns=None, headers=None, max_width=None):
     try:
-        return text_table(rows, columns, headers)
+        return text_table(rows, columns, headers, max_width)
     except ReportError as exc:
         raise AnsibleFilterError('text_table: %s' % exc)
 

@@ -63,21 +63,29 @@ def _rows(rows):
     return rows
 
 
-def text_table(rows, columns=None, headers=None):
+def _cut(text, width):
+    if width is None or len(text) <= width:
+        return text
+    return text[:max(width - 3, 0)] + '...'
+
+
+def text_table(rows, columns=None, headers=None, max_width=None):
     """Rows (dicts) as aligned text lines: a header, a rule, one line per row.
 
     columns: the keys shown, in order (default: every key, in order of first
-    appearance); headers: titles for some keys (default: the key). Numbers
-    are right-aligned, the rest left-aligned; None shows as '-', booleans as
-    yes/no.
+    appearance); headers: titles for some keys (default: the key); max_width:
+    longer cells are cut, ending in '...'. Numbers are right-aligned, the rest
+    left-aligned; None shows as '-', booleans as yes/no.
     """
     rows = _rows(rows)
     columns = _columns(rows, columns)
     headers = headers or {}
     if not isinstance(headers, dict):
         raise ReportError('headers: expected a dictionary of titles, got %r' % (headers,))
+    if max_width is not None and (isinstance(max_width, bool) or not isinstance(max_width, int) or max_width < 4):
+        raise ReportError('max_width: expected an integer of 4 or more, got %r' % (max_width,))
     titles = [str(headers.get(key, key)) for key in columns]
-    cells = [[_cell(row.get(key)) for key in columns] for row in rows]
+    cells = [[_cut(_cell(row.get(key)), max_width) for key in columns] for row in rows]
     right = [any(_is_number(row.get(key)) for row in rows) for key in columns]
     widths = [max([len(title)] + [len(line[i]) for line in cells]) for i, title in enumerate(titles)]
 

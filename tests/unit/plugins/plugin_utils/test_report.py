@@ -53,6 +53,16 @@ class TestTextTable:
         assert report.text_table(rows, ['host', 'usage']) == [
             'host  usage', '----  -----', 'gw     12.3', 'gw2       -']
 
+    def test_max_width_cuts_long_cells(self):
+        rows = [dict(host='gw', error='max_entries: 3 entries match, more than max_entries=0; nothing deleted')]
+        assert report.text_table(rows, ['host', 'error'], max_width=20) == [
+            'host  error', '----  --------------------', 'gw    max_entries: 3 en...']
+
+    @pytest.mark.parametrize('width', [0, 3, True, '20', 2.5])
+    def test_bad_max_width(self, width):
+        with pytest.raises(report.ReportError):
+            report.text_table([dict(a=1)], max_width=width)
+
     def test_no_rows(self):
         assert report.text_table([], ['host']) == ['host', '----']
 
