@@ -25,6 +25,31 @@ from ansible.plugins.connection import ConnectionBase
 MODULE = 'stateful.netfilter.ruleset'
 
 
+def shape_error(args):
+    """A message naming the parameter when chains or their rules are not lists of mappings, else None.
+
+    AnsibleModule reports such a value as 'dictionary requested, could not parse JSON or key=value',
+    without saying which option it was.
+    """
+    chains = args.get('chains')
+    if chains is None:
+        return None
+    if not isinstance(chains, list):
+        return 'chains must be a list of chains (mappings), got %s' % type(chains).__name__
+    for index, chain in enumerate(chains):
+        if not isinstance(chain, dict):
+            return 'chains[%d] must be a mapping (name, hook, rules), got %s' % (index, type(chain).__name__)
+        rules = chain.get('rules')
+        if rules is None:
+            continue
+        if not isinstance(rules, list):
+            return 'chains[%d].rules must be a list of rules (mappings), got %s' % (index, type(rules).__name__)
+        for number, rule in enumerate(rules):
+            if not isinstance(rule, dict):
+                return 'chains[%d].rules[%d] must be a mapping, got %s' % (index, number, type(rule).__name__)
+    return None
+
+
 class ActionModule(ActionBase):
 
     _supports_check_mode = True
@@ -41,6 +66,10 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
+        error = shape_error(args)
+        if error:
+            result.update(failed=True, msg=error)
+            return result
         wrap_async = self._task.async_val and not self._connection.has_native_async
         if wrap_async and args.get('rollback_timeout') is not None:
             result.update(failed=True, msg='rollback_timeout cannot be used with async: the confirm must follow the '
