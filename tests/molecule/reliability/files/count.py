@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Counts, at the peer, every IPv4 UDP and TCP packet from SOURCE to each port.
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fault injection: stands in front of iptables-nft-restore / ip6tables-nft-restore on gw.
 
@@ -29,7 +29,7 @@ if fault == 'invalid':
 elif fault == 'jump':
     lines.insert(half, '-A %s -j SNF-RELF-MISSING\n' % chain)
 if fault in ('invalid', 'jump'):
-    done = subprocess.run([real] + sys.argv[1:], input=''.join(lines).encode())
+    done = subprocess.run([real] + sys.argv[1:], input=''.join(lines).encode(), check=False)
     sys.exit(done.returncode)
 proc = subprocess.Popen([real] + sys.argv[1:], stdin=subprocess.PIPE)
 proc.stdin.write(''.join(lines[:half]).encode())

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Bounded forbidden traffic from lan: UDP datagrams and TCP SYNs to HOST.
 

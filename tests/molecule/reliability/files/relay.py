@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """ssh ProxyCommand run inside the wan container: relays stdin/stdout to HOST PORT.
 

@@ -348,14 +348,14 @@ def test_runner_is_self_contained(tmp_path, monkeypatch):
     monkeypatch.setattr(_rollback, '_detach', lambda cmd: 1)
     record = _rollback.arm(FakeModule(), 'filter', 'SNF-FW-', [Plan('ipv4')], 'nft', 30, root=str(tmp_path))
     runner = os.path.join(record['state_dir'], 'runner.py')
-    usage = subprocess.run([sys.executable, '-I', runner], capture_output=True, cwd='/')
+    usage = subprocess.run([sys.executable, '-I', runner], capture_output=True, cwd='/', check=False)
     assert usage.returncode == 2 and b'usage' in usage.stderr
     current = _rollback.read_record(record['state_dir'])
     current['status'] = 'confirmed'
     _rollback.write_record(record['state_dir'], current)
     for verb in ('wait', 'fire'):
         done = subprocess.run([sys.executable, '-I', runner, verb, record['state_dir']], capture_output=True,
-                              cwd='/', timeout=10)
+                              cwd='/', timeout=10, check=False)
         assert done.returncode == 0, done.stderr
 
 
@@ -389,5 +389,5 @@ def test_engine_lock_excludes_another_process():
     assert _rollback.engine_lock() == first  # the same process holds it once
     other = subprocess.run([sys.executable, '-c', 'import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); '
                             'fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)', _rollback.ENGINE_LOCK],
-                           capture_output=True)
+                           capture_output=True, check=False)
     assert other.returncode != 0 and b'BlockingIOError' in other.stderr
