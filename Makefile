@@ -45,8 +45,7 @@ sanity:
 	bash tests/sanity/run.sh
 
 lint:
-	yamllint -s .
-	ansible-lint --profile production
+	@rc=0; yamllint -s . || rc=1; ansible-lint --profile production || rc=1; exit $$rc
 
 molecule:
 	@trap 'bash $(CURDIR)/tests/lab/clean.sh' EXIT INT TERM; \

@@ -17,10 +17,13 @@ state() {
   nft list ruleset 2>/dev/null || true
   echo "### sysctls"
   sysctl -a 2>/dev/null | grep -E 'forwarding|ip_forward|nf_conntrack_max|accept_dad' | sort
-  echo "### lab leftovers (containers, networks, namespaces)"
-  podman ps -a --format '{{.Names}}' 2>/dev/null | grep '^snf-' || true
+  echo "### lab leftovers (containers, networks, namespaces) of this run's labs"
+  # This run's labs: the suite's prefix and the demo's; other labs (a
+  # developer's, running beside the suite) are theirs to clean.
+  local labs="^(${SNF_LAB_PREFIX:-snf-lab}|snf-demo)\\."
+  podman ps -a --format '{{.Names}}' 2>/dev/null | grep -E "$labs" || true
   podman network ls --format '{{.Name}}' 2>/dev/null | grep '^snf-' || true
-  ip netns list 2>/dev/null | awk '{print $1}' | grep '^snf-' || true
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "$labs" || true
 }
 
 case $action in
