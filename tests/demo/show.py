@@ -15,7 +15,7 @@ import sys
 
 def result():
     text = sys.stdin.read()
-    head, _, body = text.partition('=>')
+    head, body = text.split('=>', 1)
     data = json.loads(body)
     if 'SUCCESS' not in head and 'CHANGED' not in head:
         print('module failed: %s' % data.get('msg', data))
