@@ -50,6 +50,7 @@ STATE_ROOT = '/run/snf-netfilter/rollback'
 # that two changes to the same host (two plays at once) never plan on a state the other is changing.
 ENGINE_LOCK = '/run/snf-netfilter/engine.lock'
 ENGINE_LOCK_WAIT = 60
+FIRE_LOCK_WAIT = 600
 _HELD = {}
 UNIT_PREFIX = 'snf-rollback-'
 PACKAGE = 'ansible_collections.stateful.netfilter.plugins.module_utils'
@@ -430,7 +431,17 @@ def fire(state_dir, commands=None):
     record = read_record(state_dir)
     if record is None or record['status'] != PENDING:
         return record
-    engine_lock()
+    try:
+        # A run of the module in progress finishes first; the restore then plans on what it left.
+        engine_lock(wait=FIRE_LOCK_WAIT)
+    except (RollbackError, OSError) as exc:
+        with Locked(state_dir):
+            record = read_record(state_dir)
+            if record is not None and record['status'] == PENDING:
+                record['status'] = 'failed'
+                record['result'] = dict(at=time.time(), by='timer', restored=[], unchanged=[], errors=[str(exc)])
+                write_record(state_dir, record)
+        return record
     return _fire(state_dir, commands)
 
 

@@ -391,3 +391,15 @@ def test_engine_lock_excludes_another_process():
                             'fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)', _rollback.ENGINE_LOCK],
                            capture_output=True, check=False)
     assert other.returncode != 0 and b'BlockingIOError' in other.stderr
+
+
+def test_fire_records_a_lock_it_cannot_get(tmp_path, monkeypatch):
+    record = make_record(tmp_path)
+
+    def busy(wait=None, sleep=None):
+        raise _rollback.RollbackError('another stateful.netfilter change on this host held the lock for 600 s')
+
+    monkeypatch.setattr(_rollback, 'engine_lock', busy)
+    host = FakeHost({'ipv4': AFTER})
+    final = _rollback.fire(record['state_dir'], host)
+    assert final['status'] == 'failed' and 'held the lock' in final['result']['errors'][0] and host.restores == []
