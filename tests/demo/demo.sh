@@ -25,9 +25,12 @@ start=$(date +%s)
 say "Bringing up the lab: lan $LAN_HOST -> gw (192.168.1.1 | $GW_PUBLIC) -> wan $WAN_HOST"
 quiet ansible-playbook ../lab/create.yml -e '{"lab_platforms": ["lan", "gw", "wan"]}'
 
-say "Making gw a NAT gateway: SNAT 192.168.1.0/24 out of eth1 to $GW_PUBLIC"
-ansible-playbook provision.yml | sed -n '/^TASK\|changed:\|ok:\|failed\|fatal/p' | sed 's/^/  /'
-in_lab gw iptables -t nat -S | grep -- '-j SNAT\|SNF' | sed 's/^/  gw# /'
+say "Provisioning gw: ansible-playbook stateful.netfilter.gateway (SNAT 192.168.1.0/24 out of eth1 to $GW_PUBLIC, stateful firewall)"
+ansible-playbook stateful.netfilter.gateway > "$log" 2>&1 || { cat "$log"; echo "demo: the gateway playbook failed" >&2; exit 1; }
+# The playbook's own report (its table of gateways), then the NAT rule it wrote.
+sed -n '/TASK \[Report the gateways\]/,/^$/p' "$log" | grep -E '^ *"' | grep -v '"msg"' | sed 's/^ *"//; s/",\{0,1\}$//; s/^/  /'
+grep -E '^(gw|PLAY RECAP)' "$log" | tail -n 1 | sed 's/^/  /'
+in_lab gw iptables -t nat -S | grep -- '-j SNAT' | sed 's/^/  gw# /'
 
 say "Sending TCP, UDP and ICMP from the lan host $LAN_HOST to the wan host $WAN_HOST"
 status=0
