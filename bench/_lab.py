@@ -17,6 +17,7 @@ entry; wan1 then drops the frame (not addressed to it).
 
 import contextlib
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -25,6 +26,18 @@ SOURCES_V4 = ['10.0.0.%d' % i for i in range(2, 6)]
 SOURCES_V6 = ['fd00::%d' % i for i in range(2, 6)]
 WAN_V4 = '203.0.113.1'
 WAN_V6 = '2001:db8:1::1'
+
+
+def machine():
+    """The machine a figure comes from: CPUs, CPU model, kernel, Python."""
+    model = 'unknown'
+    with open('/proc/cpuinfo') as handle:
+        for line in handle:
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    return '%d CPUs, %s, kernel %s, Python %s' % (os.cpu_count(), model, platform.release(),
+                                                  platform.python_version())
 
 
 def sh(*argv, **kwargs):

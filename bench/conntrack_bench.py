@@ -18,7 +18,6 @@ own unzip/import time on top of both sides equally little).
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -46,18 +45,6 @@ MEMORY_WRAPPER = (
     'sys.argv = sys.argv[1:]\n'
     'runpy.run_path(sys.argv[0], run_name="__main__")\n'
 )
-
-
-def machine():
-    cpu = 'unknown'
-    with open('/proc/cpuinfo') as handle:
-        for line in handle:
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    return dict(nproc=os.cpu_count(), kernel=platform.release(), cpu=cpu, python=platform.python_version(),
-                conntrack_cli=subprocess.run(['conntrack', '--version'], stdout=subprocess.PIPE,
-                                             universal_newlines=True, check=True).stdout.strip())
 
 
 def read_int(path):
@@ -124,8 +111,9 @@ def report_runs(label, runs, cli=None, versus_label=None):
 
 
 def bench(rounds):
-    info = machine()
-    print('machine: %(nproc)s CPUs, %(cpu)s, kernel %(kernel)s, Python %(python)s, %(conntrack_cli)s' % info)
+    cli = subprocess.run(['conntrack', '--version'], stdout=subprocess.PIPE, universal_newlines=True,
+                         check=True).stdout.strip()
+    print('machine: %s, %s' % (_lab.machine(), cli))
     print('load average at start: %.2f %.2f %.2f (other work on the machine skews every figure)' % os.getloadavg())
     limit = read_int('/proc/sys/net/netfilter/nf_conntrack_max')
     buckets = read_int('/proc/sys/net/netfilter/nf_conntrack_buckets')

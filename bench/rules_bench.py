@@ -17,17 +17,20 @@ from __future__ import absolute_import, division, print_function
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
 COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
 RULESET = 'ansible_collections.stateful.netfilter.plugins.modules.ruleset'
 BUILTIN = 'ansible.modules.iptables'
+sys.path.insert(0, HERE)
+
+import _lab  # noqa: E402  (bench/_lab.py, beside this file)
 
 
 def filter_rule(index):
@@ -68,17 +71,6 @@ def count_rules(netns, save):
     return sum(1 for line in out.splitlines() if line.startswith('-A '))
 
 
-def machine():
-    model = 'unknown'
-    with open('/proc/cpuinfo') as handle:
-        for line in handle:
-            if line.startswith('model name'):
-                model = line.split(':', 1)[1].strip()
-                break
-    return 'nproc %d, kernel %s, CPU %s, Python %s' % (os.cpu_count(), platform.release(), model,
-                                                       platform.python_version())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--filter-rules', type=int, default=700)
@@ -100,7 +92,7 @@ def main():
         for netns in (ours, theirs):
             subprocess.run(['ip', 'netns', 'add', netns], check=True)
             created.append(netns)
-        print('machine: %s' % machine())
+        print('machine: %s' % _lab.machine())
         print('back end: %s; %d rules (%d filter, %d nat), IPv4' % (options.backend, total, len(filters), len(nats)))
 
         apply_time = 0.0
