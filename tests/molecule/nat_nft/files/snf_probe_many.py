@@ -1,8 +1,7 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Sends several snf-probe probes in one process start of Ansible.
 
-  snf-probe-many '[{"proto": "tcp", "dst": "203.0.113.8", "port": 5000, "sport": 41000}, ...]'
+  python3 /usr/local/bin/snf_probe_many.py '[{"proto": "tcp", "dst": "203.0.113.8", "port": 5000, "sport": 41000}, ...]'
 
 Runs `snf-probe send` for each probe in order (port defaults to 5000, sport
 is optional) and prints the list of their JSON results. Waits a moment at
