@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Send one stray TCP segment (no connection behind it) and report whether a
-RST came back: snf-stray-tcp SRC DST PORT FLAGS (FLAGS: A, FA, ...).
+RST came back: python3 snf_stray_tcp.py SRC DST PORT FLAGS (FLAGS: A, FA, ...).
 
 A host that answers a segment of no known connection answers with a RST; a
 firewall that drops the segment (conntrack INVALID) leaves it unanswered.
