@@ -40,7 +40,7 @@ def main():
     rst = False
     deadline = time.time() + 2
     while time.time() < deadline and not rst:
-        ready, _, _ = select.select([sock], [], [], max(0, deadline - time.time()))
+        ready = select.select([sock], [], [], max(0, deadline - time.time()))[0]
         if not ready:
             break
         data, peer = sock.recvfrom(4096)
