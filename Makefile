@@ -48,7 +48,7 @@ lint:
 	@rc=0; yamllint -s . || rc=1; ansible-lint --profile production || rc=1; exit $$rc
 
 molecule:
-	@trap 'bash $(CURDIR)/tests/lab/clean.sh' EXIT INT TERM; \
+	@trap 'bash $(CURDIR)/tests/lab/clean.sh' EXIT INT TERM HUP PIPE; \
 	export SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh); \
 	cd tests && for scenario in $(SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \

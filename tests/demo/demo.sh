@@ -10,7 +10,7 @@ export SNF_LAB_PREFIX=snf-demo
 export SNF_LAB_IMAGE=${SNF_LAB_IMAGE:-$(../lab/image/tag.sh)}
 export ANSIBLE_INVENTORY=$PWD/inventory.yml
 log=$(mktemp /tmp/snf-demo.XXXXXX)
-trap 'bash ../lab/clean.sh; rm -f "$log"' EXIT INT TERM
+trap 'bash ../lab/clean.sh; rm -f "$log"' EXIT INT TERM HUP PIPE
 
 LAN_HOST=192.168.1.100
 WAN_HOST=203.0.113.8
