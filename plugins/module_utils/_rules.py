@@ -151,6 +151,27 @@ _PLAIN = re.compile(r'^[A-Za-z0-9_-]+$')
 _RATE = re.compile(r'^(\d+)/([a-z]+)$')
 
 
+def rule_argument_spec():
+    """The options a rule of ruleset and a nat_rule share: name, matches, translation, comment."""
+    return dict(
+        name=dict(type='str'),
+        protocol=dict(type='str'),
+        source=dict(type='str'),
+        destination=dict(type='str'),
+        in_interface=dict(type='str'),
+        out_interface=dict(type='str'),
+        source_port=dict(type='raw'),
+        destination_port=dict(type='raw'),
+        comment=dict(type='str'),
+        to_source=dict(type='str'),
+        to_destination=dict(type='str'),
+        to_ports=dict(type='raw'),
+        random=dict(type='bool', default=False),
+        random_fully=dict(type='bool', default=False),
+        persistent=dict(type='bool', default=False),
+    )
+
+
 # ---------------------------------------------------------------------------
 # Quoting, as xtables_save_string() prints and iptables-restore reads it.
 

@@ -200,33 +200,21 @@ backend:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_nat_rule
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
 
 
 def main():
+    argument_spec = rule_argument_spec()
+    argument_spec.update(
+        type=dict(type='str', choices=['snat', 'masquerade', 'dnat', 'redirect'], required=True),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        family=dict(type='str', choices=['ipv4', 'ipv6', 'both']),
+        order=dict(type='str', choices=['first', 'last', 'before', 'after'], default='last'),
+        relative_to=dict(type='str'),
+        flush_conntrack=dict(type='bool', default=False),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            type=dict(type='str', choices=['snat', 'masquerade', 'dnat', 'redirect'], required=True),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            name=dict(type='str'),
-            family=dict(type='str', choices=['ipv4', 'ipv6', 'both']),
-            source=dict(type='str'),
-            destination=dict(type='str'),
-            in_interface=dict(type='str'),
-            out_interface=dict(type='str'),
-            protocol=dict(type='str'),
-            source_port=dict(type='raw'),
-            destination_port=dict(type='raw'),
-            to_source=dict(type='str'),
-            to_destination=dict(type='str'),
-            to_ports=dict(type='raw'),
-            random=dict(type='bool', default=False),
-            random_fully=dict(type='bool', default=False),
-            persistent=dict(type='bool', default=False),
-            comment=dict(type='str'),
-            order=dict(type='str', choices=['first', 'last', 'before', 'after'], default='last'),
-            relative_to=dict(type='str'),
-            flush_conntrack=dict(type='bool', default=False),
-        ),
+        argument_spec=argument_spec,
         required_if=[('order', 'before', ['relative_to']), ('order', 'after', ['relative_to'])],
         supports_check_mode=True,
     )

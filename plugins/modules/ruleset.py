@@ -317,35 +317,22 @@ backend:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
 
 
 def main():
-    rule_options = dict(
-        name=dict(type='str'),
+    rule_options = rule_argument_spec()
+    rule_options.update(
         family=dict(type='str', choices=['ipv4', 'ipv6']),
-        protocol=dict(type='str'),
-        source=dict(type='str'),
-        destination=dict(type='str'),
-        in_interface=dict(type='str'),
-        out_interface=dict(type='str'),
-        source_port=dict(type='raw'),
-        destination_port=dict(type='raw'),
         icmp_type=dict(type='str'),
         ctstate=dict(type='list', elements='str',
                      choices=['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT']),
         limit=dict(type='str'),
         limit_burst=dict(type='int'),
-        comment=dict(type='str'),
         jump=dict(type='str', required=True),
         reject_with=dict(type='str'),
         log_prefix=dict(type='str'),
         log_level=dict(type='raw'),
-        to_source=dict(type='str'),
-        to_destination=dict(type='str'),
-        to_ports=dict(type='raw'),
-        random=dict(type='bool', default=False),
-        random_fully=dict(type='bool', default=False),
-        persistent=dict(type='bool', default=False),
     )
     module = AnsibleModule(
         argument_spec=dict(
