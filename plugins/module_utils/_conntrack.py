@@ -43,11 +43,14 @@ __metaclass__ = type
 
 import errno
 import ipaddress
+import json
+import operator
 import os
 import socket
 import struct
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _netlink
+from ansible_collections.stateful.netfilter.plugins.module_utils._result import EncodedList
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
     PORT_PROTOCOLS,
     PROTOCOLS,
@@ -183,11 +186,12 @@ _HDR = _netlink.NLA_HDR.pack
 
 
 def _fast_layout(size, src, dst):
-    """(Struct, headers) of a port-protocol tuple as ctnetlink_dump_tuples()
+    """(unpack, headers, struct codes) of a port-protocol tuple as ctnetlink_dump_tuples()
     has always written it: IP nest (src, dst), proto nest (num, sport, dport).
     Headers are compared as raw bytes, values read big-endian."""
     pad = '%ds' % size
-    layout = struct.Struct('>8s' + pad + '4s' + pad + '8sB3x4sH2x4sH2x')
+    codes = ('8s', pad, '4s', pad, '8s', 'B3x', '4s', 'H2x', '4s', 'H2x')
+    layout = struct.Struct('>' + ''.join(codes))
     headers = (
         _HDR(4 + 2 * (4 + size), CTA_TUPLE_IP | _netlink.NLA_F_NESTED) + _HDR(4 + size, src),
         _HDR(4 + size, dst),
@@ -195,7 +199,7 @@ def _fast_layout(size, src, dst):
         _HDR(6, CTA_PROTO_SRC_PORT),
         _HDR(6, CTA_PROTO_DST_PORT),
     )
-    return layout.size, (layout.unpack_from, headers)
+    return layout.size, (layout.unpack_from, headers, codes)
 
 
 # Payload length -> fast decoder, for the two layouts that dominate tables.
@@ -324,13 +328,14 @@ _CACHE_SIZE = 65536
 
 
 def _counters(buf, pos, end):
+    """(packets, bytes) of a CTA_COUNTERS_ORIG/REPLY payload."""
     if end - pos == _COUNTERS.size:
         head_packets, packets, head_bytes, count = _COUNTERS.unpack_from(buf, pos)
         if (head_packets, head_bytes) == _COUNTER_HEADERS:
-            return {'packets': packets, 'bytes': count}
+            return packets, count
     found = _netlink.attributes(buf, pos, end)
-    return {'packets': BE64.unpack_from(buf, found[CTA_COUNTERS_PACKETS][0])[0],
-            'bytes': BE64.unpack_from(buf, found[CTA_COUNTERS_BYTES][0])[0]}
+    return (BE64.unpack_from(buf, found[CTA_COUNTERS_PACKETS][0])[0],
+            BE64.unpack_from(buf, found[CTA_COUNTERS_BYTES][0])[0])
 
 
 def _address(packed):
@@ -343,13 +348,48 @@ def _address(packed):
     return text
 
 
-def _tuple_dict(values):
+def _head(family, proto, state, status):
+    """The start of an entry's JSON text: every field that depends on these four."""
+    key = (family, proto, state, status)
+    text = _HEADS.get(key)
+    if text is None:
+        if len(_HEADS) >= _CACHE_SIZE:
+            _HEADS.clear()
+        text = _HEADS[key] = _HEAD % tuple(json.dumps(value) for value in (
+            FAMILY_NAMES[family], protocol_name(proto), _state_name(state) if proto == TCP else None,
+            status_names(status), NAT_KINDS[status & (SRC_NAT | DST_NAT)]))
+    return text
+
+
+def _tuple_text(values):
+    """The JSON object of a tuple: src, dst, then ports or ICMP type, code, id."""
     proto, src, dst, a, b, c, dummy = values
+    src = _ADDRESS_TEXT.get(src) or _address(src)
+    dst = _ADDRESS_TEXT.get(dst) or _address(dst)
     if proto in (ICMP, ICMPV6):
-        return {'src': _address(src), 'dst': _address(dst), 'type': a, 'code': b, 'id': c}
+        return _ICMP_TUPLE % (src, dst, _number(a), _number(b), _number(c))
+    if b is not None:
+        return _PORT_TUPLE % (src, dst, a, b)
     if a is not None:
-        return {'src': _address(src), 'dst': _address(dst), 'sport': a, 'dport': b}
-    return {'src': _address(src), 'dst': _address(dst)}
+        return _PORT_TUPLE_NO_DPORT % (src, dst, a)
+    return _ADDRESS_TUPLE % (src, dst)
+
+
+def _number(value):
+    return 'null' if value is None else '%d' % value
+
+
+# The JSON text of entries, written with %: addresses (inet_ntop) and
+# numbers need no escaping; every other string goes through json.dumps
+# once per distinct head (_head).
+_HEAD = '{"family": %s, "protocol": %s, "state": %s, "status": %s, "nat": %s, '
+_ENTRY = '%s"timeout": %d, "mark": %d, "zone": %d, "id": %d, "orig": %s, "reply": %s%s}'
+_PORT_TUPLE = '{"src": "%s", "dst": "%s", "sport": %d, "dport": %d}'
+_PORT_TUPLE_NO_DPORT = '{"src": "%s", "dst": "%s", "sport": %d, "dport": null}'
+_ICMP_TUPLE = '{"src": "%s", "dst": "%s", "type": %s, "code": %s, "id": %s}'
+_ADDRESS_TUPLE = '{"src": "%s", "dst": "%s"}'
+_COUNTERS_TEXT = ', "counters": {"orig": {"packets": %d, "bytes": %d}, "reply": {"packets": %d, "bytes": %d}}'
+_HEADS = {}
 
 
 def status_names(status):
@@ -367,11 +407,53 @@ def _state_name(state):
 
 def decode_entry(buf, start, end, family):
     """The full dict of one entry, as conntrack_info returns it."""
-    return _decode(buf, start, end, family)[0]
+    return json.loads(_entry_text(buf, start, end, family)[0])
 
 
-def _decode(buf, start, end, family):
-    """(entry dict, raw original tuple, TCP state, status) in one pass."""
+def _entry_text(buf, start, end, family):
+    """(JSON text of the entry, raw original tuple, TCP state, status) in one pass.
+
+    The text is the entry conntrack_info returns, written directly: a
+    table of 200,000 entries is printed without building 200,000 dicts
+    and encoding them again (see _result.EncodedList).
+    """
+    orig, reply, status, timeout, mark, ident, state, zone, counters = _fields(buf, start, end)
+    proto = orig[0]
+    text = _ENTRY % (
+        _HEADS.get((family, proto, state, status)) or _head(family, proto, state, status),
+        timeout,
+        mark,
+        orig[6] if zone is None else zone,
+        ident,
+        _tuple_text(orig),
+        _tuple_text(reply),
+        '' if counters is None else _COUNTERS_TEXT % counters,
+    )
+    return text, orig, state, status
+
+
+def _fields(buf, start, end):
+    """(orig, reply, status, timeout, mark, id, TCP state, zone, counters) of one message.
+
+    orig and reply as _tuple() returns them; zone None without CTA_ZONE;
+    counters (orig packets, orig bytes, reply packets, reply bytes) or None.
+    """
+    shape = _SHAPES.get(end - start)
+    if shape is not None:
+        values = shape.unpack(buf, start) + _ABSENT
+        if shape.headers(values) == shape.expected:
+            return shape.read(values)
+    shape = _Shape.of(buf, start, end)
+    if shape is None:
+        return _walk(buf, start, end)
+    if len(_SHAPES) >= _CACHE_SIZE:
+        _SHAPES.clear()
+    _SHAPES[end - start] = shape
+    return shape.read(shape.unpack(buf, start) + _ABSENT)
+
+
+def _walk(buf, start, end):
+    """_fields() for any message: walks every attribute."""
     unpack = _netlink.NLA_HDR.unpack_from
     be32 = BE32.unpack_from
     orig = reply = state = zone = counters_orig = counters_reply = None
@@ -404,22 +486,119 @@ def _decode(buf, start, end, family):
         elif kind == CTA_ZONE:
             zone = BE16.unpack_from(buf, value)[0]
         pos += (length + 3) & ~3
-    entry = {
-        'family': FAMILY_NAMES[family],
-        'protocol': protocol_name(orig[0]),
-        'state': _state_name(state) if orig[0] == TCP else None,
-        'timeout': timeout,
-        'status': status_names(status),
-        'nat': NAT_KINDS[status & (SRC_NAT | DST_NAT)],
-        'mark': mark,
-        'zone': orig[6] if zone is None else zone,
-        'id': ident,
-        'orig': _tuple_dict(orig),
-        'reply': _tuple_dict(reply),
-    }
+    counters = None
     if counters_orig is not None and counters_reply is not None:
-        entry['counters'] = {'orig': counters_orig, 'reply': counters_reply}
-    return entry, orig, state, status
+        counters = counters_orig + counters_reply
+    return orig, reply, status, timeout, mark, ident, state, zone, counters
+
+
+# Appended to every message a shape reads: what absent attributes read as.
+_ABSENT = (0, None)
+_SCALARS = {CTA_STATUS: 'status', CTA_TIMEOUT: 'timeout', CTA_MARK: 'mark', CTA_ID: 'id'}
+_TUPLE_FIELDS = ('src', 'dst', 'proto', 'sport', 'dport')
+_TCP_STATE_HEADER = _HDR(5, CTA_PROTOINFO_TCP_STATE)
+# Message length -> the _Shape of the last message of that length.
+_SHAPES = {}
+
+
+class _Shape:
+    """One attribute layout of dump messages, read with a single struct call.
+
+    Most messages of a table have the same attributes in the same order
+    and of the same lengths (every UDP SNAT entry, every TCP one...). A
+    shape is learnt from the first message of a length: one struct reads
+    every attribute header as raw bytes and every value needed. A later
+    message of that length is read with it only if all its headers are
+    the same bytes, which pins every value to its place. Messages no
+    shape describes (ICMP tuples, directional zones, nestings other than
+    ctnetlink's usual ones) are walked attribute by attribute (_walk).
+    """
+
+    def __init__(self, codes, size, headers, fields):
+        self.unpack = struct.Struct('>' + ''.join(codes)).unpack_from
+        self.headers = operator.itemgetter(*[place for place, dummy in headers])
+        self.expected = tuple(raw for dummy, raw in headers)
+        zero, none = size, size + 1   # the places of _ABSENT after the size values read
+        tuples = []
+        for prefix in ('orig_', 'reply_'):
+            places = [fields.get(prefix + name, none) for name in ('proto', 'src', 'dst', 'sport', 'dport')]
+            tuples.append(operator.itemgetter(*(places + [none, zero])))
+        self.orig, self.reply = tuples
+        self.scalars = operator.itemgetter(*[fields.get(name, zero) for name in ('status', 'timeout', 'mark', 'id')]
+                                           + [fields.get(name, none) for name in ('state', 'zone')])
+        counters = [fields.get(name) for name in ('orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes')]
+        self.counters = operator.itemgetter(*counters) if None not in counters else None
+
+    def read(self, values):
+        """_fields() of a message unpacked (plus _ABSENT) with this shape."""
+        counters = self.counters(values) if self.counters is not None else None
+        return (self.orig(values), self.reply(values)) + self.scalars(values) + (counters,)
+
+    @classmethod
+    def of(cls, buf, start, end):
+        """The shape of the message buf[start:end], or None."""
+        codes = []      # struct codes, pads included
+        places = []     # the codes that yield a value, in order
+        headers = []    # (place, raw bytes) of every attribute header
+        fields = {}     # name -> place
+
+        def header(code, raw):
+            headers.append((len(places), raw))
+            places.append(code)
+            codes.append(code)
+
+        def value(code, name):
+            fields[name] = len(places)
+            places.append(code)
+            codes.append(code)
+
+        unpack = _netlink.NLA_HDR.unpack_from
+        pos = start
+        while pos + 4 <= end:
+            length, kind = unpack(buf, pos)
+            if length < 4:
+                return None
+            aligned = (length + 3) & ~3
+            header('4s', bytes(buf[pos:pos + 4]))
+            kind &= _netlink.NLA_TYPE_MASK
+            payload = pos + 4
+            if kind in (CTA_TUPLE_ORIG, CTA_TUPLE_REPLY):
+                fast = _FAST.get(length - 4)
+                if fast is None or fast[0](buf, payload)[::2] != fast[1]:
+                    return None
+                prefix = 'orig_' if kind == CTA_TUPLE_ORIG else 'reply_'
+                for index, code in enumerate(fast[2]):
+                    if index % 2:
+                        value(code, prefix + _TUPLE_FIELDS[index // 2])
+                    else:
+                        header(code, fast[1][index // 2])
+            elif kind in _SCALARS and length == 8:
+                value('I', _SCALARS[kind])
+            elif kind == CTA_ZONE and length == 6:
+                value('H2x', 'zone')
+            elif kind in (CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY) and length - 4 == _COUNTERS.size:
+                heads = _COUNTERS.unpack_from(buf, payload)[::2]
+                if heads != _COUNTER_HEADERS:
+                    return None
+                prefix = 'orig_' if kind == CTA_COUNTERS_ORIG else 'reply_'
+                for raw, name in zip(heads, ('packets', 'bytes')):
+                    header('4s', raw)
+                    value('Q', prefix + name)
+            elif kind == CTA_PROTOINFO:
+                inner = bytes(buf[payload:payload + 8])
+                if (length < 13 or inner[4:] != _TCP_STATE_HEADER
+                        or unpack(inner, 0)[1] & _netlink.NLA_TYPE_MASK != CTA_PROTOINFO_TCP):
+                    return None
+                header('4s', inner[:4])
+                header('4s', inner[4:])
+                value('B', 'state')
+                codes.append('%dx' % (aligned - 13))
+            elif aligned > 4:
+                codes.append('%dx' % (aligned - 4))
+            pos += aligned
+        if pos != end or struct.calcsize('>' + ''.join(codes)) != end - start or len(headers) < 2:
+            return None
+        return cls(codes, len(places), headers, fields)
 
 
 # ---------------------------------------------------------------- filters
@@ -788,11 +967,14 @@ def _top(counts):
 def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False):
     """Read the table: dict(entries, count, total, max, truncated, summary).
 
+    entries is an EncodedList: the entries as JSON text, decoded on access.
+
     count and summary cover every matching entry; entries holds at most
     `limit` of them (0: no cap; none with summary_only). total and max are
     nf_conntrack_count and nf_conntrack_max as the namespace sees them.
     """
-    entries = []
+    entries = EncodedList()
+    texts = entries.texts
     count = 0
     summary = _Summary()
     cap = 0 if summary_only else (limit or None)
@@ -801,9 +983,9 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False):
             for family in flt.families:
                 for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
                     count += 1
-                    if cap is None or len(entries) < cap:
-                        entry, orig, state, status = _decode(chunk, start, end, family)
-                        entries.append(entry)
+                    if cap is None or len(texts) < cap:
+                        text, orig, state, status = _entry_text(chunk, start, end, family)
+                        texts.append(text)
                         summary.count(family, orig, state, status)
                     else:
                         summary.add(chunk, start, end, family)

@@ -169,6 +169,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack impo
     filter_argument_spec,
     flush_entries,
 )
+from ansible_collections.stateful.netfilter.plugins.module_utils._result import exit_large
 
 
 def main():
@@ -190,7 +191,7 @@ def main():
                                check_mode=module.check_mode, protect=protect)
     except ERRORS as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=result['deleted'] > 0, **result)
+    exit_large(module, changed=result['deleted'] > 0, **result)
 
 
 if __name__ == '__main__':

@@ -161,6 +161,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack impo
     filter_argument_spec,
     list_entries,
 )
+from ansible_collections.stateful.netfilter.plugins.module_utils._result import exit_large
 
 
 def main():
@@ -177,7 +178,7 @@ def main():
                               limit=module.params['limit'], summary_only=module.params['summary_only'])
     except ERRORS as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+    exit_large(module, changed=False, **result)
 
 
 if __name__ == '__main__':

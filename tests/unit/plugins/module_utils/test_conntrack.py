@@ -9,6 +9,7 @@ against conntrack-tools' reading of the very same entries.
 
 import errno
 import ipaddress
+import json
 import os
 import socket
 
@@ -457,7 +458,7 @@ def test_cidr_is_deleted_entry_by_entry_by_reply_tuple_zone_and_id(fake):
         attrs = request_attrs(request)
         assert ct.CTA_TUPLE_ORIG not in attrs
         entry = expected[ct.BE32.unpack_from(request[3], attrs[ct.CTA_ID][0])[0]]
-        reply = ct._tuple_dict(ct._tuple_slow(request[3], *attrs[ct.CTA_TUPLE_REPLY]))
+        reply = json.loads(ct._tuple_text(ct._tuple_slow(request[3], *attrs[ct.CTA_TUPLE_REPLY])))
         assert reply == entry['tuples'][1]
         if ct.CTA_ZONE in attrs:
             zones.add(ct.BE16.unpack_from(request[3], attrs[ct.CTA_ZONE][0])[0])
@@ -625,3 +626,16 @@ def test_total_and_max_come_from_the_namespace_proc(fake, monkeypatch, tmp_path)
     monkeypatch.setattr(ct, 'PROC_NETFILTER', str(tmp_path / 'missing') + '/')
     result = ct.list_entries(ct.build_filter({}))
     assert (result['total'], result['max']) == (None, None)
+
+
+@pytest.mark.parametrize('label', sorted(FAMILY))
+def test_shapes_read_what_the_attribute_walk_reads(label, monkeypatch):
+    monkeypatch.setattr(ct, '_SHAPES', {})
+    shaped = set()
+    for msg in MESSAGES[label]:
+        assert ct._fields(msg, 20, len(msg)) == ct._walk(msg, 20, len(msg))
+        if ct._Shape.of(msg, 20, len(msg)) is not None:
+            shaped.add(ct.decode_entry(msg, 20, len(msg), FAMILY[label])['protocol'])
+    # Port-protocol entries (TCP with CTA_PROTOINFO, UDP) are read by shapes;
+    # ICMP tuples and directional zones are walked.
+    assert shaped == {'tcp', 'udp'}

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""exit_large() prints what exit_json() would, faster, or is exit_json()."""
+
+import copy
+import json
+
+import pytest
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import _internal
+from ansible.module_utils.common import warnings
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.stateful.netfilter.plugins.module_utils._result import EncodedList, exit_large
+
+SPEC = dict(src=dict(type='str'), limit=dict(type='int', default=100), secret=dict(type='str', no_log=True))
+ENTRY = dict(family='ipv4', protocol='udp', state=None, timeout=29, status=['SRC_NAT', 'CONFIRMED'],
+             nat='snat', mark=0, zone=0, id=2535287334, counters=None,
+             orig=dict(src='192.168.1.100', dst='203.0.113.8', sport=40000, dport=5000),
+             reply=dict(src='203.0.113.8', dst='203.0.113.1', sport=5000, dport=40000))
+RESULT = dict(changed=False, entries=[ENTRY] * 3, count=3, total=None, max=262144, truncated=False,
+              summary=dict(families=dict(ipv4=3), top_ports=[dict(protocol='udp', port=5000, count=3)]))
+
+
+@pytest.fixture(autouse=True)
+def no_pending_messages(monkeypatch):
+    # Once controller code is imported (other tests), warn() displays instead of recording.
+    monkeypatch.setattr(_internal, 'is_controller', False)
+    monkeypatch.setattr(warnings, '_global_warnings', {})
+    monkeypatch.setattr(warnings, '_global_deprecations', {})
+
+
+@pytest.fixture
+def module():
+    """module(**args): an AnsibleModule, its arguments in place until the test ends."""
+    contexts = []
+
+    def make(**args):
+        contexts.append(patch_module_args(dict(args)))
+        contexts[-1].__enter__()
+        return AnsibleModule(argument_spec=SPEC)
+    yield make
+    for context in reversed(contexts):
+        context.__exit__(None, None, None)
+
+
+def printed(capsys, call, **result):
+    with pytest.raises(SystemExit) as exc:
+        call(**copy.deepcopy(result or RESULT))
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def forbid_exit_json(monkeypatch, mod):
+    def refuse(**kwargs):
+        raise AssertionError('exit_json called')
+    monkeypatch.setattr(mod, 'exit_json', refuse)
+
+
+def test_same_document_as_exit_json(module, capsys, monkeypatch):
+    mod = module(src='192.168.1.0/24')
+    slow = printed(capsys, mod.exit_json)
+    forbid_exit_json(monkeypatch, mod)
+    fast = printed(capsys, lambda **result: exit_large(mod, **result))
+    assert json.loads(fast) == json.loads(slow)
+    assert json.loads(fast)['invocation'] == {'module_args': {'src': '192.168.1.0/24', 'limit': 100, 'secret': None}}
+    assert fast.startswith('\n') and fast.endswith('}\n')
+
+
+@pytest.mark.parametrize('why', ['no_log value', 'warning', 'deprecation', 'path', 'not JSON'])
+def test_exit_json_whenever_it_could_differ(module, capsys, tmp_path, why):
+    mod = module(secret='hunter2') if why == 'no_log value' else module()
+    result = copy.deepcopy(RESULT)
+    if why == 'no_log value':
+        result['entries'][0]['orig']['src'] = 'hunter2'
+    elif why == 'warning':
+        mod.warn('careful')
+    elif why == 'deprecation':
+        mod.deprecate('old', version='9.0.0', collection_name='stateful.netfilter')
+    elif why == 'path':
+        result['path'] = str(tmp_path)
+    else:
+        result['summary'] = {'ratio': float('nan')}
+    fast = json.loads(printed(capsys, lambda **res: exit_large(mod, **res), **result))
+    slow = json.loads(printed(capsys, mod.exit_json, **result))
+    assert fast == slow
+    if why == 'no_log value':
+        assert 'hunter2' not in json.dumps(fast)
+    elif why == 'warning':
+        assert fast['warnings']
+    elif why == 'deprecation':
+        assert fast['deprecations']
+    elif why == 'path':
+        assert fast['state'] == 'directory'
+
+
+@pytest.mark.parametrize('warned', [False, True])
+def test_an_encoded_list_is_the_list_it_encodes(module, capsys, monkeypatch, warned):
+    mod = module()
+    texts = [json.dumps(ENTRY), json.dumps(dict(ENTRY, id=1, counters=dict(orig=dict(packets=1, bytes=60))))]
+    slow = printed(capsys, mod.exit_json, entries=[json.loads(text) for text in texts], count=2)
+    if warned:
+        mod.warn('careful')
+    else:
+        forbid_exit_json(monkeypatch, mod)
+    fast = printed(capsys, lambda **result: exit_large(mod, **result), entries=EncodedList(texts), count=2)
+    fast = json.loads(fast)
+    assert fast.pop('warnings', None) is not None if warned else 'warnings' not in fast
+    assert fast == json.loads(slow)
+    assert EncodedList(texts) == [json.loads(text) for text in texts] and len(EncodedList(texts)) == 2
