@@ -10,7 +10,8 @@ also called by nat_rule. Standard library only (see _netlink).
 Speed comes from decoding lazily: a field of a dump message is found and
 decoded only when a filter, the summary or a returned entry needs it; the
 common tuple layout is read with one struct call after its headers are
-checked. Filters go to the kernel where it honours them
+checked, and a returned entry is read whole by the learnt shape of its
+message (_Shape) and written directly as JSON text (_entry_text). Filters go to the kernel where it honours them
 and are always checked again in userspace, so a kernel that ignores a
 filter attribute (older than the feature) costs time, never correctness.
 
