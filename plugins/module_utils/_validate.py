@@ -152,8 +152,8 @@ def check_interface(value, param):
     return text
 
 
-def check_comment(value, param, limit=256):
-    """Return a comment that iptables can store and print back unchanged."""
+def check_comment(value, param, limit):
+    """Return a comment (or log prefix) of at most limit bytes that iptables stores and prints back unchanged."""
     if not isinstance(value, str):
         raise ValidationError(param, 'expected a string, got %r' % (value,))
     if any(c in value for c in '\r\n\0'):
