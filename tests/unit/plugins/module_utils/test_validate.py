@@ -26,8 +26,8 @@ def test_parse_network(value, expected):
     (v.parse_protocol, ('256', 'protocol'), 'out of range'),
     (v.check_interface, ('a' * 16, 'out_interface'), 'longer than 15'),
     (v.check_interface, ('eth0;reboot', 'out_interface'), 'not allowed'),
-    (v.check_comment, ('two\nlines', 'comment'), 'single line'),
-    (v.check_comment, ('x' * 257, 'comment'), 'longer than 256'),
+    (v.check_comment, ('two\nlines', 'comment', 255), 'single line'),
+    (v.check_comment, ('x' * 256, 'comment', 255), 'longer than 255'),
     (v.parse_mark, ('0x1/0x1/1', 'mark'), 'not a mark'),
     (v.parse_mark, ('0x100000000', 'mark'), 'out of range'),
 ])
