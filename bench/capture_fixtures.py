@@ -2,9 +2,9 @@
 """Capture the conntrack unit-test fixtures from a real kernel (needs root).
 
 Creates a scratch namespace (removed afterwards), fills it with SNATed
-UDP/TCP/ICMP flows of both families, a zone (7), a directional zone
-(original direction 9), a connmark (0x42), accounting, and local TCP
-connections, then writes under tests/unit/fixtures/conntrack/:
+UDP/TCP/ICMP flows of both families, a zone (7), directional zones
+(original direction 9, reply direction 11), a connmark (0x42), accounting,
+and local TCP connections, then writes under tests/unit/fixtures/conntrack/:
 - dump-ipv4.hex, dump-ipv6.hex: the raw IPCTNL_MSG_CT_NEW messages of an
   IPCTNL_MSG_CT_GET dump, one message per line, in hex;
 - conntrack-ipv4.txt, conntrack-ipv6.txt: `conntrack -L -o id,extended`
@@ -27,13 +27,15 @@ OUT = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'conntrack')
 
 
 def main():
-    name = 'snf-ct-fixture-%d' % os.getpid()
+    # SNF_LAB_PREFIX keeps concurrent runs' namespaces apart (as the lab's).
+    name = '%s-ct-fixture-%d' % (os.environ.get('SNF_LAB_PREFIX', 'snf'), os.getpid())
     os.makedirs(OUT, exist_ok=True)
     with _lab.namespace(name) as ns:
         _lab.setup_gateway(ns)
         _lab.in_ns(ns, 'sysctl', '-q', '-w', 'net.netfilter.nf_conntrack_acct=1')
         _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.7', '-j', 'CT', '--zone', '7')
         _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.6', '-j', 'CT', '--zone-orig', '9')
+        _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.5', '-j', 'CT', '--zone-reply', '11')
         _lab.in_ns(ns, 'iptables', '-t', 'mangle', '-A', 'OUTPUT', '-d', '198.51.100.8',
                    '-j', 'CONNMARK', '--set-mark', '0x42')
         _lab.fill(ns, udp_per_source=8, tcp_per_source=1, icmp_per_source=1, v6_udp_per_source=2,
