@@ -85,8 +85,19 @@ options:
     type: str
   zone:
     description:
-      - Conntrack zone (0 is the default zone).
+      - Conntrack zone (V(0) is the default zone), in whichever direction it applies, as nft's C(ct zone) sees it.
+        V(7) matches entries put in zone 7 by C(-j CT --zone 7), C(--zone-orig 7) and C(--zone-reply 7) alike.
+      - C(conntrack -L -w 7) lists only the first kind, and C(conntrack -L -w 0) lists the other two as zone 0;
+        O(zone_dir) selects one kind.
     type: int
+  zone_dir:
+    description:
+      - Only entries whose O(zone) applies to this direction (the V(zone_dir) of the entries returned).
+      - V(both) for C(-j CT --zone) entries (C(conntrack -L -w ZONE)), V(orig) for C(--zone-orig) ones
+        (C(conntrack -L --orig-zone ZONE)), V(reply) for C(--zone-reply) ones (C(conntrack -L --reply-zone ZONE)).
+      - Needs O(zone); the default zone V(0) applies to both directions only.
+    type: str
+    choices: [both, orig, reply]
   netns:
     description:
       - Name of a network namespace under C(/run/netns) (as C(ip netns add) creates it, for example a container's)

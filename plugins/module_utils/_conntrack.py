@@ -29,8 +29,18 @@ inverted (ctnetlink_filter_match_tuple tests !ipv6_addr_cmp, so an equal
 address fails the filter), seen on Linux 6.18 here: a dump skipped exactly
 the matching entries and a filtered flush deleted the others.
 CIDRs that are not a single host, IPv6 addresses, port ranges, ports of
-other protocols, zones (the kernel parses but does not compare them), TCP
-states and `nat: any` are filtered in userspace only.
+other protocols, zones, TCP states and `nat: any` are filtered in userspace
+only. Zones stay out of the kernel: CTA_ZONE is compared in dumps and
+flushes only since the kernel's "ctnetlink: support filtering by zone"
+(late 2023); an older kernel ignores it, and a flush request that names
+no tuple then deletes every zone.
+
+Zones (see _zone): an entry's zone is an id and the directions it applies
+to. ctnetlink dumps a zone of both directions (-j CT --zone) as CTA_ZONE and
+a directional one (--zone-orig, --zone-reply) as CTA_TUPLE_ZONE inside the
+tuple of its direction, with no CTA_ZONE. The `zone` filter compares the id
+whatever the direction, as nft's `ct zone` and the kernel's own CTA_ZONE
+filter (nf_ct_zone_equal_any) do; `zone_dir` narrows it to one kind.
 
 Deleting: a kernel that can flush by CTA_FILTER (Linux 6.12 and later,
 detected by a harmless probe, see _flush_filter_supported) deletes a fully
@@ -142,8 +152,11 @@ HOST32 = struct.Struct('=I')
 
 FILTER_OPTIONS = (
     'family', 'protocol', 'src', 'dst', 'sport', 'dport', 'reply_src', 'reply_dst',
-    'reply_sport', 'reply_dport', 'state', 'status', 'nat', 'mark', 'zone',
+    'reply_sport', 'reply_dport', 'state', 'status', 'nat', 'mark', 'zone', 'zone_dir',
 )
+# The directions a zone applies to, as returned in `zone_dir` (the kernel's
+# NF_CT_ZONE_DIR_ORIG/REPL bits; the default zone 0 is `both`).
+ZONE_DIRS = ('both', 'orig', 'reply')
 
 
 class ConntrackError(Exception):
@@ -174,6 +187,7 @@ def filter_argument_spec():
         nat=dict(type='str', choices=list(NAT_CHOICES)),
         mark=dict(type='str'),
         zone=dict(type='int'),
+        zone_dir=dict(type='str', choices=list(ZONE_DIRS)),
         netns=dict(type='str'),
     )
 
@@ -313,10 +327,30 @@ def _tcp_state(buf, start, end):
     return buf[span[0]] if span else None
 
 
+def _zone_of(zone, orig_zone, reply_zone):
+    """(zone id, direction) from CTA_ZONE (None when absent) and the tuples' CTA_TUPLE_ZONE (0 when absent).
+
+    ctnetlink_fill_info() sends at most one of the three: CTA_ZONE for a
+    zone of both directions, CTA_TUPLE_ZONE in the tuple of the one
+    direction a directional zone applies to, nothing for zone 0.
+    """
+    if zone is not None:
+        return zone, 'both'
+    if orig_zone:
+        return orig_zone, 'orig'
+    if reply_zone:
+        return reply_zone, 'reply'
+    return 0, 'both'
+
+
 def _zone(buf, start, end, orig):
-    """CTA_ZONE, or the zone of the original direction for directional zones."""
+    """(zone id, direction) of one message whose original tuple is decoded (orig)."""
     span = _find(buf, start, end, CTA_ZONE)
-    return BE16.unpack_from(buf, span[0])[0] if span else orig[6]
+    if span:
+        return BE16.unpack_from(buf, span[0])[0], 'both'
+    if orig[6]:
+        return orig[6], 'orig'
+    return _zone_of(None, 0, _reply(buf, start, end)[6])
 
 
 _COUNTERS = struct.Struct('>4sQ4sQ')
@@ -384,7 +418,7 @@ def _number(value):
 # numbers need no escaping; every other string goes through json.dumps
 # once per distinct head (_head).
 _HEAD = '{"family": %s, "protocol": %s, "state": %s, "status": %s, "nat": %s, '
-_ENTRY = '%s"timeout": %d, "mark": %d, "zone": %d, "id": %d, "orig": %s, "reply": %s%s}'
+_ENTRY = '%s"timeout": %d, "mark": %d, "zone": %d, "zone_dir": "%s", "id": %d, "orig": %s, "reply": %s%s}'
 _PORT_TUPLE = '{"src": "%s", "dst": "%s", "sport": %d, "dport": %d}'
 _PORT_TUPLE_NO_DPORT = '{"src": "%s", "dst": "%s", "sport": %d, "dport": null}'
 _ICMP_TUPLE = '{"src": "%s", "dst": "%s", "type": %s, "code": %s, "id": %s}'
@@ -420,11 +454,17 @@ def _entry_text(buf, start, end, family):
     """
     orig, reply, status, timeout, mark, ident, state, zone, counters = _fields(buf, start, end)
     proto = orig[0]
+    zone_dir = 'both'
+    if zone is None:
+        zone = 0
+        if orig[6] or reply[6]:
+            zone, zone_dir = _zone_of(None, orig[6], reply[6])
     text = _ENTRY % (
         _HEADS.get((family, proto, state, status)) or _head(family, proto, state, status),
         timeout,
         mark,
-        orig[6] if zone is None else zone,
+        zone,
+        zone_dir,
         ident,
         _tuple_text(orig),
         _tuple_text(reply),
@@ -695,6 +735,7 @@ class Filter:
         self.nat_any = False
         self.mark = None
         self.zone = None
+        self.zone_dir = None
 
     @property
     def narrows(self):
@@ -721,8 +762,10 @@ class Filter:
             orig = _orig(buf, start, end)
             if self.protocol is not None and orig[0] != self.protocol:
                 return False
-            if self.zone is not None and _zone(buf, start, end, orig) != self.zone:
-                return False
+            if self.zone is not None:
+                zone, zone_dir = _zone(buf, start, end, orig)
+                if zone != self.zone or (self.zone_dir is not None and zone_dir != self.zone_dir):
+                    return False
             if not self.orig.matches(orig):
                 return False
         if self.reply and not self.reply.matches(_reply(buf, start, end)):
@@ -775,7 +818,8 @@ def build_filter(params):
     (ipv4, ipv6, both), protocol, src, dst, sport, dport, reply_src,
     reply_dst, reply_sport, reply_dport, state (TCP states), status (flags
     that must all be set), nat (snat, dnat, any, none), mark (value or
-    value/mask), zone.
+    value/mask), zone (id, any direction), zone_dir (both, orig, reply:
+    the direction the zone applies to; needs zone).
     """
     def given(name):
         return params.get(name) is not None
@@ -838,6 +882,15 @@ def build_filter(params):
         if isinstance(zone, bool) or not isinstance(zone, int) or not 0 <= zone <= 65535:
             raise ValidationError('zone', 'must be an integer 0-65535, got %r' % (zone,))
         flt.zone = zone
+    zone_dir = params.get('zone_dir')
+    if zone_dir is not None:
+        if zone_dir not in ZONE_DIRS:
+            raise ValidationError('zone_dir', 'must be one of %s, got %r' % (', '.join(ZONE_DIRS), zone_dir))
+        if flt.zone is None:
+            raise ValidationError('zone_dir', 'needs zone: it narrows a zone to the direction it applies to')
+        if flt.zone == 0 and zone_dir != 'both':
+            raise ValidationError('zone_dir', '%s: the default zone 0 applies to both directions' % zone_dir)
+        flt.zone_dir = zone_dir
     return flt
 
 
@@ -1057,9 +1110,14 @@ _DELETE_KEYS = frozenset((CTA_TUPLE_REPLY, CTA_ZONE, CTA_ID))
 def _delete_request(buf, start, end, family):
     """An IPCTNL_MSG_CT_DELETE request for exactly this entry.
 
-    The entry is named by its reply tuple (with its CTA_TUPLE_ZONE if the
-    zone is directional), its CTA_ZONE, and CTA_ID, copied byte for byte
-    from the dump. The reply tuple carries the NAT mapping: an entry
+    The entry is named by its reply tuple, its CTA_ZONE, and CTA_ID, copied
+    byte for byte from the dump. Zones: the kernel looks the reply tuple up
+    in the zone the request names for the reply direction
+    (nf_conntrack_find_get, nf_ct_zone_equal). A zone of both directions
+    travels as CTA_ZONE; a reply-direction zone as the CTA_TUPLE_ZONE inside
+    the copied reply tuple; an original-direction zone leaves the reply
+    direction in zone 0, which is what a request without zone names.
+    The reply tuple carries the NAT mapping: an entry
     recreated under the same original tuple but NATed elsewhere (a new
     backend) is a different reply tuple and is not found. The kernel also
     compares CTA_ID; ids are 32-bit hashes, so a recreated entry with the

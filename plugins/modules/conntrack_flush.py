@@ -136,6 +136,7 @@ sample:
       nat: snat
       mark: 0
       zone: 0
+      zone_dir: both
       id: 474400730
       orig: {src: 192.168.1.100, dst: 198.51.100.3, sport: 40000, dport: 53}
       reply: {src: 198.51.100.3, dst: 203.0.113.1, sport: 53, dport: 40000}
@@ -153,6 +154,7 @@ protected:
       nat: none
       mark: 0
       zone: 0
+      zone_dir: both
       id: 1843520913
       orig: {src: 192.0.2.10, dst: 192.0.2.1, sport: 53122, dport: 22}
       reply: {src: 192.0.2.1, dst: 192.0.2.10, sport: 22, dport: 53122}

@@ -96,6 +96,9 @@ entries:
       V(code) and V(id).
     - V(state) is the TCP state (V(null) for other protocols); V(nat) is V(snat), V(dnat), V(both) or V(none);
       V(counters) is present only when accounting is on (C(net.netfilter.nf_conntrack_acct)).
+    - V(zone) is the conntrack zone (V(0) the default zone) and V(zone_dir) the direction it applies to, V(both)
+      (C(-j CT --zone); C(conntrack -L) prints C(zone=7)), V(orig) (C(--zone-orig), C(zone-orig=7)) or V(reply)
+      (C(--zone-reply), C(zone-reply=7)). The default zone is V(both).
   returned: always
   type: list
   elements: dict
@@ -108,6 +111,7 @@ entries:
       nat: snat
       mark: 0
       zone: 0
+      zone_dir: both
       id: 2535287334
       orig: {src: 10.0.0.5, dst: 198.51.100.2, sport: 51544, dport: 443}
       reply: {src: 198.51.100.2, dst: 203.0.113.1, sport: 443, dport: 51544}

@@ -31,8 +31,8 @@ def load_messages(label):
 def parse_cli(line):
     """One line of `conntrack -L -o id,extended`, parsed independently of the module."""
     tokens = line.split()
-    entry = dict(family=tokens[0], protocol=tokens[2], state=None, mark=None, zone=0, flags=set(),
-                 id=int(tokens[-1].split('=')[1]), tuples=[], counters=[])
+    entry = dict(family=tokens[0], protocol=tokens[2], state=None, mark=None, zone=0, zone_dir='both', zones={},
+                 flags=set(), id=int(tokens[-1].split('=')[1]), tuples=[], counters=[])
     if '=' not in tokens[5] and not tokens[5].startswith('['):
         entry['state'] = tokens[5]
     for token in tokens[5:-1]:
@@ -54,9 +54,14 @@ def parse_cli(line):
             entry['counters'][-1]['bytes'] = int(value)
         elif key == 'mark':
             entry['mark'] = int(value)
-        elif key in ('zone', 'zone-orig'):
-            entry['zone'] = int(value)
+        elif key in CLI_ZONES:
+            # zone=, zone-orig=, zone-reply= as printed; the module's zone_dir.
+            entry['zones'][key] = entry['zone'] = int(value)
+            entry['zone_dir'] = CLI_ZONES[key]
     return entry
+
+
+CLI_ZONES = {'zone': 'both', 'zone-orig': 'orig', 'zone-reply': 'reply'}
 
 
 def load_cli(label):
@@ -147,6 +152,7 @@ def test_decoding_agrees_with_conntrack_tools(label):
         assert entry['reply'] == expected['tuples'][1]
         assert entry['mark'] == expected['mark']
         assert entry['zone'] == expected['zone']
+        assert entry['zone_dir'] == expected['zone_dir']
         assert ('ASSURED' in entry['status']) == ('ASSURED' in expected['flags'])
         assert ('SEEN_REPLY' in entry['status']) == ('UNREPLIED' not in expected['flags'])
         assert entry['counters'] == dict(orig=expected['counters'][0], reply=expected['counters'][1])
@@ -156,7 +162,9 @@ def test_decoding_agrees_with_conntrack_tools(label):
 def test_fixture_covers_what_the_decoder_must_handle():
     entries = decoded('ipv4') + decoded('ipv6')
     assert set(e['protocol'] for e in entries) == {'tcp', 'udp', 'icmp', 'icmpv6'}
-    assert {7, 9, 0} <= set(e['zone'] for e in entries)
+    assert {7, 9, 11, 0} <= set(e['zone'] for e in entries)
+    # -j CT --zone 7, --zone-orig 9, --zone-reply 11 (see bench/capture_fixtures.py).
+    assert set((e['zone'], e['zone_dir']) for e in entries) == {(0, 'both'), (7, 'both'), (9, 'orig'), (11, 'reply')}
     assert 0x42 in set(e['mark'] for e in entries)
     assert {'snat', 'none'} <= set(e['nat'] for e in entries)
     assert {'TIME_WAIT', 'SYN_SENT'} <= set(e['state'] for e in entries)
@@ -262,10 +270,21 @@ FILTER_CASES = [
     ({'nat': 'dnat'}, lambda e: False),
     ({'mark': '0x42'}, lambda e: e['mark'] == 0x42),
     ({'mark': '0x40/0xf0'}, lambda e: e['mark'] & 0xf0 == 0x40),
+    # zone: the id in whichever direction it applies (nft's `ct zone`); with
+    # zone_dir exactly what conntrack -L -w / --orig-zone / --reply-zone list.
     ({'zone': 7}, lambda e: e['zone'] == 7),
     ({'zone': 9}, lambda e: e['zone'] == 9),
+    ({'zone': 11}, lambda e: e['zone'] == 11),
+    ({'zone': 7, 'zone_dir': 'both'}, lambda e: e['zones'].get('zone') == 7),
+    ({'zone': 9, 'zone_dir': 'orig'}, lambda e: e['zones'].get('zone-orig') == 9),
+    ({'zone': 11, 'zone_dir': 'reply'}, lambda e: e['zones'].get('zone-reply') == 11),
+    ({'zone': 9, 'zone_dir': 'reply'}, lambda e: False),
+    ({'zone': 11, 'zone_dir': 'both'}, lambda e: False),
+    # Zone 0 is the default zone in both directions: no zone printed at all
+    # (conntrack -L -w 0 lists directional zones' entries too).
     ({'zone': 0, 'protocol': 'udp', 'family': 'ipv4'},
-     lambda e: e['zone'] == 0 and e['protocol'] == 'udp' and e['family'] == 'ipv4'),
+     lambda e: not e['zones'] and e['protocol'] == 'udp' and e['family'] == 'ipv4'),
+    ({'zone': 0, 'zone_dir': 'both'}, lambda e: not e['zones']),
     ({'src': '10.0.0.3', 'dst': '198.51.100.8', 'mark': '66', 'protocol': 'udp', 'sport': '40000'},
      lambda e: e['tuples'][0]['src'] == '10.0.0.3' and e['tuples'][0]['dst'] == '198.51.100.8'),
 ]
@@ -281,7 +300,7 @@ def test_filters_select_what_conntrack_tools_shows(fake, params, predicate):
 
 def test_filters_are_tested_on_a_non_trivial_selection():
     for params, predicate in FILTER_CASES[1:]:
-        if params != {'nat': 'dnat'}:
+        if params not in ({'nat': 'dnat'}, {'zone': 9, 'zone_dir': 'reply'}, {'zone': 11, 'zone_dir': 'both'}):
             assert 0 < sum(1 for e in ALL_CLI if predicate(e)) < len(ALL_CLI), params
 
 
@@ -334,6 +353,8 @@ F = ct  # shorter lines in the table below
     ({'nat': 'none'}, socket.AF_INET, {'status': 0, 'status_mask': F.SRC_NAT | F.DST_NAT}, True),
     ({'nat': 'any'}, socket.AF_INET, {}, False),
     ({'zone': 3}, socket.AF_INET, {}, False),
+    ({'zone': 3, 'zone_dir': 'orig', 'protocol': 'udp', 'dport': 53}, socket.AF_INET,
+     {'orig': F.FILTER_PROTO_NUM | F.FILTER_DST_PORT, 'orig_tuple': (17, b'', b'', None, 53, None, 0)}, False),
     ({'state': ['ESTABLISHED']}, socket.AF_INET,
      {'orig': F.FILTER_PROTO_NUM, 'orig_tuple': (6, b'', b'', None, None, None, 0)}, False),
 ])
@@ -379,6 +400,9 @@ def test_filter_with_every_option_missing_is_empty():
     ({'zone': 70000}, 'zone', '0-65535'),
     ({'zone': -1}, 'zone', '0-65535'),
     ({'zone': True}, 'zone', '0-65535'),
+    ({'zone': 5, 'zone_dir': 'original'}, 'zone_dir', 'must be one of'),
+    ({'zone_dir': 'orig'}, 'zone_dir', 'needs zone'),
+    ({'zone': 0, 'zone_dir': 'reply'}, 'zone_dir', 'both directions'),
 ])
 def test_bad_filters_name_the_option(params, param, fragment):
     with pytest.raises(ValidationError) as exc:
@@ -465,6 +489,28 @@ def test_cidr_is_deleted_entry_by_entry_by_reply_tuple_zone_and_id(fake):
     # zone 7 (both directions) travels as CTA_ZONE; the directional zone 9
     # belongs to the original direction only and the reply tuple needs none.
     assert zones == {7}
+
+
+@pytest.mark.parametrize('zone, cta_zone, reply_zone', [
+    (7, 7, 0),      # --zone 7: CTA_ZONE, as dumped
+    (9, None, 0),   # --zone-orig 9: the reply direction is in zone 0, no zone named
+    (11, None, 11),  # --zone-reply 11: CTA_TUPLE_ZONE inside the reply tuple, as dumped
+])
+def test_entries_of_each_kind_of_zone_are_deleted_in_their_reply_zone(fake, zone, cta_zone, reply_zone):
+    fake.probe = errno.EINVAL
+    expected = dict((e['id'], e) for e in ALL_CLI if e['zone'] == zone)
+    result = ct.flush_entries(ct.build_filter({'zone': zone}))
+    assert result['deleted'] == len(expected) == 4
+    requests = fake.transactions[-1]
+    assert deleted_ids(requests) == sorted(expected)
+    for request in requests:
+        attrs = request_attrs(request)
+        assert set(attrs) <= {ct.CTA_TUPLE_REPLY, ct.CTA_ZONE, ct.CTA_ID}
+        found = ct.BE16.unpack_from(request[3], attrs[ct.CTA_ZONE][0])[0] if ct.CTA_ZONE in attrs else None
+        assert found == cta_zone
+        reply = ct._tuple_slow(request[3], *attrs[ct.CTA_TUPLE_REPLY])
+        assert reply[6] == reply_zone
+        assert json.loads(ct._tuple_text(reply)) == expected[ct.BE32.unpack_from(request[3], attrs[ct.CTA_ID][0])[0]]['tuples'][1]
 
 
 def test_zone_filter_deletes_entries_of_that_zone(fake):
