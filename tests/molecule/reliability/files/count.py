@@ -30,9 +30,8 @@ for name, layout in layouts.items():
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     sock.setblocking(False)
     socks[sock] = name
+# The sockets are open before the command returns: from then on every packet counts.
 if os.fork():
-    with open(out + '.ready', 'w') as handle:
-        handle.write('ready')
     sys.exit(0)
 os.setsid()
 if os.fork():
