@@ -39,6 +39,8 @@ CASES = [
     ({'protocol': 'icmp'}, ('-p', 'icmp')),
     ({'reply_dst': '2001:db8:1::1', 'protocol': 'udp'}, ('-f', 'ipv6', '-p', 'udp', '--reply-dst', '2001:db8:1::1')),
     ({'zone': 7}, ('-w', '7')),
+    ({'zone': 9, 'zone_dir': 'orig'}, ('--orig-zone', '9')),
+    ({'zone': 11, 'zone_dir': 'reply'}, ('--reply-zone', '11')),
 ]
 
 
@@ -55,6 +57,8 @@ def main():
         _lab.in_ns(ns, 'iptables', '-t', 'mangle', '-A', 'OUTPUT', '-d', '198.51.100.8',
                    '-j', 'CONNMARK', '--set-mark', '0x42')
         _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.7', '-j', 'CT', '--zone', '7')
+        _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.6', '-j', 'CT', '--zone-orig', '9')
+        _lab.in_ns(ns, 'iptables', '-t', 'raw', '-A', 'OUTPUT', '-d', '198.51.100.5', '-j', 'CT', '--zone-reply', '11')
         for params, cli in CASES:
             _lab.fill(ns, udp_per_source=12, tcp_per_source=3, icmp_per_source=2, v6_udp_per_source=4,
                       v6_tcp_per_source=1)
