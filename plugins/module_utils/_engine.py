@@ -320,12 +320,19 @@ def nat_rule_specs(params):
     return rules
 
 
-def _conntrack_filter(spec, family):
-    """The conntrack filter that covers a rule's match (original direction; interfaces are not in conntrack)."""
-    return dict(family=family, protocol=spec.get('protocol'), src=spec.get('source'), dst=spec.get('destination'),
-                sport=spec.get('source_port'), dport=spec.get('destination_port'),
-                reply_src=None, reply_dst=None, reply_sport=None, reply_dport=None,
-                state=None, status=None, nat=None, mark=None, zone=None)
+def _conntrack_filters(spec, family):
+    """The conntrack filters that cover a rule's match (original direction; interfaces are not in conntrack).
+
+    One filter per port or range of a port list (a conntrack filter takes one range).
+    """
+    def ports(name):
+        value = spec.get(name)
+        return value if isinstance(value, list) else [value]
+
+    return [dict(family=family, protocol=spec.get('protocol'), src=spec.get('source'), dst=spec.get('destination'),
+                 sport=sport, dport=dport, reply_src=None, reply_dst=None, reply_sport=None, reply_dport=None,
+                 state=None, status=None, nat=None, mark=None, zone=None)
+            for sport in ports('source_port') for dport in ports('destination_port')]
 
 
 def _flush_conntrack(module, conntrack, touched):
@@ -335,14 +342,14 @@ def _flush_conntrack(module, conntrack, touched):
     seen = []
     try:
         for family, spec in touched:
-            params = _conntrack_filter(spec, family)
-            # A changed rule often keeps its match (a new to_source): flush it once,
-            # or check mode would count the same entries twice.
-            if params in seen:
-                continue
-            seen.append(params)
-            flt = conntrack.build_filter(params)
-            deleted += conntrack.flush_entries(flt, check_mode=module.check_mode, protect=protect)['deleted']
+            for params in _conntrack_filters(spec, family):
+                # A changed rule often keeps its match (a new to_source): flush it once,
+                # or check mode would count the same entries twice.
+                if params in seen:
+                    continue
+                seen.append(params)
+                flt = conntrack.build_filter(params)
+                deleted += conntrack.flush_entries(flt, check_mode=module.check_mode, protect=protect)['deleted']
     except (conntrack.ConntrackError, ValidationError) as exc:
         module.fail_json(msg='flush_conntrack: the rule is in place, but flushing its conntrack entries '
                              'failed: %s' % exc)

@@ -61,7 +61,7 @@ TARGETS = {
 }
 RULE_KEYS = (
     'name', 'family', 'protocol', 'source', 'destination', 'in_interface', 'out_interface',
-    'source_port', 'destination_port', 'icmp_type', 'ctstate', 'limit', 'limit_burst', 'comment',
+    'source_port', 'destination_port', 'syn', 'icmp_type', 'ctstate', 'limit', 'limit_burst', 'comment',
     'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination', 'to_ports',
     'random', 'random_fully', 'persistent',
 )
@@ -70,6 +70,12 @@ RULE_KEYS = (
 CTSTATES = ('INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT')
 # Protocols iptables has a port match for (udplite, which conntrack knows, has none).
 PORT_PROTOCOLS = ('tcp', 'udp', 'sctp')
+# Protocols of the multiport match (xt_multiport checks the protocol number) and
+# the kernel's limit of ports in one match (XT_MULTI_PORTS; a range takes two).
+MULTIPORT_PROTOCOLS = ('tcp', 'udp', 'udplite', 'sctp', 'dccp')
+MULTIPORT_MAX = 15
+# --syn as iptables-save prints it (libxt_tcp): the flags examined, the flags set.
+SYN_FLAGS = ('FIN,SYN,RST,ACK', 'SYN')
 # What a rule reached directly from a built-in chain cannot use: the interface
 # the kernel does not know at that hook (the rule would never match; iptables
 # only refuses it in the built-in chain itself), and the NAT targets the hook
@@ -84,7 +90,7 @@ HOOK_LIMITS = {
 # Protocol names as iptables-save prints them where they differ from _validate's.
 SAVE_PROTOCOL_NAMES = {58: 'ipv6-icmp'}
 SPEC_PROTOCOL_NAMES = {
-    1: 'icmp', 6: 'tcp', 17: 'udp', 47: 'gre', 50: 'esp', 51: 'ah', 58: 'icmpv6',
+    1: 'icmp', 6: 'tcp', 17: 'udp', 33: 'dccp', 47: 'gre', 50: 'esp', 51: 'ah', 58: 'icmpv6',
     132: 'sctp', 136: 'udplite',
 }
 ICMP_TYPES = {
@@ -273,6 +279,32 @@ def _ports(value, param):
     return str(low) if low == high else '%d:%d' % (low, high)
 
 
+def _port_list(value, param):
+    """Canonical ports of a match: a port or range as text ('22', '1000:2000'), several as a list, or None (any).
+
+    A list or a comma-separated string of two or more ports and ranges becomes
+    a multiport match; one element keeps the form of a single port.
+    """
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, str) and ',' in value:
+        items = value.split(',')
+    else:
+        return _ports(value, param)
+    if len(items) == 1:
+        return _ports(items[0], param)
+    ports = []
+    for index, item in enumerate(items):
+        low, high = parse_port_range(item.strip() if isinstance(item, str) else item, '%s[%d]' % (param, index))
+        # multiport refuses a range whose ends are equal ('invalid portrange').
+        ports.append(str(low) if low == high else '%d:%d' % (low, high))
+    count = sum(2 if ':' in port else 1 for port in ports)
+    if count > MULTIPORT_MAX:
+        raise ValidationError(param, '%d ports given (a range counts 2); the kernel takes at most %d in a list'
+                              % (count, MULTIPORT_MAX))
+    return ports
+
+
 def _nat_ports(text, param):
     low, high = parse_port_range(text, param)
     return str(low) if low == high else '%d-%d' % (low, high)
@@ -419,11 +451,19 @@ def make_rule(raw, family, table, param=''):
             spec[name] = check_interface(raw[name], key(name))
     for name in ('source_port', 'destination_port'):
         if given(name):
-            if protocol not in PORT_PROTOCOLS:
+            ports = _port_list(raw[name], key(name))
+            if isinstance(ports, list) and protocol not in MULTIPORT_PROTOCOLS:
+                raise ValidationError(key(name), 'a list of ports needs protocol %s' % ', '.join(MULTIPORT_PROTOCOLS))
+            if not isinstance(ports, list) and protocol not in PORT_PROTOCOLS:
                 raise ValidationError(key(name), 'ports need protocol %s' % ', '.join(PORT_PROTOCOLS))
-            ports = _ports(raw[name], key(name))
             if ports:
                 spec[name] = ports
+    if raw.get('syn') is not None:
+        if not isinstance(raw['syn'], bool):
+            raise ValidationError(key('syn'), 'expected true or false, got %r' % (raw['syn'],))
+        if protocol != 'tcp':
+            raise ValidationError(key('syn'), 'needs protocol tcp')
+        spec['syn'] = raw['syn']
     if given('icmp_type'):
         spec['icmp_type'] = _icmp_type(raw['icmp_type'], key('icmp_type'), protocol, family)
     if given('ctstate'):
@@ -518,11 +558,19 @@ def render(spec):
     if protocol:
         number = parse_protocol(protocol, 'protocol')
         out += ['-p', SAVE_PROTOCOL_NAMES.get(number, protocol)]
-    if 'source_port' in spec or 'destination_port' in spec:
-        out += ['-m', protocol]
-        for name, flag in (('source_port', '--sport'), ('destination_port', '--dport')):
-            if name in spec:
-                out += [flag, spec[name]]
+    # The protocol's own match (single ports, --syn), then one multiport match
+    # per direction (multiport takes --sports or --dports, not both).
+    proto_match = []
+    for name, flag in (('source_port', '--sport'), ('destination_port', '--dport')):
+        if isinstance(spec.get(name), str):
+            proto_match += [flag, spec[name]]
+    if 'syn' in spec:
+        proto_match += ([] if spec['syn'] else ['!']) + ['--tcp-flags'] + list(SYN_FLAGS)
+    if proto_match:
+        out += ['-m', protocol] + proto_match
+    for name, flag in (('source_port', '--sports'), ('destination_port', '--dports')):
+        if isinstance(spec.get(name), list):
+            out += ['-m', 'multiport', flag, ','.join(spec[name])]
     if 'icmp_type' in spec:
         out += ['-m', 'icmp', '--icmp-type'] if protocol == 'icmp' else ['-m', 'icmp6', '--icmpv6-type']
         out.append(spec['icmp_type'])
@@ -554,14 +602,15 @@ def render(spec):
 # iptables-save option -> rule key. Matches loaded with -m must be in _MATCHES.
 _OPTIONS = {
     '-s': 'source', '-d': 'destination', '-i': 'in_interface', '-o': 'out_interface', '-p': 'protocol',
-    '--sport': 'source_port', '--dport': 'destination_port', '--icmp-type': 'icmp_type',
+    '--sport': 'source_port', '--dport': 'destination_port', '--sports': 'source_port',
+    '--dports': 'destination_port', '--icmp-type': 'icmp_type',
     '--icmpv6-type': 'icmp_type', '--ctstate': 'ctstate', '--limit': 'limit', '--limit-burst': 'limit_burst',
     '--comment': 'comment', '-j': 'jump', '--reject-with': 'reject_with', '--log-prefix': 'log_prefix',
     '--log-level': 'log_level', '--to-source': 'to_source', '--to-destination': 'to_destination',
     '--to-ports': 'to_ports',
 }
 _FLAGS = dict((flag, name) for name, flag in NAT_FLAGS)
-_MATCHES = ('tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
+_MATCHES = ('tcp', 'udp', 'sctp', 'multiport', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
 
 
 def parse_rule(args, family, table):
@@ -577,6 +626,14 @@ def parse_rule(args, family, table):
         if token in _FLAGS:
             raw[_FLAGS[token]] = True
             pos += 1
+        elif token in ('!', '--tcp-flags'):
+            # --syn, or ! --syn; any other flag test is not in the model.
+            negated = token == '!'
+            start = pos + 1 if negated else pos
+            if tokens[start:start + 3] != ['--tcp-flags'] + list(SYN_FLAGS) or 'syn' in raw:
+                return None
+            raw['syn'] = not negated
+            pos = start + 3
         elif token == '-m' and pos + 1 < len(tokens) and tokens[pos + 1] in _MATCHES:
             pos += 2
         elif token in _OPTIONS and pos + 1 < len(tokens) and _OPTIONS[token] not in raw:

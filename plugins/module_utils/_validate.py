@@ -24,6 +24,7 @@ PROTOCOLS = {
     'icmp': 1,
     'tcp': 6,
     'udp': 17,
+    'dccp': 33,
     'gre': 47,
     'esp': 50,
     'ah': 51,

@@ -77,10 +77,16 @@ options:
     description: Protocol to match (V(tcp), V(udp), V(sctp), ... or a number). Required for ports.
     type: str
   source_port:
-    description: Source port or range (V(1000-2000)) to match.
+    description:
+      - Source port or range (V(1000-2000)) to match.
+      - Or a list of ports and ranges (V([80, 443, "8000-8100"]), also the string V(80,443)), matched with
+        C(-m multiport --sports) (protocol tcp, udp, udplite, sctp or dccp; at most 15 ports, a range counting 2).
+        O(flush_conntrack) then flushes each port or range of the list.
     type: raw
   destination_port:
-    description: Destination port or range to match.
+    description:
+      - Destination port or range to match.
+      - Or a list of ports and ranges, matched with C(-m multiport --dports), as for O(source_port).
     type: raw
   to_source:
     description:

@@ -130,11 +130,26 @@ options:
             description: Output interface; a trailing C(+) matches a prefix.
             type: str
           source_port:
-            description: Source port or range (V(1000-2000)). Needs O(chains[].rules[].protocol) tcp, udp or sctp.
+            description:
+              - Source port (V(53)) or range (V(1000-2000)); needs O(chains[].rules[].protocol) tcp, udp or sctp.
+              - Or a list of ports and ranges (V([80, 443, "8000-8100"]), also the string V(80,443)), matched with
+                C(-m multiport --sports); needs protocol tcp, udp, udplite, sctp or dccp. The kernel takes at most
+                15 ports in a list, a range counting 2. A list of one element is a single port.
             type: raw
           destination_port:
-            description: Destination port or range. Needs O(chains[].rules[].protocol) tcp, udp or sctp.
+            description:
+              - Destination port or range; needs O(chains[].rules[].protocol) tcp, udp or sctp.
+              - Or a list of ports and ranges, matched with C(-m multiport --dports), as for
+                O(chains[].rules[].source_port).
             type: raw
+          syn:
+            description:
+              - V(true) matches TCP packets with SYN set and ACK, RST and FIN clear (C(--syn), the first packet of a
+                connection); V(false) matches every other TCP packet (C(! --syn)). Unset matches both.
+              - With O(chains[].rules[].ctstate) V(NEW) and jump V(DROP), V(false) drops TCP packets that conntrack
+                takes as a new connection but that cannot open one (a stray ACK with C(nf_conntrack_tcp_loose=1)).
+              - Needs O(chains[].rules[].protocol) V(tcp).
+            type: bool
           icmp_type:
             description:
               - ICMP or ICMPv6 type, by name (V(echo-request), V(neighbour-solicitation)), number or type/code.
@@ -235,9 +250,11 @@ EXAMPLES = r'''
           - {name: loopback, in_interface: lo, jump: ACCEPT}
           - {name: established, ctstate: [ESTABLISHED, RELATED], jump: ACCEPT}
           - {name: invalid, ctstate: [INVALID], jump: DROP}
+          - {name: new-not-syn, protocol: tcp, syn: false, ctstate: [NEW], jump: DROP}
           - {name: ping, protocol: icmp, icmp_type: echo-request, jump: ACCEPT}
           - {name: ndp, protocol: icmpv6, icmp_type: neighbour-solicitation, jump: ACCEPT}
           - {name: ssh, protocol: tcp, destination_port: 22, source: 192.0.2.0/24, jump: ACCEPT}
+          - {name: web, protocol: tcp, destination_port: [80, 443, "8000-8100"], jump: ACCEPT}
           - {name: log, limit: 5/min, jump: LOG, log_prefix: 'snf-drop: '}
 
 - name: Masquerade the LAN on the uplink
@@ -325,6 +342,7 @@ def main():
     rule_options.update(
         family=dict(type='str', choices=['ipv4', 'ipv6']),
         icmp_type=dict(type='str'),
+        syn=dict(type='bool'),
         ctstate=dict(type='list', elements='str',
                      choices=['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT']),
         limit=dict(type='str'),

@@ -181,7 +181,7 @@ def test_merged_replaces_named_rule_in_place_and_keeps_the_rest():
     rules = [line for line in text.splitlines() if line.startswith('-A SNF-FW-INPUT')]
     assert '-X' not in text and ':INPUT' not in text
     assert rules[6] == '-A SNF-FW-INPUT -p tcp -m tcp --dport 2222 -m comment --comment "snf:ssh" -j ACCEPT'
-    assert len(rules) == 24
+    assert len(rules) == 31
 
 
 def nat_params(**overrides):
@@ -364,8 +364,20 @@ def test_conntrack_filter_is_accepted_by_the_conntrack_module(raw):
     from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
     from ansible_collections.stateful.netfilter.plugins.module_utils._rules import make_rule
 
-    flt = _conntrack.build_filter(_engine._conntrack_filter(make_rule(raw, 'ipv4', 'nat'), 'ipv4'))
-    assert flt.protocol in (None, 17)
+    flts = [_conntrack.build_filter(params) for params in _engine._conntrack_filters(make_rule(raw, 'ipv4', 'nat'), 'ipv4')]
+    assert len(flts) == 1 and flts[0].protocol in (None, 17)
+
+
+def test_a_port_list_is_flushed_port_by_port():
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
+    from ansible_collections.stateful.netfilter.plugins.module_utils._rules import make_rule
+
+    raw = dict(protocol='tcp', source_port='1,2', destination_port=[80, '8000-8100'], jump='DNAT',
+               to_destination='10.0.0.12')
+    filters = _engine._conntrack_filters(make_rule(raw, 'ipv4', 'nat'), 'ipv4')
+    assert [(f['sport'], f['dport']) for f in filters] == [('1', '80'), ('1', '8000:8100'), ('2', '80'), ('2', '8000:8100')]
+    for params in filters:
+        _conntrack.build_filter(params)
 
 
 def test_a_name_is_unique_across_the_nat_chains():

@@ -99,6 +99,40 @@ def test_canonicalisation_captured(backend):
     assert r.render(r.parse_rule(rules[18], 'ipv4', 'nat')) == '-p tcp -m tcp --dport 80 -m comment --comment "snf:web" -j RETURN'
 
 
+@pytest.mark.parametrize('backend', ['nft', 'legacy'])
+def test_syn_and_port_lists_captured(backend):
+    """--syn is printed as its flag test after the ports; multiport keeps the order of the matches written."""
+    rules = r.parse_save(load('%s-canon.save' % backend))[0]['nat'].rules['SNF-T'][19:]
+    assert rules[0] == '-p tcp -m tcp --dport 22 --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN'
+    assert r.render(r.parse_rule(rules[0], 'ipv4', 'nat')) == rules[0]
+    # --syn written after multiport comes after it; the engine renders the tcp match first and rewrites it once.
+    assert rules[1] == '-p tcp -m multiport --dports 80,443 -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN'
+    assert r.render(r.parse_rule(rules[1], 'ipv4', 'nat')) == (
+        '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m multiport --dports 80,443 -j RETURN')
+    # A multiport match of one port is a single port for the model.
+    assert rules[2] == '-p tcp -m multiport --dports 80 -j RETURN'
+    assert r.render(r.parse_rule(rules[2], 'ipv4', 'nat')) == '-p tcp -m tcp --dport 80 -j RETURN'
+    # Any spelling of the SYN flags is printed in the kernel's order.
+    assert rules[3] == '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN'
+    # Two source port matches cannot be one option: kept as text.
+    assert rules[4] == '-p tcp -m multiport --sports 1,2 -m tcp --sport 3 -j RETURN'
+    assert r.parse_rule(rules[4], 'ipv4', 'nat') is None
+
+
+@pytest.mark.parametrize('args', [
+    '-p tcp -m tcp --tcp-flags SYN,ACK SYN -j ACCEPT',
+    '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN,ACK -j ACCEPT',
+    '-p tcp -m tcp ! --dport 22 -j ACCEPT',
+    '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT',
+    '-p tcp -m multiport --ports 80,443 -j ACCEPT',
+    '-p tcp -m multiport ! --dports 80,443 -j ACCEPT',
+    '-p tcp -m tcp --dport 22 -m multiport --dports 80,443 -j ACCEPT',
+    '-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 -j ACCEPT',
+])
+def test_flag_tests_and_port_matches_outside_the_model_are_kept_as_text(args):
+    assert r.parse_rule(args, 'ipv4', 'filter') is None
+
+
 def test_foreign_rules_are_not_understood_but_kept_raw():
     table = tables('nft', 'ipv4')['nat']
     args = table.rules['KUBE-SVC-NPX46M4PTMTKRN6Y'][0]
