@@ -46,6 +46,29 @@ def detect_backend(module):
     return 'nft' if '(nf_tables)' in out else 'legacy'
 
 
+# Linux 6.17 and later can be built without legacy xtables
+# (CONFIG_NETFILTER_XTABLES_LEGACY unset): the kernel then answers the legacy
+# get/setsockopt interface with ENOPROTOOPT, which libiptc prints as
+# "iptables who? (do you need to insmod?)"; the same when an older kernel's
+# ip_tables/ip6_tables module cannot be loaded. *-legacy-save -t TABLE says so
+# (tests/unit/fixtures/iptables/legacy-refused-*.stderr); the engine reads
+# every table before it changes one, so this is seen before any change.
+LEGACY_REFUSED = 'who? (do you need to insmod?)'
+
+
+def legacy_refused(backend, family, stderr):
+    """The message to fail with when the kernel refuses the legacy back end, else None."""
+    if backend != 'legacy' or LEGACY_REFUSED not in (stderr or ''):
+        return None
+    prefix = COMMAND_PREFIX[family]
+    return ('The legacy iptables back end is selected (%s --version says "legacy"), but this kernel refuses legacy '
+            'xtables: Linux 6.17 and later can be built without CONFIG_NETFILTER_XTABLES_LEGACY, and older kernels '
+            'need the %s module. Nothing was changed. Select the nf_tables back end (on Debian and Ubuntu: '
+            'update-alternatives --set iptables /usr/sbin/iptables-nft and '
+            'update-alternatives --set ip6tables /usr/sbin/ip6tables-nft), or boot a kernel with legacy xtables.'
+            % (prefix, 'ip_tables' if family == 'ipv4' else 'ip6_tables'))
+
+
 class Backend(object):
     """Save and restore of one family's tables through the selected back end."""
 
@@ -74,6 +97,9 @@ class Backend(object):
     def _run(self, cmd, data=None):
         rc, out, err = self.module.run_command(cmd, data=data, binary_data=True, environ_update=C_LOCALE)
         if rc != 0:
+            refused = legacy_refused(self.backend, self.family, err)
+            if refused:
+                self.module.fail_json(msg=refused, cmd=cmd, rc=rc, stdout=out, stderr=err)
             raise CommandError(cmd, rc, out, err)
         return out
 
