@@ -30,7 +30,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ansible.module_utils.common.warnings import get_deprecations, get_warnings
+# get_warning_messages/get_deprecation_messages: the names every ansible-core
+# from 2.15 to 2.21 has (get_warnings/get_deprecations are 2.19's only).
+from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
 
 class EncodedList(Sequence):
@@ -58,7 +60,7 @@ class EncodedList(Sequence):
 
 def exit_large(module, **result):
     """module.exit_json(**result), printed by the C encoder when that is the same."""
-    if module.no_log_values or get_warnings() or get_deprecations() or 'path' in result:
+    if module.no_log_values or get_warning_messages() or get_deprecation_messages() or 'path' in result:
         _exit_json(module, result)
     document = dict(result)
     document.setdefault('invocation', {'module_args': module.params})

@@ -107,3 +107,37 @@ def test_an_encoded_list_is_the_list_it_encodes(module, capsys, monkeypatch, war
     assert fast.pop('warnings', None) is not None if warned else 'warnings' not in fast
     assert fast == json.loads(slow)
     assert EncodedList(texts) == [json.loads(text) for text in texts] and len(EncodedList(texts)) == 2
+
+
+
+def test_works_with_the_warnings_api_of_ansible_core_2_16(module, capsys, monkeypatch):
+    """ansible-core 2.16-2.18 have get_warning_messages/get_deprecation_messages, not get_warnings."""
+    import importlib.util
+    import sys
+    import types
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _result
+    old = types.ModuleType(warnings.__name__)  # the public names of 2.16's warnings.py
+    old._global_warnings, old._global_deprecations = [], []
+    old.warn = old._global_warnings.append
+    old.deprecate = lambda msg, version=None, date=None, collection_name=None: old._global_deprecations.append(
+        {'msg': msg, 'version': version, 'collection_name': collection_name})
+    old.get_warning_messages = lambda: tuple(old._global_warnings)
+    old.get_deprecation_messages = lambda: tuple(old._global_deprecations)
+    monkeypatch.setitem(sys.modules, warnings.__name__, old)
+    # A private copy of _result imported against it (the real one stays as other tests use it).
+    spec = importlib.util.spec_from_file_location('_result_on_2_16', _result.__file__)
+    copy_ = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy_)
+    mod = module()
+    seen = []
+    monkeypatch.setattr(mod, 'exit_json', lambda **result: (seen.append(result), sys.exit(0)))
+    old.warn('careful')
+    printed(capsys, lambda **result: copy_.exit_large(mod, **result))
+    assert seen and seen[0]['count'] == 3  # a pending warning: exit_json's way
+    del old._global_warnings[:]
+    old.deprecate('old', version='9.0.0')
+    printed(capsys, lambda **result: copy_.exit_large(mod, **result))
+    assert len(seen) == 2
+    del old._global_deprecations[:]
+    forbid_exit_json(monkeypatch, mod)
+    assert json.loads(printed(capsys, lambda **result: copy_.exit_large(mod, **result)))['count'] == 3
