@@ -36,6 +36,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     find_rule,
     infer_family,
     make_rule,
+    merge_rules,
     put_rule,
     read_owned,
 )
@@ -63,6 +64,10 @@ class Engine(object):
             self.lock = _rollback.engine_lock()
         except (_rollback.RollbackError, OSError) as exc:
             module.fail_json(msg='could not take the engine lock: %s' % exc)
+
+    def release(self):
+        """Let other runs in: this one has planned and applied (what follows only reports)."""
+        _rollback.release_engine_lock()
 
     def read(self, family, table):
         try:
@@ -103,11 +108,11 @@ class Engine(object):
         for plan in applied:
             table = self.read(plan.family, plan.table)
             now = read_owned(table, plan.scope_prefix, plan.family, plan.live.policies)
-            undo = Plan(table, plan.scope_prefix, plan.family, now, plan.live)
             try:
+                undo = Plan(table, plan.scope_prefix, plan.family, now, plan.live)
                 if undo.changed:
                     self.backends[plan.family].apply(undo.text)
-            except CommandError as exc:
+            except (CommandError, ValidationError) as exc:
                 self.module.warn('Could not roll back %s %s: %s' % (plan.family, plan.table, exc))
                 continue
             restored.append(plan.family)
@@ -192,8 +197,7 @@ def wanted_state(state, live, desired):
         if current is None:
             wanted.chains[name] = chain.copy()
             continue
-        for rule in chain.rules:
-            put_rule(current.rules, rule)
+        merge_rules(current.rules, chain.rules)
         if chain.hook:
             current.hook = chain.hook
     return wanted
@@ -256,12 +260,13 @@ def run_ruleset(module):
         wanted = wanted_state(state, live, desired[family])
         try:
             check_references(live_table, scope_prefix, wanted)
+            plans.append(Plan(live_table, scope_prefix, family, live, wanted))
         except ValidationError as exc:
             _fail(module, exc)
-        plans.append(Plan(live_table, scope_prefix, family, live, wanted))
     engine.warn_other_backend()
-    if any(plan.changed for plan in plans):
-        _rollback.guard(module, table, scope_prefix, families)
+    _rollback.guard(module, table, scope_prefix, families,
+                    policies=dict((family, dict(desired[family].policies)) for family in families),
+                    changed=any(plan.changed for plan in plans))
     armed = None
     if params.get('rollback_timeout') is not None:
         armed = _rollback.arm(module, table, scope_prefix, plans, engine.backend, params['rollback_timeout'])
@@ -271,6 +276,7 @@ def run_ruleset(module):
         # fail_json exits: the engine put back what it had applied, so the timer has nothing to undo.
         _rollback.cancel(module, armed)
         raise
+    engine.release()
     result = dict(changed=any(plan.changed for plan in plans), restore=restore_texts(plans), backend=engine.backend)
     if params.get('rollback_timeout') is not None:
         result['rollback'] = _rollback.public(armed, armed=True) if armed else dict(armed=False)
@@ -407,13 +413,17 @@ def run_nat_rule(module):
         live = read_owned(table, scope_prefix, family)
         try:
             wanted, changed_specs = place_nat_rule(live, rule, params)
+            plans.append(Plan(table, scope_prefix, family, live, wanted))
         except ValidationError as exc:
             _fail(module, exc)
-        plans.append(Plan(table, scope_prefix, family, live, wanted))
         touched.extend((family, spec) for spec in changed_specs)
     conntrack = _load_conntrack(module) if params['flush_conntrack'] and touched else None
     engine.warn_other_backend()
+    if any(plan.changed for plan in plans):
+        # A pending rollback of the ruleset module in the nat table would undo this rule when it fires.
+        _rollback.guard(module, 'nat', scope_prefix, list(specs))
     engine.apply(plans)
+    engine.release()
     deleted = _flush_conntrack(module, conntrack, touched) if conntrack else 0
     shown = [rule for rule in specs.values() if rule.text]
     result = dict(changed=any(plan.changed for plan in plans), chain=chain_name, families=list(specs),

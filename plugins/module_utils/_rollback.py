@@ -28,9 +28,11 @@ import importlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._iptables import (
     Backend,
@@ -38,20 +40,32 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._iptables impor
     detect_backend,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
+    BUILTIN_CHAINS,
+    POLICIES,
+    PREFIX,
     Chain,
     Owned,
     Plan,
     Rule,
+    check_chain_name,
+    check_scope,
     read_owned,
 )
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError, show
 
-STATE_ROOT = '/run/snf-netfilter/rollback'
+# Everything the collection keeps on a host is under BASE, in a directory per network namespace
+# (netns-INODE, the inode of /proc/self/ns/net): the rollback records (rollback/ID/) and the locks.
+# Every directory is 0700 and every file 0600, owned by root, whatever the umask; a directory that is
+# a symlink, owned by another user or writable by group or others is refused.
+BASE = '/run/snf-netfilter'
 # Held by every run of the engine from its first read to its last write, and by the rollback runner, so
-# that two changes to the same host (two plays at once) never plan on a state the other is changing.
-ENGINE_LOCK = '/run/snf-netfilter/engine.lock'
+# that two changes to the same network namespace (two plays at once) never plan on a state the other
+# is changing. A run takes the turnstile first and lets it go once it holds the engine lock; a firing
+# rollback keeps the turnstile while it waits, so no new run can overtake it.
 ENGINE_LOCK_WAIT = 60
-FIRE_LOCK_WAIT = 600
+FIRE_LOCK_WAIT = 10
 _HELD = {}
+STATUSES = ('pending', 'confirmed', 'cancelled', 'rolled_back', 'failed')
 UNIT_PREFIX = 'snf-rollback-'
 PACKAGE = 'ansible_collections.stateful.netfilter.plugins.module_utils'
 # What the runner imports on the host, copied from the module's own payload.
@@ -104,11 +118,43 @@ def owned_to_data(owned):
                         for chain in owned.chains.values()])
 
 
-def owned_from_data(data):
-    chains = [Chain(raw['name'], tuple(raw['hook']) if raw.get('hook') else None,
-                    [Rule(None, text) for text in raw['rules']])
-              for raw in data['chains']]
-    return Owned(chains, [tuple(item) for item in data['policies']])
+def owned_from_data(data, family, table, scope_prefix):
+    """The saved Owned state, every field checked as user input is; raises ValueError naming what is wrong.
+
+    A saved rule is parsed with the rule model, exactly like a rule read from
+    the kernel: text the collection would not write is refused, never restored.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get('chains'), list) \
+            or not isinstance(data.get('policies'), list):
+        raise ValueError('%s: expected chains and policies' % family)
+    policies = []
+    for item in data['policies']:
+        if not isinstance(item, list) or len(item) != 2 or item[0] not in BUILTIN_CHAINS[table] \
+                or item[1] not in POLICIES:
+            raise ValueError('%s: %s is not a policy of a built-in chain' % (family, show(item)))
+        policies.append(tuple(item))
+    chains = []
+    for raw in data['chains']:
+        if not isinstance(raw, dict) or not isinstance(raw.get('rules'), list):
+            raise ValueError('%s: %s is not a chain' % (family, show(raw)))
+        try:
+            name = check_chain_name(raw.get('name'), 'name')
+        except ValidationError as exc:
+            raise ValueError('%s: %s' % (family, exc))
+        if not name.startswith(scope_prefix):
+            raise ValueError('%s: chain %s is outside the scope %s*' % (family, name, scope_prefix))
+        hook = raw.get('hook')
+        if hook is not None and (not isinstance(hook, list) or len(hook) != 2 or hook[0] not in BUILTIN_CHAINS[table]
+                                 or hook[1] not in ('first', 'last')):
+            raise ValueError('%s: chain %s has no valid hook: %s' % (family, name, show(hook)))
+        rules = []
+        for text in raw['rules']:
+            rule = Rule.from_save(text, family, table) if isinstance(text, str) else None
+            if rule is None or rule.spec is None:
+                raise ValueError('%s: chain %s: %s is not a rule the collection writes' % (family, name, show(text)))
+            rules.append(rule)
+        chains.append(Chain(name, tuple(hook) if hook else None, rules))
+    return Owned(chains, policies)
 
 
 def restore_plan(table, scope_prefix, family, saved):
@@ -129,12 +175,38 @@ def blocking(records, table, scope_prefix, families):
             and set(record.get('families', {})) & set(families)]
 
 
-def systemd_run_command(systemd_run, unit, timeout, python, runner, state_dir):
-    """The systemd-run call that fires the runner once, timeout seconds from now."""
-    return [systemd_run, '--quiet', '--collect', '--unit', unit,
-            '--description', 'stateful.netfilter rollback %s' % state_dir,
-            '--on-active=%ds' % timeout, '--timer-property=AccuracySec=1s',
-            python, '-I', runner, 'fire', state_dir]
+def policy_conflicts(records, table, scope_prefix, policies):
+    """(record, family, chain, saved policy) for each pending rollback of another scope that would set a
+    built-in policy this push manages back to something else when it fires.
+
+    policies: {family: {chain: policy}} the push wants.
+    """
+    found = []
+    for record in records:
+        if record.get('status') != PENDING or record.get('table') != table \
+                or scopes_overlap(record.get('scope_prefix', ''), scope_prefix):
+            continue
+        for family, wanted in sorted(policies.items()):
+            saved = dict((chain, policy) for chain, policy in
+                         (record.get('families', {}).get(family) or {}).get('policies', []))
+            for chain, policy in sorted(wanted.items()):
+                if chain in saved and saved[chain] != policy:
+                    found.append((record, family, chain, saved[chain]))
+    return found
+
+
+def systemd_run_command(systemd_run, unit, timeout, python, runner, state_dir, netns_path=None):
+    """The systemd-run call that fires the runner once, timeout seconds from now.
+
+    netns_path: the network namespace to run it in (a named namespace's /run/netns/NAME), when the
+    module does not run in PID 1's.
+    """
+    cmd = [systemd_run, '--quiet', '--collect', '--unit', unit,
+           '--description', 'stateful.netfilter rollback %s' % state_dir,
+           '--on-active=%ds' % timeout, '--timer-property=AccuracySec=1s']
+    if netns_path:
+        cmd.append('--property=NetworkNamespacePath=%s' % netns_path)
+    return cmd + [python, '-I', runner, 'fire', state_dir]
 
 
 def runner_command(python, runner, verb, state_dir):
@@ -148,22 +220,189 @@ def use_systemd(systemd_run, systemd_dir='/run/systemd/system'):
 # ---------------------------------------------------------------------------
 # The record of one rollback on the host: ROOT/ID/{state.json,lock,runner.py,lib/}.
 
+def netns_of(path='/proc/self/ns/net'):
+    """(device, inode) of a network namespace file; the inode names the namespace while it exists."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def netns_id():
+    return netns_of()[1]
+
+
+def named_netns_path(ns, directory='/run/netns'):
+    """The /run/netns/NAME of the namespace ns ((device, inode)), or None if it has no name."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return None
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if netns_of(path) == ns:
+                return path
+        except OSError:
+            continue
+    return None
+
+
+def timer_netns(systemd_run):
+    """(use systemd, NetworkNamespacePath or None) for a timer that must fire in this network namespace.
+
+    systemd starts units in PID 1's namespace unless told another one, which it can only open by a
+    path: a named namespace (ip netns). In an unnamed one the detached process (which keeps the
+    namespace it was started in) is the timer.
+    """
+    if not use_systemd(systemd_run):
+        return False, None
+    here = netns_of()
+    try:
+        if netns_of('/proc/1/ns/net') == here:
+            return True, None
+    except OSError:
+        return False, None
+    path = named_netns_path(here)
+    return (True, path) if path else (False, None)
+
+
+def ns_dir():
+    """This network namespace's directory under BASE."""
+    return os.path.join(BASE, 'netns-%d' % netns_id())
+
+
+def state_root():
+    return os.path.join(ns_dir(), 'rollback')
+
+
+def engine_lock_path():
+    return os.path.join(ns_dir(), 'engine.lock')
+
+
+@contextmanager
+def _private():
+    """Files and directories created inside are closed to group and others, whatever the caller's umask."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def check_private_dir(path):
+    """Refuse a directory that another user could change: a symlink, not a directory, owned by someone
+    else, or writable by group or others. Raises RollbackError."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise RollbackError('cannot check %s: %s' % (path, exc))
+    if not stat.S_ISDIR(st.st_mode):
+        raise RollbackError('%s is not a directory (a symlink or a file is never used as state)' % path)
+    if st.st_uid != os.geteuid():
+        raise RollbackError('%s is owned by uid %d, not by uid %d: remove it (after checking who created it)'
+                            % (path, st.st_uid, os.geteuid()))
+    if st.st_mode & 0o022:
+        raise RollbackError('%s is writable by group or others (mode %04o): another user could plant rollback '
+                            'records; remove it (after checking who changed it)' % (path, stat.S_IMODE(st.st_mode)))
+
+
+def private_dir(path):
+    """Create path and its missing parents up from BASE as 0700 directories, and check each level."""
+    parts = [path]
+    while parts[-1] != BASE and os.path.dirname(parts[-1]) != parts[-1] and parts[-1].startswith(BASE + os.sep):
+        parts.append(os.path.dirname(parts[-1]))
+    for level in reversed(parts):
+        with _private():
+            try:
+                os.mkdir(level, 0o700)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise RollbackError('cannot create %s: %s' % (level, exc))
+        check_private_dir(level)
+    return path
+
+
 def _state_path(state_dir):
     return os.path.join(state_dir, 'state.json')
 
 
-def read_record(state_dir):
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_record(record, state_dir):
+    """Every field of a record read from disk, checked before anything uses it; raises ValueError."""
+    if not isinstance(record, dict):
+        raise ValueError('not a JSON object')
+    ident = record.get('id')
+    check_id(ident, 'id')
+    if ident != os.path.basename(state_dir.rstrip(os.sep)) or record.get('state_dir') != state_dir:
+        raise ValueError('id %s and state_dir %s do not name this directory' % (show(ident), show(record.get('state_dir'))))
+    if record.get('status') not in STATUSES:
+        raise ValueError('status %s is not one of %s' % (show(record.get('status')), ', '.join(STATUSES)))
+    table = record.get('table')
+    if table not in BUILTIN_CHAINS:
+        raise ValueError('table %s is not one of %s' % (show(table), ', '.join(sorted(BUILTIN_CHAINS))))
+    scope_prefix = record.get('scope_prefix')
+    scope = scope_prefix[len(PREFIX):-1] if isinstance(scope_prefix, str) and scope_prefix != PREFIX else None
+    if not isinstance(scope_prefix, str) or not scope_prefix.startswith(PREFIX) \
+            or check_scope_text(scope) != scope_prefix:
+        raise ValueError('scope_prefix %s is not a scope' % show(scope_prefix))
+    if record.get('backend') not in ('nft', 'legacy'):
+        raise ValueError('backend %s is not nft or legacy' % show(record.get('backend')))
+    for key in ('created', 'timeout', 'deadline'):
+        if not _number(record.get(key)):
+            raise ValueError('%s %s is not a number' % (key, show(record.get(key))))
+    if not isinstance(record.get('netns'), int) or isinstance(record.get('netns'), bool):
+        raise ValueError('netns %s is not a namespace inode' % show(record.get('netns')))
+    families = record.get('families')
+    if not isinstance(families, dict) or not families or set(families) - set(FAMILIES):
+        raise ValueError('families %s are not ipv4 and/or ipv6' % show(families))
+    timer = record.get('timer')
+    if timer is not None:
+        if not isinstance(timer, dict) or timer.get('kind') not in ('systemd', 'process'):
+            raise ValueError('timer %s is not a timer' % show(timer))
+        if timer['kind'] == 'systemd' and timer.get('unit') != UNIT_PREFIX + ident + '.timer':
+            raise ValueError('timer unit %s is not the unit of this rollback' % show(timer.get('unit')))
+        if timer['kind'] == 'process' and timer.get('pid') is not None and \
+                (not isinstance(timer['pid'], int) or isinstance(timer['pid'], bool)):
+            raise ValueError('timer pid %s is not a process id' % show(timer.get('pid')))
+    return record
+
+
+def check_scope_text(scope):
     try:
-        with open(_state_path(state_dir)) as handle:
-            return json.load(handle)
-    except (IOError, OSError, ValueError):
+        return check_scope(scope, 'scope')
+    except ValidationError:
         return None
+
+
+def read_record(state_dir):
+    """The record of a state directory, checked; None when it has none (yet, or any more).
+
+    Raises RollbackError naming the file when it is not a record the collection wrote.
+    """
+    path = _state_path(state_dir)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise RollbackError('cannot read the rollback record %s: %s' % (path, exc))
+    try:
+        with os.fdopen(fd) as handle:
+            record = json.load(handle)
+        return check_record(record, state_dir)
+    except ValueError as exc:
+        raise RollbackError('the rollback record %s is corrupt or was not written by stateful.netfilter (%s): '
+                            'check the rules (iptables-save), then remove %s' % (path, exc, state_dir))
 
 
 def write_record(state_dir, record):
     path = _state_path(state_dir)
     tmp = path + '.tmp'
-    with open(tmp, 'w') as handle:
+    with _private():
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+    with os.fdopen(fd, 'w') as handle:
         json.dump(record, handle, indent=1, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
@@ -178,7 +417,8 @@ class Locked(object):
         self.fd = None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with _private():
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
@@ -186,40 +426,75 @@ class Locked(object):
         os.close(self.fd)
 
 
-def engine_lock(wait=None, sleep=time.sleep):
-    """Take the engine lock (a file descriptor kept open until the process ends); raises RollbackError."""
-    path = ENGINE_LOCK
-    if path in _HELD:
-        return _HELD[path]
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _flock(path, wait, sleep):
+    """An open descriptor of path holding an exclusive lock, or None after `wait` seconds."""
+    private_dir(os.path.dirname(path))
+    with _private():
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o600)
     waited = 0.0
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            _HELD[path] = fd
             return fd
         except (IOError, OSError) as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
                 raise
-        if waited >= (ENGINE_LOCK_WAIT if wait is None else wait):
+        if waited >= wait:
             os.close(fd)
-            raise RollbackError('another stateful.netfilter change on this host held %s for %d s' % (path, waited))
+            return None
         sleep(0.1)
         waited += 0.1
 
 
-def all_records(root=None):
-    root = root or STATE_ROOT
+def engine_lock(wait=None, sleep=time.sleep, keep_turnstile=False):
+    """Take the engine lock of this network namespace (kept until release or exit); raises RollbackError.
+
+    The turnstile is taken first and let go once the engine lock is held, unless keep_turnstile (the
+    firing rollback keeps it while it waits, so that no new run takes the engine lock before it).
+    """
+    path = engine_lock_path()
+    if path in _HELD:
+        return _HELD[path]
+    wait = ENGINE_LOCK_WAIT if wait is None else wait
+    started = time.time()
+    turnstile = _flock(path + '.turnstile', wait, sleep)
+    if turnstile is None:
+        raise RollbackError('another stateful.netfilter change in this network namespace held %s for %d s'
+                            % (path, wait))
     try:
-        names = sorted(os.listdir(root))
-    except OSError:
+        fd = _flock(path, max(0.0, wait - (time.time() - started)), sleep)
+    finally:
+        if not keep_turnstile:
+            os.close(turnstile)
+    if fd is None:
+        if keep_turnstile:
+            os.close(turnstile)
+        raise RollbackError('another stateful.netfilter change in this network namespace held %s for %d s'
+                            % (path, wait))
+    _HELD[path] = fd
+    if keep_turnstile:
+        _HELD[path + '.turnstile'] = turnstile
+    return fd
+
+
+def release_engine_lock():
+    """Let the engine lock (and a kept turnstile) go: the run has planned and applied."""
+    for path in sorted(_HELD, reverse=True):
+        os.close(_HELD.pop(path))
+
+
+def all_records(root=None):
+    """Every record under root, checked (RollbackError names a corrupt one)."""
+    root = root or state_root()
+    if not os.path.lexists(root):
         return []
+    check_private_dir(root)
     records = []
-    for name in names:
-        record = read_record(os.path.join(root, name))
+    for name in sorted(os.listdir(root)):
+        state_dir = os.path.join(root, name)
+        check_private_dir(state_dir)
+        record = read_record(state_dir)
         if record:
             records.append(record)
     return records
@@ -277,10 +552,27 @@ def _detach(cmd):
 # ---------------------------------------------------------------------------
 # In the module: guard, arm, cancel, confirm.
 
-def guard(module, table, scope_prefix, families, root=None):
-    """Refuse a change while a rollback of an overlapping scope is pending: it would undo this push later."""
-    root = root or STATE_ROOT
-    pending = blocking(all_records(root), table, scope_prefix, families)
+def guard(module, table, scope_prefix, families, policies=None, changed=True, root=None):
+    """Refuse a push that a pending rollback would undo later.
+
+    A rollback of an overlapping scope blocks any change of it; a rollback of
+    another scope that saved a built-in policy blocks a push that manages that
+    policy with another value (when it fired it would set it back).
+    policies: {family: {chain: policy}} the push manages.
+    """
+    try:
+        records = all_records(root)
+    except (RollbackError, OSError) as exc:
+        module.fail_json(msg='cannot read the pending rollbacks: %s' % exc)
+    for record, family, chain, saved in policy_conflicts(records, table, scope_prefix, policies or {}):
+        module.fail_json(
+            msg='the %s policy of %s (%s) is also saved by the pending rollback %s of scope %s*, which sets it back '
+                'to %s when it fires at %s: confirm that rollback (rollback_confirm=%s) or let it fire before '
+                'changing this policy' % (chain, table, family, record['id'], record['scope_prefix'], saved,
+                                          time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(record['deadline'])),
+                                          record['id']),
+            rollback=public(record))
+    pending = blocking(records, table, scope_prefix, families) if changed else []
     if pending:
         record = pending[0]
         module.fail_json(
@@ -305,24 +597,34 @@ def arm(module, table, scope_prefix, plans, backend, timeout, root=None):
     todo = [plan for plan in plans if plan.changed]
     if not todo or module.check_mode:
         return None
-    root = root or STATE_ROOT
-    _prune(root)
+    for plan in todo:
+        for chain in plan.live.chains.values():
+            unreadable = [rule.text for rule in chain.rules if rule.spec is None]
+            if unreadable:
+                module.fail_json(msg='rollback_timeout: the owned chain %s (%s) holds a rule the collection cannot '
+                                     'read, which a rollback would have to restore: "-A %s %s"; nothing was applied'
+                                     % (chain.name, plan.family, chain.name, show(unreadable[0])[1:-1]))
     ident = new_id()
-    state_dir = os.path.join(root, ident)
     now = time.time()
-    record = dict(id=ident, status=PENDING, table=table, scope_prefix=scope_prefix, backend=backend,
-                  families=dict((plan.family, owned_to_data(plan.live)) for plan in todo),
-                  created=now, timeout=timeout, deadline=now + timeout, state_dir=state_dir, result=None)
+    state_dir = None
     try:
-        os.makedirs(state_dir, 0o700)
-        runner = _write_lib(state_dir)
+        root = private_dir(root or state_root())
+        _prune(root)
+        state_dir = os.path.join(root, ident)
+        record = dict(id=ident, status=PENDING, table=table, scope_prefix=scope_prefix, backend=backend,
+                      families=dict((plan.family, owned_to_data(plan.live)) for plan in todo), netns=netns_id(),
+                      created=now, timeout=timeout, deadline=now + timeout, state_dir=state_dir, result=None)
+        private_dir(state_dir)
+        with _private():
+            runner = _write_lib(state_dir)
         python = sys.executable
-        systemd_run = module.get_bin_path('systemd-run')
-        if use_systemd(systemd_run):
+        systemd, netns_path = timer_netns(module.get_bin_path('systemd-run'))
+        if systemd:
             unit = UNIT_PREFIX + ident
             record['timer'] = dict(kind='systemd', unit=unit + '.timer')
             write_record(state_dir, record)
-            cmd = systemd_run_command(systemd_run, unit, timeout, python, runner, state_dir)
+            cmd = systemd_run_command(module.get_bin_path('systemd-run'), unit, timeout, python, runner, state_dir,
+                                      netns_path)
             rc, out, err = module.run_command(cmd)
             if rc != 0:
                 raise CommandError(cmd, rc, out, err)
@@ -336,7 +638,8 @@ def arm(module, table, scope_prefix, plans, backend, timeout, root=None):
                 write_record(state_dir, current)
             record = current
     except (OSError, IOError, RollbackError, CommandError) as exc:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if state_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
         module.fail_json(msg='rollback_timeout: could not arm the rollback timer, nothing was applied: %s' % exc)
     return record
 
@@ -368,8 +671,14 @@ def _disarm(module, record, status):
 
 def confirm(module, ident, root=None):
     """Confirm a pending rollback: returns the module result (fails when it fired or is unknown)."""
-    state_dir = os.path.join(root or STATE_ROOT, ident)
-    record = read_record(state_dir)
+    state_dir = os.path.join(root or state_root(), ident)
+    try:
+        if os.path.lexists(state_dir):
+            check_private_dir(os.path.dirname(state_dir))
+            check_private_dir(state_dir)
+        record = read_record(state_dir)
+    except RollbackError as exc:
+        module.fail_json(msg='rollback_confirm: %s' % exc)
     if record is None:
         module.fail_json(msg='rollback_confirm: no rollback %s on this host (unknown id, or its record is gone)'
                              % ident)
@@ -426,23 +735,26 @@ class HostCommands(object):
 
 
 def fire(state_dir, commands=None):
-    """Put the saved state back, unless the record was confirmed; returns the final record."""
+    """Put the saved state back, unless the record was confirmed; returns the final record.
+
+    Refuses a state directory another user could have written (RollbackError). A run of the module in
+    progress finishes first (its plan and apply take seconds) and no new one starts meanwhile; if the
+    engine lock is still held after FIRE_LOCK_WAIT seconds the restore goes ahead without it and says so.
+    """
     commands = commands or HostCommands()
+    check_private_dir(os.path.dirname(state_dir))
+    check_private_dir(state_dir)
     record = read_record(state_dir)
     if record is None or record['status'] != PENDING:
         return record
     try:
-        # A run of the module in progress finishes first; the restore then plans on what it left.
-        engine_lock(wait=FIRE_LOCK_WAIT)
+        engine_lock(wait=FIRE_LOCK_WAIT, keep_turnstile=True)
     except (RollbackError, OSError) as exc:
-        with Locked(state_dir):
-            record = read_record(state_dir)
-            if record is not None and record['status'] == PENDING:
-                record['status'] = 'failed'
-                record['result'] = dict(at=time.time(), by='timer', restored=[], unchanged=[], errors=[str(exc)])
-                write_record(state_dir, record)
-        return record
-    return _fire(state_dir, commands)
+        commands.warn('restored without the engine lock: %s' % exc)
+    try:
+        return _fire(state_dir, commands)
+    finally:
+        release_engine_lock()
 
 
 def _fire(state_dir, commands):
@@ -452,12 +764,20 @@ def _fire(state_dir, commands):
             return record
         result = dict(at=time.time(), by='timer', restored=[], unchanged=[], errors=[])
         try:
+            if netns_id() != record['netns']:
+                raise RollbackError('the timer runs in network namespace %d, the rollback was armed in %d: '
+                                    'nothing restored' % (netns_id(), record['netns']))
             backend = detect_backend(commands)
             for family in sorted(record['families']):
                 engine = Backend(commands, family, backend)
                 table = engine.read(record['table'])
-                plan = restore_plan(table, record['scope_prefix'], family,
-                                    owned_from_data(record['families'][family]))
+                try:
+                    saved = owned_from_data(record['families'][family], family, record['table'],
+                                            record['scope_prefix'])
+                    plan = restore_plan(table, record['scope_prefix'], family, saved)
+                except (ValueError, ValidationError) as exc:
+                    result['errors'].append('%s: the saved state is refused: %s' % (family, exc))
+                    continue
                 if not plan.changed:
                     result['unchanged'].append(family)
                     continue
@@ -496,6 +816,9 @@ def main(argv):
     verb, state_dir = argv
     try:
         record = wait_then_fire(state_dir) if verb == 'wait' else fire(state_dir)
+    except RollbackError as exc:
+        sys.stderr.write('rollback refused: %s\n' % exc)
+        return 1
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
             return 0  # confirmed and removed under our feet

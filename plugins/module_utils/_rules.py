@@ -28,17 +28,23 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import unicodedata
 from collections import OrderedDict
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
+    FORBIDDEN_CATEGORIES,
+    SHOW_MAX,
     ValidationError,
     check_comment,
     check_interface,
+    check_text,
     family_of,
+    is_digits,
     parse_address,
     parse_network,
     parse_port_range,
     parse_protocol,
+    show,
 )
 
 PREFIX = 'SNF-'
@@ -150,11 +156,13 @@ TARGET_OPTIONS = {
 # Order of the flags after a NAT target, as iptables-save prints them.
 NAT_FLAGS = (('random', '--random'), ('random_fully', '--random-fully'), ('persistent', '--persistent'))
 
-_CHAIN_NAME = re.compile(r'^%s[A-Za-z0-9_-]+$' % re.escape(PREFIX))
-_RULE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,63}$')
-_SCOPE = re.compile(r'^[A-Za-z0-9_]{1,16}$')
-_PLAIN = re.compile(r'^[A-Za-z0-9_-]+$')
-_RATE = re.compile(r'^(\d+)/([a-z]+)$')
+# Every pattern is used with fullmatch(): '$' would also accept a trailing newline.
+_CHAIN_NAME = re.compile(r'%s[A-Za-z0-9_-]+' % re.escape(PREFIX))
+_RULE_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,63}')
+_SCOPE = re.compile(r'[A-Za-z0-9_]{1,16}')
+_PLAIN = re.compile(r'[A-Za-z0-9_-]+')
+_RATE = re.compile(r'([0-9]+)/([a-z]+)')
+_ICMP_NUMBER = re.compile(r'([0-9]{1,3})(?:/([0-9]{1,3}))?')
 
 
 def rule_argument_spec():
@@ -183,7 +191,7 @@ def rule_argument_spec():
 
 def quote(value):
     """Quote a free-text value the way iptables-save does."""
-    if _PLAIN.match(value):
+    if _PLAIN.fullmatch(value):
         return value
     return '"%s"' % re.sub(r'(["\\\'])', r'\\\1', value)
 
@@ -204,7 +212,7 @@ def split_args(text):
                 buf.append(text[pos])
                 pos += 1
             if pos >= end:
-                raise ValueError('unterminated quote in %r' % text)
+                raise ValueError('unterminated quote in %s' % show(text))
             pos += 1
             tokens.append(''.join(buf))
         else:
@@ -223,11 +231,11 @@ def _given(value):
 
 
 def check_chain_name(value, param):
-    if not isinstance(value, str) or not _CHAIN_NAME.match(value):
+    if not isinstance(value, str) or not _CHAIN_NAME.fullmatch(value):
         raise ValidationError(
-            param, '%r is not an owned chain name (%s followed by letters, digits, _ or -)' % (value, PREFIX))
+            param, '%s is not an owned chain name (%s followed by letters, digits, _ or -)' % (show(value), PREFIX))
     if len(value) > CHAIN_NAME_MAX:
-        raise ValidationError(param, '%r is longer than %d characters' % (value, CHAIN_NAME_MAX))
+        raise ValidationError(param, '%s is longer than %d characters' % (show(value), CHAIN_NAME_MAX))
     return value
 
 
@@ -235,8 +243,8 @@ def check_scope(value, param):
     """Return the chain-name prefix of a scope ('FW' -> 'SNF-FW-'), or PREFIX for none."""
     if value is None:
         return PREFIX
-    if not isinstance(value, str) or not _SCOPE.match(value):
-        raise ValidationError(param, '%r is not a scope (1-16 letters, digits or _)' % (value,))
+    if not isinstance(value, str) or not _SCOPE.fullmatch(value):
+        raise ValidationError(param, '%s is not a scope (1-16 letters, digits or _)' % (show(value),))
     return '%s%s-' % (PREFIX, value)
 
 
@@ -273,7 +281,7 @@ def infer_family(raw):
 
 
 def _ports(value, param):
-    low, high = parse_port_range(value, param)
+    low, high = parse_port_range(value, param, allow_any=True)
     if (low, high) == (0, 65535):
         return None
     return str(low) if low == high else '%d:%d' % (low, high)
@@ -316,13 +324,13 @@ def _nat_target(value, param, family):
     Returns (text, has_ports).
     """
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(param, 'expected an address, got %r' % (value,))
+        raise ValidationError(param, 'expected an address, got %s' % (show(value),))
     text = value.strip()
     ports = None
     if text.startswith('['):
         addr_text, sep, rest = text[1:].partition(']')
         if not sep or (rest and not rest.startswith(':')):
-            raise ValidationError(param, '%r is not [address]:port' % (text,))
+            raise ValidationError(param, '%s is not [address]:port' % (show(text),))
         ports = rest[1:] or None
     elif text.count(':') == 1:
         addr_text, ports = text.split(':')
@@ -330,7 +338,7 @@ def _nat_target(value, param, family):
         addr_text = text
     parts = addr_text.split('-') if '.' in addr_text else [addr_text]
     if len(parts) > 2:
-        raise ValidationError(param, '%r is not an address or a range of addresses' % (text,))
+        raise ValidationError(param, '%s is not an address or a range of addresses' % (show(text),))
     addrs = [parse_address(part, param, family) for part in parts]
     if len(addrs) == 2 and addrs[0] > addrs[1]:
         raise ValidationError(param, 'address range %s-%s is reversed' % (addrs[0], addrs[1]))
@@ -349,21 +357,21 @@ def _icmp_type(value, param, protocol, family):
     names = ICMP_TYPES[family]
     if text in names:
         return names[text]
-    match = re.match(r'^(\d+)(?:/(\d+))?$', text)
+    match = _ICMP_NUMBER.fullmatch(text)
     if not match or int(match.group(1)) > 255 or (match.group(2) and int(match.group(2)) > 255):
-        raise ValidationError(param, '%r is not an ICMP type (a name such as echo-request, a number or type/code)' % (text,))
+        raise ValidationError(param, '%s is not an ICMP type (a name such as echo-request, a number or type/code)' % (show(text),))
     return '/'.join(str(int(g)) for g in match.groups() if g is not None)
 
 
 def canonical_rate(value, param):
     """Canonical --limit rate, as the kernel prints it back (60/min -> 1/sec)."""
-    match = _RATE.match(str(value).strip().lower())
+    match = _RATE.fullmatch(check_text(str(value), param).strip().lower())
     unit = match and [mult for name, mult in LIMIT_UNITS if RATE_UNIT_WORDS[name].startswith(match.group(2))]
     if not unit:
-        raise ValidationError(param, '%r is not a rate (e.g. 5/min, 3/sec, 10/hour, 1/day)' % (value,))
+        raise ValidationError(param, '%s is not a rate (e.g. 5/min, 3/sec, 10/hour, 1/day)' % (show(value),))
     count = int(match.group(1))
     if count == 0 or unit[0] // count == 0:
-        raise ValidationError(param, 'rate %r is out of range' % (value,))
+        raise ValidationError(param, 'rate %s is out of range' % (show(value),))
     period = unit[0] // count
     # The unit choice of libxt_limit's print_rate().
     index = 1
@@ -378,15 +386,15 @@ def canonical_rate(value, param):
 
 def _log_level(value, param):
     if isinstance(value, bool):
-        raise ValidationError(param, 'expected a level, got %r' % (value,))
+        raise ValidationError(param, 'expected a level, got %s' % (show(value),))
     text = str(value).strip().lower()
-    if text.isdigit() and int(text) < len(LOG_LEVELS):
+    if is_digits(text) and int(text) < len(LOG_LEVELS):
         return int(text)
     if text in LOG_LEVELS:
         return LOG_LEVELS.index(text)
     if text in LOG_LEVEL_ALIASES:
         return LOG_LEVEL_ALIASES[text]
-    raise ValidationError(param, '%r is not a log level (0-7 or %s)' % (value, ', '.join(LOG_LEVELS)))
+    raise ValidationError(param, '%s is not a log level (0-7 or %s)' % (show(value), ', '.join(LOG_LEVELS)))
 
 
 def check_hook(spec, builtin, param=''):
@@ -426,9 +434,9 @@ def make_rule(raw, family, table, param=''):
         raise ValidationError(key(unknown[0]), 'unknown rule option')
     spec = OrderedDict()
     if given('name'):
-        if not isinstance(raw['name'], str) or not _RULE_NAME.match(raw['name']):
-            raise ValidationError(key('name'), '%r is not a rule name (up to 64 letters, digits, _ . : / @ -, '
-                                               'starting with a letter or digit)' % (raw['name'],))
+        if not isinstance(raw['name'], str) or not _RULE_NAME.fullmatch(raw['name']):
+            raise ValidationError(key('name'), '%s is not a rule name (up to 64 letters, digits, _ . : / @ -, '
+                                               'starting with a letter or digit)' % (show(raw['name']),))
         spec['name'] = raw['name']
     if given('family') and raw['family'] != family:
         raise ValidationError(key('family'), 'the rule is %s but is applied to %s' % (raw['family'], family))
@@ -460,7 +468,7 @@ def make_rule(raw, family, table, param=''):
                 spec[name] = ports
     if raw.get('syn') is not None:
         if not isinstance(raw['syn'], bool):
-            raise ValidationError(key('syn'), 'expected true or false, got %r' % (raw['syn'],))
+            raise ValidationError(key('syn'), 'expected true or false, got %s' % (show(raw['syn']),))
         if protocol != 'tcp':
             raise ValidationError(key('syn'), 'needs protocol tcp')
         spec['syn'] = raw['syn']
@@ -472,7 +480,7 @@ def make_rule(raw, family, table, param=''):
         states = [s.strip().upper() for part in states for s in str(part).split(',')]
         bad = [s for s in states if s not in CTSTATES]
         if bad:
-            raise ValidationError(key('ctstate'), '%r is not a conntrack state (%s)' % (bad[0], ', '.join(CTSTATES)))
+            raise ValidationError(key('ctstate'), '%s is not a conntrack state (%s)' % (show(bad[0]), ', '.join(CTSTATES)))
         spec['ctstate'] = [s for s in CTSTATES if s in states]
     if given('limit'):
         spec['limit'] = canonical_rate(raw['limit'], key('limit'))
@@ -480,8 +488,8 @@ def make_rule(raw, family, table, param=''):
         if not given('limit'):
             raise ValidationError(key('limit_burst'), 'needs limit')
         burst = raw['limit_burst']
-        if isinstance(burst, bool) or not str(burst).isdigit() or not 1 <= int(burst) <= 10000:
-            raise ValidationError(key('limit_burst'), '%r is not a burst (1-10000)' % (burst,))
+        if isinstance(burst, bool) or not is_digits(str(burst)) or not 1 <= int(burst) <= 10000:
+            raise ValidationError(key('limit_burst'), '%s is not a burst (1-10000)' % (show(burst),))
         if int(burst) != DEFAULT_LIMIT_BURST:
             spec['limit_burst'] = int(burst)
     if given('comment'):
@@ -506,8 +514,8 @@ def _make_target(raw, spec, family, table, key, given):
         check_chain_name(jump, key('jump'))
     else:
         raise ValidationError(
-            key('jump'), '%r is not a target of the %s table (%s or an owned %s* chain)'
-            % (jump, table, ', '.join(TARGETS[table]), PREFIX))
+            key('jump'), '%s is not a target of the %s table (%s or an owned %s* chain)'
+            % (show(jump), table, ', '.join(TARGETS[table]), PREFIX))
     spec['jump'] = jump
     for name, targets in TARGET_OPTIONS.items():
         if given(name) and jump not in targets:
@@ -516,8 +524,8 @@ def _make_target(raw, spec, family, table, key, given):
     if jump == 'REJECT':
         value = raw.get('reject_with') or REJECT_WITH[family][0]
         if value not in REJECT_WITH[family]:
-            raise ValidationError(key('reject_with'), '%r is not an %s reject type (%s)'
-                                  % (value, family, ', '.join(REJECT_WITH[family])))
+            raise ValidationError(key('reject_with'), '%s is not an %s reject type (%s)'
+                                  % (show(value), family, ', '.join(REJECT_WITH[family])))
         if value == 'tcp-reset' and spec.get('protocol') != 'tcp':
             raise ValidationError(key('reject_with'), 'tcp-reset needs protocol tcp')
         spec['reject_with'] = value
@@ -707,7 +715,9 @@ def parse_save(text):
     tables = OrderedDict()
     unknown = []
     current = None
-    for line in text.splitlines():
+    # Lines end at '\n' only: str.splitlines() also breaks at \v, \f, \x1c-\x1e, \x85, U+2028 and
+    # U+2029, which would turn one rule with such a character in a comment into two.
+    for line in text.split('\n'):
         if not line or line.startswith('#'):
             continue
         if line.startswith('*'):
@@ -771,9 +781,20 @@ def _jump_of(args):
     return None
 
 
+def hook_target(args):
+    """The owned chain a built-in chain's rule hooks, or None.
+
+    The collection's hook is exactly one jump without matches ('-j SNF-...').
+    Any other rule, even one that jumps into an owned chain, is foreign.
+    """
+    if args.startswith('-j ' + PREFIX) and ' ' not in args[3:]:
+        return args[3:]
+    return None
+
+
 def _hook_position(rules, index):
-    """'first' if the rule at index precedes every rule not jumping to an owned chain, else 'last'."""
-    foreign = [i for i, args in enumerate(rules) if not (_jump_of(args) or '').startswith(PREFIX)]
+    """'first' if the rule at index precedes every foreign rule, else 'last'."""
+    foreign = [i for i, args in enumerate(rules) if not hook_target(args)]
     return 'first' if not foreign or index < foreign[0] else 'last'
 
 
@@ -786,7 +807,7 @@ def read_owned(table, scope_prefix, family, policies=()):
     for builtin in BUILTIN_CHAINS[table.name]:
         rules = table.rules.get(builtin, [])
         for index, args in enumerate(rules):
-            target = args[3:] if args.startswith('-j ') and ' ' not in args[3:] else None
+            target = hook_target(args)
             if target in owned.chains and owned.chains[target].hook is None:
                 owned.chains[target].hook = (builtin, _hook_position(rules, index))
     return owned
@@ -794,8 +815,8 @@ def read_owned(table, scope_prefix, family, policies=()):
 
 def _hooks_ok(rules, scope_prefix, wanted):
     """True when the scope's jumps in a built-in chain are exactly the wanted hooks, in place."""
-    own = [(i, args) for i, args in enumerate(rules) if (_jump_of(args) or '').startswith(scope_prefix)]
-    foreign = [i for i, args in enumerate(rules) if not (_jump_of(args) or '').startswith(PREFIX)]
+    own = [(i, args) for i, args in enumerate(rules) if (hook_target(args) or '').startswith(scope_prefix)]
+    foreign = [i for i, args in enumerate(rules) if not hook_target(args)]
     if [args for dummy, args in own] != ['-j %s' % name for name, dummy in wanted]:
         return False
     for (index, dummy), (name, position) in zip(own, wanted):
@@ -821,6 +842,7 @@ class Plan(object):
         self.before = render_owned(live)
         self.after = render_owned(wanted)
         self.lines = self._transaction(table, scope_prefix, live, wanted)
+        self.text = restore_text(self.lines)
 
     @property
     def changed(self):
@@ -829,6 +851,17 @@ class Plan(object):
     @staticmethod
     def _transaction(table, scope_prefix, live, wanted):
         declare, delete, add, hooks, drop = [], [], [], [], []
+        for name, chain in wanted.chains.items():
+            current = live.chains.get(name)
+            if current is not None and current.rules == chain.rules:
+                continue
+            for rule in chain.rules:
+                if rule.spec is None:
+                    # Never replay what the model cannot read: it is how text nobody wrote would come back.
+                    raise ValidationError(
+                        'chains', 'the owned chain %s holds a rule the collection cannot read: "-A %s %s"; it is '
+                                  'never written back: remove it, or replace the chain (state overridden)'
+                                  % (name, name, show_line(rule.text)))
         for chain, policy in wanted.policies.items():
             if table.policies.get(chain, 'ACCEPT') != policy:
                 declare.append(':%s %s [0:0]' % (chain, policy))
@@ -849,7 +882,7 @@ class Plan(object):
             if _hooks_ok(rules, scope_prefix, want):
                 continue
             delete.extend('-D %s %s' % (builtin, args) for args in rules
-                          if (_jump_of(args) or '').startswith(scope_prefix))
+                          if (hook_target(args) or '').startswith(scope_prefix))
             hooks.extend('-I %s 1 -j %s' % (builtin, name) for name, pos in reversed(want) if pos == 'first')
             hooks.extend('-A %s -j %s' % (builtin, name) for name, pos in want if pos == 'last')
         body = declare + delete + add + hooks + drop
@@ -857,9 +890,24 @@ class Plan(object):
             return []
         return ['*%s' % table.name] + body + ['COMMIT']
 
-    @property
-    def text(self):
-        return ''.join(line + '\n' for line in self.lines)
+
+
+def show_line(text):
+    """A line of save output as a message quotes it: at most SHOW_MAX characters, control characters escaped."""
+    return show(text)[1:-1] if len(text) <= SHOW_MAX else show(text)
+
+
+def restore_text(lines):
+    """iptables-restore input from lines, refusing any line that holds a line break of any reader.
+
+    The last check before text reaches the kernel: input validation (check_text)
+    refuses such characters already, this makes sure no path around it exists.
+    """
+    for line in lines:
+        for char in line:
+            if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
+                raise ValidationError('rules', 'refusing restore input with U+%04X in %s' % (ord(char), show(line)))
+    return ''.join(line + '\n' for line in lines)
 
 
 def render_owned(owned):
@@ -887,12 +935,13 @@ def check_references(table, scope_prefix, wanted):
                                       % (rule.text, name, target))
     removed = set(name for name in table.rules if name.startswith(scope_prefix)) - set(wanted.chains)
     for chain, rules in table.rules.items():
-        if chain.startswith(scope_prefix) or chain in BUILTIN_CHAINS[table.name]:
+        if chain.startswith(scope_prefix):
             continue
         for args in rules:
-            if _jump_of(args) in removed:
+            # The collection's own hooks go with their chains; any other jump into a removed chain is foreign.
+            if _jump_of(args) in removed and not (chain in BUILTIN_CHAINS[table.name] and hook_target(args)):
                 raise ValidationError('chains', 'cannot remove %s: rule "-A %s %s" outside the managed chains '
-                                                'jumps to it' % (_jump_of(args), chain, args))
+                                                'jumps to it' % (_jump_of(args), chain, show_line(args)))
 
 
 # ---------------------------------------------------------------------------
@@ -904,6 +953,24 @@ def find_rule(rules, rule):
         if (rule.name and current.name == rule.name) or (not rule.name and not current.name and current == rule):
             return index
     return None
+
+
+def _identity(rule):
+    return ('name', rule.name) if rule.name else ('text', rule.text)
+
+
+def merge_rules(rules, new_rules):
+    """Put each of new_rules in place (put_rule with order last), in time linear in both lists."""
+    index = {}
+    for position, current in enumerate(rules):
+        index.setdefault(_identity(current), position)
+    for rule in new_rules:
+        key = _identity(rule)
+        if key in index:
+            rules[index[key]] = rule
+        else:
+            index[key] = len(rules)
+            rules.append(rule)
 
 
 def put_rule(rules, rule, order='last', anchor=None, param='order'):
@@ -919,7 +986,7 @@ def put_rule(rules, rule, order='last', anchor=None, param='order'):
     else:
         found = [i for i, current in enumerate(rules) if current.name == anchor]
         if not found:
-            raise ValidationError(param, 'no rule named %r in the chain to put this rule %s' % (anchor, order))
+            raise ValidationError(param, 'no rule named %s in the chain to put this rule %s' % (show(anchor), order))
         index = found[0] + (1 if order == 'after' else 0)
     rules.insert(index, rule)
     return index

@@ -7,5 +7,5 @@ from ansible_collections.stateful.netfilter.plugins.module_utils import _rollbac
 
 @pytest.fixture(autouse=True)
 def engine_lock_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setattr(_rollback, 'ENGINE_LOCK', str(tmp_path / 'lock' / 'engine.lock'))
+    monkeypatch.setattr(_rollback, 'BASE', str(tmp_path / 'snf-base'))
     monkeypatch.setattr(_rollback, '_HELD', {})

@@ -228,13 +228,31 @@ def test_hooks_of_one_builtin_keep_declared_order_and_tolerate_other_scopes():
     assert plan(after, wanted).lines == []
 
 
-def test_hook_with_matches_is_replaced_by_a_plain_jump():
+def test_a_jump_with_matches_into_an_owned_chain_is_foreign_and_kept():
+    # The collection's hook is exactly '-j CHAIN'; an admin's '-s ... -j CHAIN' is not its to delete.
     table = r.empty_table('filter')
     table.add_chain('SNF-FW-IN', '-')
-    table.rules['INPUT'] = ['-i eth0 -j SNF-FW-IN']
+    admin = '-s 10.9.9.9/32 -m comment --comment "admin jump" -j SNF-FW-IN'
+    table.rules['INPUT'] = [admin]
     first, after = converge(table, r.Owned([chain('SNF-FW-IN', ('INPUT', 'first'))]))
-    assert '-D INPUT -i eth0 -j SNF-FW-IN' in first.lines
-    assert after.rules['INPUT'] == ['-j SNF-FW-IN']
+    assert not [line for line in first.lines if line.startswith('-D ')]
+    assert after.rules['INPUT'] == ['-j SNF-FW-IN', admin]
+    # Re-hooking (a move to last) keeps it byte-identical too.
+    second, again = converge(after, r.Owned([chain('SNF-FW-IN', ('INPUT', 'last'))]))
+    assert again.rules['INPUT'] == [admin, '-j SNF-FW-IN']
+    assert '-D INPUT %s' % admin not in second.lines
+
+
+def test_removing_a_chain_a_foreign_builtin_rule_jumps_to_is_refused():
+    table = r.empty_table('filter')
+    table.add_chain('SNF-FW-IN', '-')
+    admin = '-s 10.9.9.9/32 -j SNF-FW-IN'
+    table.rules['INPUT'] = ['-j SNF-FW-IN', admin]
+    with pytest.raises(ValidationError, match=r'cannot remove SNF-FW-IN: rule "-A INPUT -s 10.9.9.9/32 -j SNF-FW-IN"'):
+        r.check_references(table, 'SNF-FW-', r.Owned())
+    # The plain hook alone goes with its chain.
+    table.rules['INPUT'] = ['-j SNF-FW-IN']
+    r.check_references(table, 'SNF-FW-', r.Owned())
 
 
 def test_deleting_all_chains_of_a_scope_removes_hooks_and_nothing_else():
