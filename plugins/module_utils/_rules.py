@@ -353,7 +353,7 @@ def _icmp_type(value, param, protocol, family):
     wanted = 'icmp' if family == 'ipv4' else 'icmpv6'
     if protocol != wanted:
         raise ValidationError(param, 'needs protocol %s in an %s rule' % (wanted, family))
-    text = str(value).strip()
+    text = check_text(str(value), param).strip()
     names = ICMP_TYPES[family]
     if text in names:
         return names[text]
