@@ -74,7 +74,7 @@ TIMEOUT_MIN = 5
 TIMEOUT_MAX = 86400
 PENDING = 'pending'
 SEARCH_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin')
-RUNNER = '''# Written by stateful.netfilter: restores the owned iptables state saved here.
+RUNNER = '''# Written by stateful.netfilter: restores the owned iptables state saved here (run as python -I -B).
 import os
 import sys
 here = os.path.dirname(os.path.abspath(__file__))
@@ -206,11 +206,11 @@ def systemd_run_command(systemd_run, unit, timeout, python, runner, state_dir, n
            '--on-active=%ds' % timeout, '--timer-property=AccuracySec=1s']
     if netns_path:
         cmd.append('--property=NetworkNamespacePath=%s' % netns_path)
-    return cmd + [python, '-I', runner, 'fire', state_dir]
+    return cmd + [python, '-I', '-B', runner, 'fire', state_dir]
 
 
 def runner_command(python, runner, verb, state_dir):
-    return [python, '-I', runner, verb, state_dir]
+    return [python, '-I', '-B', runner, verb, state_dir]
 
 
 def use_systemd(systemd_run, systemd_dir='/run/systemd/system'):
@@ -814,6 +814,7 @@ def main(argv):
         sys.stderr.write('usage: runner.py wait|fire STATE_DIR\n')
         return 2
     verb, state_dir = argv
+    os.umask(0o077)  # whatever the module's umask was: what the runner writes is root's alone
     try:
         record = wait_then_fire(state_dir) if verb == 'wait' else fire(state_dir)
     except RollbackError as exc:

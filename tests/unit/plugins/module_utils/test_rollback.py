@@ -185,7 +185,7 @@ def test_systemd_run_command():
                                         '/usr/bin/python3', '/run/x/runner.py', '/run/x')
     assert cmd == ['/usr/bin/systemd-run', '--quiet', '--collect', '--unit', 'snf-rollback-0123456789abcdef',
                    '--description', 'stateful.netfilter rollback /run/x', '--on-active=45s',
-                   '--timer-property=AccuracySec=1s', '/usr/bin/python3', '-I', '/run/x/runner.py', 'fire', '/run/x']
+                   '--timer-property=AccuracySec=1s', '/usr/bin/python3', '-I', '-B', '/run/x/runner.py', 'fire', '/run/x']
 
 
 def test_use_systemd(tmp_path):
@@ -320,7 +320,7 @@ def test_arm_detached_process(tmp_path, monkeypatch):
     assert record['timer'] == {'kind': 'process', 'pid': 4242}
     assert list(record['families']) == ['ipv4']  # only the changed family is saved
     state_dir = record['state_dir']
-    assert started == [[sys.executable, '-I', os.path.join(state_dir, 'runner.py'), 'wait', state_dir]]
+    assert started == [[sys.executable, '-I', '-B', os.path.join(state_dir, 'runner.py'), 'wait', state_dir]]
     assert _rollback.read_record(state_dir)['status'] == 'pending'
     lib = os.path.join(state_dir, 'lib', 'ansible_collections', 'stateful', 'netfilter', 'plugins', 'module_utils')
     assert sorted(os.listdir(lib)) == ['_iptables.py', '_rollback.py', '_rules.py', '_validate.py']
