@@ -141,6 +141,8 @@ PORT_PROTOCOL_NUMBERS = frozenset(PROTOCOLS[name] for name in PORT_PROTOCOLS)
 KERNEL_PORT_PROTOCOLS = (TCP, PROTOCOLS['udp'])
 
 DEFAULT_LIMIT = 100
+# Entries handed at once to list_entries()'s write (about 300 KiB of JSON).
+WRITE_BATCH = 1024
 SAMPLE_SIZE = 10
 TOP_SIZE = 10
 PROC_NETFILTER = '/proc/sys/net/netfilter/'
@@ -569,6 +571,7 @@ class _Shape:
                                            + [fields.get(name, none) for name in ('state', 'zone')])
         counters = [fields.get(name) for name in ('orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes')]
         self.counters = operator.itemgetter(*counters) if None not in counters else None
+        self.fast = _FastShape.of(codes, headers, fields)
 
     def read(self, values):
         """_fields() of a message unpacked (plus _ABSENT) with this shape."""
@@ -640,6 +643,103 @@ class _Shape:
         if pos != end or struct.calcsize('>' + ''.join(codes)) != end - start or len(headers) < 2:
             return None
         return cls(codes, len(places), headers, fields)
+
+
+class _FastShape:
+    """A _Shape's listing path: an entry's JSON text by one % from a template.
+
+    A message of a shape differs from another only by its values. The
+    text of a port-protocol entry depends on its protocol, TCP state,
+    status and four addresses (the key) and on numbers (timeout, mark,
+    zone, id, ports, counters). A table repeats few keys (a NAT gateway:
+    sources x destinations), so the text with everything but the numbers
+    filled in is kept per key (a template), and an entry is
+    template % numbers. Headers are compared all at once, as the bits of
+    the message under a mask; values are read by a struct that skips them.
+    """
+
+    __slots__ = ('mask', 'expected', 'unpack', 'key', 'numbers', 'port', 'templates', 'layout')
+
+    REQUIRED = ('orig_proto', 'orig_src', 'orig_dst', 'orig_sport', 'orig_dport',
+                'reply_src', 'reply_dst', 'reply_sport', 'reply_dport', 'status', 'timeout', 'id')
+    COUNTERS = ('orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes')
+
+    @classmethod
+    def of(cls, codes, headers, fields):
+        """The fast path of a shape (its struct codes, headers and fields), or None."""
+        if any(name not in fields for name in cls.REQUIRED):
+            return None
+        self = cls()
+        header_at = dict(headers)
+        values = []         # codes of the values-only struct
+        index = {}          # place -> index among the values it reads
+        spans = []          # (byte offset, raw bytes) of every header
+        offset = place = 0
+        for code in codes:
+            size = struct.calcsize('>' + code)
+            if code.lstrip('0123456789') == 'x':    # a pad: no value, no place
+                values.append(code)
+            elif place in header_at:
+                spans.append((offset, header_at[place]))
+                values.append('%dx' % size)
+                place += 1
+            else:
+                index[place] = len(index)
+                values.append(code)
+                place += 1
+            offset += size
+        self.mask = self.expected = 0
+        for start, raw in spans:
+            shift = 8 * (offset - start - len(raw))
+            self.mask |= ((1 << (8 * len(raw))) - 1) << shift
+            self.expected |= int.from_bytes(raw, 'big') << shift
+        self.unpack = struct.Struct('>' + ''.join(values)).unpack_from
+
+        def getter(names):
+            return operator.itemgetter(*[index[fields[name]] for name in names])
+
+        has = dict((name, name in fields) for name in ('state', 'mark', 'zone'))
+        counters = all(name in fields for name in cls.COUNTERS)
+        self.key = getter(['orig_proto'] + (['state'] if has['state'] else [])
+                          + ['status', 'orig_src', 'orig_dst', 'reply_src', 'reply_dst'])
+        self.numbers = getter(['timeout'] + [name for name in ('mark', 'zone') if has[name]]
+                              + ['id', 'orig_sport', 'orig_dport', 'reply_sport', 'reply_dport']
+                              + (list(cls.COUNTERS) if counters else []))
+        self.port = getter(['orig_proto', 'orig_dport'])
+        self.layout = (has['state'], has['mark'], has['zone'], counters)
+        self.templates = {}
+        return self
+
+    def fields(self, key):
+        """(family, proto, state, status, original destination) of a key."""
+        has_state = self.layout[0]
+        proto, state = key[0], key[1] if has_state else None
+        status, src, dst = key[1 + has_state:4 + has_state]
+        return FAMILIES['ipv4'] if len(src) == 4 else FAMILIES['ipv6'], proto, state, status, dst
+
+    def template(self, key):
+        """The text of the entries of key, numbers left as %d ('' when the path does not apply)."""
+        templates = self.templates
+        if len(templates) >= _TEMPLATES:
+            templates.clear()
+        family, proto, state, status, dummy = self.fields(key)
+        if proto not in PORT_PROTOCOL_NUMBERS:
+            templates[key] = ''
+            return ''
+        has_state, has_mark, has_zone, counters = self.layout
+        addresses = tuple(_address(packed) for packed in key[-4:])
+        tuple_text = '{"src": "%s", "dst": "%s", "sport": %%d, "dport": %%d}'
+        text = ''.join((
+            _head(family, proto, state, status).replace('%', '%%'),
+            '"timeout": %d, "mark": ', '%d' if has_mark else '0', ', "zone": ', '%d' if has_zone else '0',
+            ', "zone_dir": "both", "id": %d, "orig": ', tuple_text % addresses[:2],
+            ', "reply": ', tuple_text % addresses[2:], _COUNTERS_TEXT if counters else '', '}'))
+        templates[key] = text
+        return text
+
+
+# Templates kept per fast shape (each about 300 bytes).
+_TEMPLATES = 8192
 
 
 # ---------------------------------------------------------------- filters
@@ -996,6 +1096,20 @@ class _Summary:
             counts = self.ports
             counts[key] = counts.get(key, 0) + 1
 
+    def fold(self, tally, seen):
+        """Count the entries of tally ({template: entries}) by their fields; empty both."""
+        kinds = self.kinds
+        destinations = self.destinations
+        for template, number in tally.items():
+            fast, key = seen[template]
+            family, proto, state, status, dst = fast.fields(key)
+            kind = (family, proto, state if proto == TCP else None, status & (SRC_NAT | DST_NAT))
+            kinds[kind] = kinds.get(kind, 0) + number
+            destination = (family, dst)
+            destinations[destination] = destinations.get(destination, 0) + number
+        tally.clear()
+        seen.clear()
+
     def result(self):
         by = dict(families={}, protocols={}, tcp_states={}, nat={})
         for (family, proto, state, nat), count in self.kinds.items():
@@ -1018,35 +1132,82 @@ def _top(counts):
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_SIZE]
 
 
-def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False):
+def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write=None):
     """Read the table: dict(entries, count, total, max, truncated, summary).
 
     entries is an EncodedList: the entries as JSON text, decoded on access.
+    With write, entries are not held: write(texts) receives them, in
+    batches of up to WRITE_BATCH JSON texts as they are decoded, and the
+    result has no `entries` (conntrack_info prints them as they come, see
+    _result.exit_streamed). Entries decoded before an error are written
+    before it is raised.
 
     count and summary cover every matching entry; entries holds at most
     `limit` of them (0: no cap; none with summary_only). total and max are
     nf_conntrack_count and nf_conntrack_max as the namespace sees them.
     """
-    entries = EncodedList()
-    texts = entries.texts
+    held = EncodedList()
+    texts = held.texts if write is None else []
+    listed = 0
     count = 0
     summary = _Summary()
     cap = 0 if summary_only else (limit or None)
-    with _netlink.network_namespace(netns):
-        with _open('conntrack_info') as sock:
-            for family in flt.families:
-                for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
-                    count += 1
-                    if cap is None or len(texts) < cap:
+    # The fast path (see _FastShape), inlined: it runs once per entry.
+    shapes = _SHAPES
+    from_bytes = int.from_bytes
+    ports = summary.ports
+    tally = {}      # template -> entries listed with it, folded into summary
+    seen = {}       # template -> (fast shape, key), for the fold
+    try:
+        with _netlink.network_namespace(netns):
+            with _open('conntrack_info') as sock:
+                for family in flt.families:
+                    for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
+                        count += 1
+                        if cap is not None and listed >= cap:
+                            summary.add(chunk, start, end, family)
+                            continue
+                        listed += 1
+                        shape = shapes.get(end - start)
+                        fast = shape.fast if shape is not None else None
+                        if fast is not None and from_bytes(chunk[start:end], 'big') & fast.mask == fast.expected:
+                            values = fast.unpack(chunk, start)
+                            key = fast.key(values)
+                            template = fast.templates.get(key)
+                            if template is None:
+                                template = fast.template(key)
+                            if template:
+                                texts.append(template % fast.numbers(values))
+                                port = fast.port(values)
+                                ports[port] = ports.get(port, 0) + 1
+                                number = tally.get(template)
+                                if number is None:
+                                    if len(tally) >= _TEMPLATES:
+                                        summary.fold(tally, seen)
+                                    tally[template] = 1
+                                    seen[template] = (fast, key)
+                                else:
+                                    tally[template] = number + 1
+                                if write is not None and len(texts) == WRITE_BATCH:
+                                    write(texts)
+                                    texts = []
+                                continue
                         text, orig, state, status = _entry_text(chunk, start, end, family)
                         texts.append(text)
                         summary.count(family, orig, state, status)
-                    else:
-                        summary.add(chunk, start, end, family)
-        total = _read_proc('nf_conntrack_count')
-        maximum = _read_proc('nf_conntrack_max')
-    return dict(entries=entries, count=count, total=total, max=maximum,
-                truncated=len(entries) < count, summary=summary.result())
+                        if write is not None and len(texts) == WRITE_BATCH:
+                            write(texts)
+                            texts = []
+            total = _read_proc('nf_conntrack_count')
+            maximum = _read_proc('nf_conntrack_max')
+    finally:
+        if write is not None:
+            write(texts)
+    summary.fold(tally, seen)
+    result = dict(count=count, total=total, max=maximum, truncated=listed < count, summary=summary.result())
+    if write is None:
+        result = dict(entries=held, **result)
+    return result
 
 
 # ---------------------------------------------------------------- deleting

@@ -22,10 +22,17 @@ In every other case it is exit_json() itself.
 A list of entries can also arrive already encoded (EncodedList, written
 by _conntrack without building a dict per entry): exit_large() prints its
 text as it is, and decodes it only for exit_json().
+
+exit_streamed() goes further for a list too large to hold (a full
+conntrack table): its items are written to stdout as they are produced,
+inside the document, and the rest of the result follows them in the same
+JSON object, as exit_json() (or fail_json(), when producing fails midway)
+prints it. Memory then stays flat whatever the number of items.
 """
 
 from __future__ import absolute_import, division, print_function
 
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -85,3 +92,102 @@ def exit_large(module, **result):
 def _exit_json(module, result):
     module.exit_json(**dict((key, list(value) if isinstance(value, EncodedList) else value)
                             for key, value in result.items()))
+
+
+class _Stream:
+    """write(texts): appends JSON texts to the list `key` of a document on stdout.
+
+    Nothing is printed before the first item: until then the module can
+    still end the usual way (exit_large, fail_json).
+    """
+
+    def __init__(self, head, key):
+        self.opening = '\n{%s' % ''.join('%s: %s, ' % (json.dumps(name), json.dumps(value, allow_nan=False))
+                                         for name, value in head.items())
+        self.opening += '%s: [' % json.dumps(key)
+        self.opened = list(head) + [key]
+        self.written = 0
+
+    def __call__(self, texts):
+        if not texts:
+            return
+        write = sys.stdout.write
+        write(self.opening if not self.written else ', ')
+        write(', '.join(texts))
+        self.written += len(texts)
+
+
+def exit_streamed(module, head, key, produce, errors=()):
+    """module.exit_json(**head, key=[...], **rest), the list written as it is produced.
+
+    produce(write) returns the rest of the result (a dict) and hands the
+    items of the list, as JSON texts, to write() in batches on the way.
+    head holds the keys that come before the list (plain JSON values).
+
+    The items are printed as they come; the rest of the document is what
+    exit_json() prints for the same result with an empty list, spliced in
+    after them: invocation, warnings and deprecations (also those raised
+    while producing) are exit_json's own. When produce() raises after items
+    went out, the document is closed the way fail_json() would write it
+    (failed, msg, invocation...) with the items written so far, so the
+    controller still reads one JSON result that says the module failed.
+    An exception of `errors` fails with its text as the message (before
+    any item, that is fail_json() itself); any other is a failure naming
+    it. The module exits (0, or 1 on failure).
+
+    With no_log values, where every item would have to be masked, the
+    items are held and the result goes through exit_large() (exit_json).
+    """
+    if module.no_log_values:
+        held = EncodedList()
+        try:
+            rest = produce(held.texts.extend)
+        except errors as exc:
+            module.fail_json(msg=str(exc))
+        exit_large(module, **_document(head, key, held, rest))
+    stream = _Stream(head, key)
+    try:
+        rest = produce(stream)
+    except BaseException as exc:  # pylint: disable=broad-except
+        if not stream.written:
+            if isinstance(exc, errors):
+                module.fail_json(msg=str(exc))
+            raise
+        if isinstance(exc, errors):
+            msg = str(exc)
+        else:
+            msg = 'unexpected %s: %s' % (type(exc).__name__, exc)
+        msg += ' (after %d of the %s were written; they are incomplete)' % (stream.written, key)
+        _close(module, stream, module.fail_json, dict(_document(head, key, [], {}), msg=msg))
+    if not stream.written:
+        exit_large(module, **_document(head, key, [], rest))
+    _close(module, stream, module.exit_json, _document(head, key, [], rest))
+
+
+def _document(head, key, items, rest):
+    document = dict(head)
+    document[key] = items
+    document.update(rest)
+    return document
+
+
+def _close(module, stream, ending, result):
+    """After the streamed items, print the rest of what ending(**result) prints; exit as it does."""
+    captured = io.StringIO()
+    stdout = sys.stdout
+    sys.stdout = captured
+    try:
+        ending(**result)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.stdout = stdout
+    document = json.loads(captured.getvalue())
+    for name in stream.opened:   # already printed: the head and the list itself
+        document.pop(name, None)
+    stdout.write('], ' if document else ']')
+    stdout.write(', '.join('%s: %s' % (json.dumps(name), json.dumps(value)) for name, value in document.items()))
+    stdout.write('}\n')
+    stdout.flush()
+    sys.exit(code)  # pylint: disable=ansible-bad-function

@@ -165,7 +165,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack impo
     filter_argument_spec,
     list_entries,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._result import exit_large
+from ansible_collections.stateful.netfilter.plugins.module_utils._result import exit_streamed
 
 
 def main():
@@ -178,11 +178,14 @@ def main():
     if module.params['limit'] < 0:
         module.fail_json(msg='limit: must be 0 (no cap) or more, got %d' % module.params['limit'])
     try:
-        result = list_entries(build_filter(module.params), netns=module.params['netns'],
-                              limit=module.params['limit'], summary_only=module.params['summary_only'])
+        flt = build_filter(module.params)
     except ERRORS as exc:
         module.fail_json(msg=str(exc))
-    exit_large(module, changed=False, **result)
+    # Entries go to stdout as they are decoded (memory stays flat for any
+    # table); count, summary and the rest follow them in the same result.
+    exit_streamed(module, dict(changed=False), 'entries', errors=ERRORS, produce=lambda write: list_entries(
+        flt, netns=module.params['netns'], limit=module.params['limit'],
+        summary_only=module.params['summary_only'], write=write))
 
 
 if __name__ == '__main__':

@@ -685,3 +685,37 @@ def test_shapes_read_what_the_attribute_walk_reads(label, monkeypatch):
     # Port-protocol entries (TCP with CTA_PROTOINFO, UDP) are read by shapes;
     # ICMP tuples and directional zones are walked.
     assert shaped == {'tcp', 'udp'}
+
+
+@pytest.mark.parametrize('label', sorted(FAMILY))
+def test_listing_writes_each_entry_as_the_attribute_walk_reads_it(fake, label, monkeypatch):
+    """The listing's template path (_FastShape) against _walk, entry by entry, text and summary."""
+    monkeypatch.setattr(ct, '_SHAPES', {})
+    templated = []
+    real = ct._FastShape.template
+
+    def template(self, key):
+        templated.append(key)
+        return real(self, key)
+    monkeypatch.setattr(ct._FastShape, 'template', template)
+    walked = []
+    for msg in MESSAGES[label]:
+        monkeypatch.setattr(ct, '_fields', ct._walk)
+        walked.append(ct._entry_text(msg, 20, len(msg), FAMILY[label])[0])
+    monkeypatch.undo()
+    monkeypatch.setattr(_netlink, 'NetlinkSocket', fake)
+    monkeypatch.setattr(ct, '_SHAPES', {})
+    monkeypatch.setattr(ct._FastShape, 'template', template)
+    flt = ct.build_filter({'family': label})
+    listed = ct.list_entries(flt, limit=0)
+    assert listed['entries'].texts == walked
+    assert templated, 'no entry took the template path'
+    # The same summary as counting every entry from its decoded fields.
+    summary = ct._Summary()
+    for msg in MESSAGES[label]:
+        summary.add(msg, 20, len(msg), FAMILY[label])
+    assert listed['summary'] == summary.result()
+    streamed = []
+    result = ct.list_entries(flt, limit=0, write=streamed.append)
+    assert 'entries' not in result and sum(streamed, []) == walked and result['summary'] == summary.result()
+    assert all(len(batch) <= ct.WRITE_BATCH for batch in streamed)

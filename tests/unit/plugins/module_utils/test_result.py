@@ -7,10 +7,9 @@ import json
 import pytest
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils import _internal
 from ansible.module_utils.common import warnings
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.stateful.netfilter.plugins.module_utils._result import EncodedList, exit_large
+from ansible_collections.stateful.netfilter.tests.unit.compat import patch_module_args
+from ansible_collections.stateful.netfilter.plugins.module_utils._result import EncodedList, exit_large, exit_streamed
 
 SPEC = dict(src=dict(type='str'), limit=dict(type='int', default=100), secret=dict(type='str', no_log=True))
 ENTRY = dict(family='ipv4', protocol='udp', state=None, timeout=29, status=['SRC_NAT', 'CONFIRMED'],
@@ -24,9 +23,14 @@ RESULT = dict(changed=False, entries=[ENTRY] * 3, count=3, total=None, max=26214
 @pytest.fixture(autouse=True)
 def no_pending_messages(monkeypatch):
     # Once controller code is imported (other tests), warn() displays instead of recording.
-    monkeypatch.setattr(_internal, 'is_controller', False)
-    monkeypatch.setattr(warnings, '_global_warnings', {})
-    monkeypatch.setattr(warnings, '_global_deprecations', {})
+    try:
+        from ansible.module_utils import _internal  # ansible-core 2.19+
+        monkeypatch.setattr(_internal, 'is_controller', False)
+    except ImportError:
+        pass
+    # Dicts from 2.19, lists before.
+    monkeypatch.setattr(warnings, '_global_warnings', type(warnings._global_warnings)())
+    monkeypatch.setattr(warnings, '_global_deprecations', type(warnings._global_deprecations)())
 
 
 @pytest.fixture
@@ -141,3 +145,103 @@ def test_works_with_the_warnings_api_of_ansible_core_2_16(module, capsys, monkey
     del old._global_deprecations[:]
     forbid_exit_json(monkeypatch, mod)
     assert json.loads(printed(capsys, lambda **result: copy_.exit_large(mod, **result)))['count'] == 3
+
+
+# ---------------------------------------------------------------- exit_streamed
+
+TEXTS = [json.dumps(dict(ENTRY, id=n)) for n in range(7)]
+REST = dict(count=7, total=None, max=262144, truncated=False, summary=RESULT['summary'])
+
+
+class Broken(Exception):
+    pass
+
+
+def producer(batches, rest=REST, fail=None, during=None):
+    """produce(write): writes TEXTS in batches, then calls during(), raises fail or returns rest."""
+    def produce(write):
+        for start in range(0, len(TEXTS), batches):
+            write(TEXTS[start:start + batches])
+        if during:
+            during()
+        if fail is not None:
+            raise fail
+        return dict(rest)
+    return produce
+
+
+def streamed(capsys, mod, produce, code=0):
+    with pytest.raises(SystemExit) as exc:
+        exit_streamed(mod, dict(changed=False), 'entries', produce, errors=(Broken,))
+    assert exc.value.code == code
+    out = capsys.readouterr().out
+    assert out.startswith('\n{"changed": false, "entries": [') and out.endswith('}\n')
+    return out
+
+
+@pytest.mark.parametrize('batches', [1, 3, 7])
+def test_streamed_is_the_document_exit_json_prints(module, capsys, monkeypatch, batches):
+    mod = module(src='192.168.1.0/24')
+    slow = printed(capsys, mod.exit_json, changed=False, entries=[json.loads(t) for t in TEXTS], **REST)
+    fast = streamed(capsys, mod, producer(batches))
+    assert json.loads(fast) == json.loads(slow)
+    assert list(json.loads(fast)) == list(json.loads(slow))
+
+
+@pytest.mark.parametrize('raised', ['warning', 'deprecation'])
+def test_streamed_warnings_raised_while_producing_are_exit_json_s(module, capsys, raised):
+    mod = module()
+
+    def during():
+        if raised == 'warning':
+            mod.warn('careful')
+        else:
+            mod.deprecate('old', version='9.0.0', collection_name='stateful.netfilter')
+    fast = json.loads(streamed(capsys, mod, producer(3, during=during)))
+    slow = json.loads(printed(capsys, mod.exit_json, changed=False, entries=[json.loads(t) for t in TEXTS], **REST))
+    assert fast == slow and fast['warnings' if raised == 'warning' else 'deprecations']
+
+
+@pytest.mark.parametrize('fail, fragment', [
+    (Broken('conntrack_info: Connection reset by peer'), 'conntrack_info: Connection reset by peer (after 7 of'),
+    (KeyError('proto'), "unexpected KeyError: 'proto' (after 7 of"),
+])
+def test_a_failure_midway_is_one_failed_result(module, capsys, fail, fragment):
+    mod = module(src='10.0.0.0/8')
+    result = json.loads(streamed(capsys, mod, producer(2, fail=fail), code=1))
+    assert result['failed'] is True and result['changed'] is False and result['msg'].startswith(fragment)
+    assert result['entries'] == [json.loads(t) for t in TEXTS]
+    assert result['invocation'] == {'module_args': {'src': '10.0.0.0/8', 'limit': 100, 'secret': None}}
+    assert 'count' not in result
+
+
+def test_a_failure_before_any_entry_is_fail_json_itself(module, capsys, monkeypatch):
+    mod = module()
+
+    def produce(write):
+        raise Broken('conntrack_info: permission denied: needs root or CAP_NET_ADMIN')
+    with pytest.raises(SystemExit) as exc:
+        exit_streamed(mod, dict(changed=False), 'entries', produce, errors=(Broken,))
+    assert exc.value.code == 1
+    fast = json.loads(capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        mod.fail_json(msg='conntrack_info: permission denied: needs root or CAP_NET_ADMIN')
+    assert fast == json.loads(capsys.readouterr().out)
+
+
+def test_nothing_to_stream_and_no_log_values_print_what_exit_json_prints(module, capsys, monkeypatch):
+    mod = module()
+    slow = printed(capsys, mod.exit_json, changed=False, entries=[], **REST)
+    forbid_exit_json(monkeypatch, mod)
+    assert json.loads(streamed(capsys, mod, lambda write: dict(REST))) == json.loads(slow)
+    mod = module(secret='10.0.0.5')    # a no_log value that an entry holds: masked, as exit_json does
+    texts = [json.dumps(dict(ENTRY, orig=dict(ENTRY['orig'], src='10.0.0.5')))]
+    slow = printed(capsys, mod.exit_json, changed=False, entries=[json.loads(t) for t in texts], **REST)
+
+    def produce(write):
+        write(texts)
+        return dict(REST)
+    with pytest.raises(SystemExit):
+        exit_streamed(mod, dict(changed=False), 'entries', produce)
+    fast = capsys.readouterr().out
+    assert json.loads(fast) == json.loads(slow) and '10.0.0.5' not in fast

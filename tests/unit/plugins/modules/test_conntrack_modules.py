@@ -2,11 +2,12 @@
 """conntrack_info and conntrack_flush: options reach module_utils as intended."""
 
 import json
+import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
+from ansible_collections.stateful.netfilter.tests.unit.compat import patch_module_args
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink
 from ansible_collections.stateful.netfilter.plugins.modules import conntrack_flush, conntrack_info
 
 
@@ -84,9 +85,9 @@ def test_kernel_error_fails(monkeypatch, capsys):
 def test_info_passes_limit_and_netns(monkeypatch, capsys):
     calls = []
 
-    def fake(flt, netns=None, limit=None, summary_only=False):
+    def fake(flt, netns=None, limit=None, summary_only=False, write=None):
         calls.append((netns, limit, summary_only, flt.families))
-        return dict(entries=[], count=0, total=5, max=262144, truncated=False, summary={})
+        return dict(count=0, total=5, max=262144, truncated=False, summary={})
     monkeypatch.setattr(conntrack_info, 'list_entries', fake)
     result = run(conntrack_info, {'netns': 'web1', 'limit': 0, 'summary_only': True}, capsys)
     assert not result['changed'] and result['total'] == 5
@@ -96,3 +97,40 @@ def test_info_passes_limit_and_netns(monkeypatch, capsys):
 def test_info_refuses_negative_limit(capsys):
     result = run(conntrack_info, {'limit': -1}, capsys)
     assert result['failed'] and result['msg'].startswith('limit: ')
+
+
+def test_info_fails_midway_with_one_valid_result(monkeypatch, capsys):
+    """A dump that breaks after 3 entries: the entries went out, the result still says it failed."""
+
+    fixtures = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'conntrack', 'dump-ipv4.hex')
+    with open(fixtures) as handle:
+        messages = [bytes.fromhex(line) for line in handle.read().split()][:3]
+
+    class Breaking:
+        def __call__(self):
+            return self
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            pass
+
+        def dump(self, msg_type, family, attrs=b'', version=0):
+            for msg in messages:
+                yield msg, 20, len(msg)
+            raise _netlink.NetlinkError(104, 'Connection reset by peer')
+
+    monkeypatch.setattr(_netlink, 'NetlinkSocket', Breaking())
+    monkeypatch.setattr(_conntrack, 'WRITE_BATCH', 2)
+    with patch_module_args({'limit': 0, 'family': 'ipv4'}):
+        with pytest.raises(SystemExit) as exc:
+            conntrack_info.main()
+    assert exc.value.code == 1
+    out = capsys.readouterr().out
+    result = json.loads(out)   # one document, nothing after it
+    assert result['failed'] and result['msg'].startswith('conntrack_info: Connection reset by peer')
+    assert 'after 3 of the entries were written' in result['msg']
+    assert [e['id'] for e in result['entries']] == [
+        _conntrack.decode_entry(m, 20, len(m), 2)['id'] for m in messages]
+    assert result['invocation']['module_args']['limit'] == 0 and 'count' not in result
