@@ -143,6 +143,8 @@ KERNEL_PORT_PROTOCOLS = (TCP, PROTOCOLS['udp'])
 DEFAULT_LIMIT = 100
 # Entries handed at once to list_entries()'s write (about 300 KiB of JSON).
 WRITE_BATCH = 1024
+# Delete requests sent at once while a flush dumps (see _plan).
+DELETE_BATCH = 1024
 SAMPLE_SIZE = 10
 TOP_SIZE = 10
 PROC_NETFILTER = '/proc/sys/net/netfilter/'
@@ -1340,9 +1342,14 @@ def _delete(sock, requests, what):
     return results.count(0)
 
 
-def _plan(sock, flt, keys, collect, trusted, what):
-    """Dump the matches: (count, sample, protected entries, delete requests)."""
-    count = 0
+def _plan(sock, flt, keys, trusted, what, delete=None):
+    """Dump the matches: (count, sample, protected entries, deleted).
+
+    delete: called with the delete requests of the matches in batches of
+    up to DELETE_BATCH as the dump goes on (none are held meanwhile);
+    deleted adds up what it returns.
+    """
+    count = deleted = 0
     sample = []
     protected = []
     requests = []
@@ -1354,9 +1361,45 @@ def _plan(sock, flt, keys, collect, trusted, what):
             count += 1
             if len(sample) < SAMPLE_SIZE:
                 sample.append(decode_entry(chunk, start, end, family))
-            if collect:
+            if delete is not None:
                 requests.append(_delete_request(chunk, start, end, family))
-    return count, sample, protected, requests
+                if len(requests) == DELETE_BATCH:
+                    deleted += delete(requests)
+                    requests = []
+    if requests:
+        deleted += delete(requests)
+    return count, sample, protected, deleted
+
+
+def _deleter(what):
+    """delete(requests) on a socket of its own, usable while a dump runs; and its socket.
+
+    Entries are deleted as the dump finds them, as `conntrack -D` does:
+    the kernel resumes a dump after the last entry it could not send yet,
+    which no delete of an entry already received can remove.
+    """
+    sock = _open(what)
+    done = [0]
+
+    def delete(requests):
+        try:
+            deleted = _delete(sock, requests, what)
+        except ConntrackError as exc:
+            raise ConntrackError('%s (%d entries were deleted before)' % (exc, done[0]))
+        done[0] += deleted
+        return deleted
+    return delete, sock
+
+
+def _holder(limit):
+    """delete(requests) that only keeps the requests, up to limit + 1 of them, in `held`."""
+    held = []
+
+    def delete(requests):
+        if len(held) <= limit:
+            held.extend(requests[:limit + 1 - len(held)])
+        return 0
+    return delete, held
 
 
 def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=None):
@@ -1374,7 +1417,10 @@ def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=N
     one request per family deletes in the kernel and deleted is the
     number of candidates counted just before. Otherwise each candidate is
     deleted by reply tuple, zone and id (_delete_request); entries that
-    vanished meanwhile are not counted.
+    vanished meanwhile are not counted. Those deletes go out in batches
+    while the dump runs, so memory stays flat whatever the table size;
+    with max_entries they are held (at most max_entries of them) until
+    the count is known.
     """
     what = 'conntrack_flush'
     keys = _protect_keys(protect)
@@ -1387,17 +1433,27 @@ def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=N
                     kernel = requests
             # A kernel that flushes by filter applies the whole (exact) filter
             # to dumps too: its answer is counted without a second look.
-            count, sample, protected, requests = _plan(
-                sock, flt, keys, not check_mode and kernel is None, kernel is not None, what)
+            if check_mode or kernel is not None:
+                count, sample, protected, deleted = _plan(sock, flt, keys, kernel is not None, what)
+                deleted = count
+            elif max_entries is not None:
+                delete, held = _holder(max_entries)
+                count, sample, protected, deleted = _plan(sock, flt, keys, False, what, delete)
+            else:
+                delete, deleter = _deleter(what)
+                with deleter:
+                    count, sample, protected, deleted = _plan(sock, flt, keys, False, what, delete)
             if max_entries is not None and count > max_entries:
                 raise ConntrackError('max_entries: %d entries match, more than max_entries=%d; nothing deleted'
                                      % (count, max_entries))
-            deleted = count
             if count and not check_mode:
-                if kernel is not None and not protected:
+                if kernel is None:
+                    if max_entries is not None:
+                        deleted = _delete(sock, held, what)
+                elif not protected:
                     _delete(sock, kernel, what)
                 else:
-                    if kernel is not None:
-                        requests = _plan(sock, flt, keys, True, True, what)[3]
-                    deleted = _delete(sock, requests, what)
+                    delete, deleter = _deleter(what)
+                    with deleter:
+                        deleted = _plan(sock, flt, keys, True, what, delete)[3]
     return dict(deleted=deleted, matched=count + len(protected), sample=sample, protected=protected)

@@ -719,3 +719,64 @@ def test_listing_writes_each_entry_as_the_attribute_walk_reads_it(fake, label, m
     result = ct.list_entries(flt, limit=0, write=streamed.append)
     assert 'entries' not in result and sum(streamed, []) == walked and result['summary'] == summary.result()
     assert all(len(batch) <= ct.WRITE_BATCH for batch in streamed)
+
+
+def test_entry_by_entry_deletes_go_out_while_the_dump_runs(fake, monkeypatch):
+    """No request is held for the whole table: batches leave before the dump ends."""
+    fake.probe = errno.EINVAL
+    monkeypatch.setattr(ct, 'DELETE_BATCH', 3)
+    dumped = []
+    sent_at = []
+    replay = fake.dump
+    send = fake.transact
+
+    def dump(*args, **kwargs):
+        for message in replay(*args, **kwargs):
+            dumped.append(message)
+            yield message
+
+    def transact(requests):
+        sent_at.append(len(dumped))
+        return send(requests)
+    monkeypatch.setattr(fake, 'dump', dump)
+    monkeypatch.setattr(fake, 'transact', transact)
+    result = ct.flush_entries(ct.build_filter({'protocol': 'udp'}))
+    udp = [e for e in ALL_CLI if e['protocol'] == 'udp']
+    batches = fake.transactions[1:]    # after the probe
+    assert result['deleted'] == result['matched'] == len(udp)
+    assert [len(b) for b in batches[:-1]] == [3] * (len(batches) - 1) and 1 <= len(batches[-1]) <= 3
+    assert deleted_ids(sum(batches, [])) == sorted(e['id'] for e in udp)
+    assert sent_at[1] < len(dumped) / 2    # the first batch went out early in the dump
+
+
+def test_a_delete_error_midway_says_what_was_deleted_before(fake, monkeypatch):
+    fake.probe = errno.EINVAL
+    monkeypatch.setattr(ct, 'DELETE_BATCH', 2)
+    calls = []
+
+    def results(request):
+        calls.append(request)
+        return errno.EPERM if len(calls) > 4 else 0
+    fake.results = results
+    with pytest.raises(ct.ConntrackError) as exc:
+        ct.flush_entries(ct.build_filter({'protocol': 'udp'}))
+    assert 'CAP_NET_ADMIN' in str(exc.value) and str(exc.value).endswith('(4 entries were deleted before)')
+
+
+def test_max_entries_holds_no_more_requests_than_it_allows(fake, monkeypatch):
+    fake.probe = errno.EINVAL
+    monkeypatch.setattr(ct, 'DELETE_BATCH', 2)
+    held = []
+    real = ct._holder
+
+    def holder(limit):
+        delete, requests = real(limit)
+        held.append(requests)
+        return delete, requests
+    monkeypatch.setattr(ct, '_holder', holder)
+    with pytest.raises(ct.ConntrackError):
+        ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=3)
+    assert len(held[0]) == 4 and len(fake.transactions) == 1    # the probe only
+    udp = sum(1 for e in ALL_CLI if e['protocol'] == 'udp')
+    assert ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=udp)['deleted'] == udp
+    assert len(held[1]) == udp and len(fake.transactions[-1]) == udp
