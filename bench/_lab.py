@@ -161,3 +161,18 @@ def main(argv):
 
 if __name__ == '__main__':
     main(sys.argv[1:])
+
+
+def private_run():
+    """Re-run this script in a mount namespace of its own with a tmpfs on /run, unless already there.
+
+    The modules keep their lock and rollback state in /run/snf-netfilter, and
+    `ip netns` names live in /run/netns: inside, both are the bench's own, so
+    this machine's /run is never written. Returns only in the private copy.
+    """
+    if os.environ.get('SNF_BENCH_PRIVATE_RUN') == '1':
+        return
+    env = dict(os.environ, SNF_BENCH_PRIVATE_RUN='1')
+    script = 'mount -t tmpfs -o mode=0755 snf-bench-run /run && exec "$@"'
+    os.execvpe('unshare', ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh',
+                           sys.executable] + sys.argv, env)

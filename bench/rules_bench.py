@@ -3,7 +3,8 @@
 """Benchmark (not a test): 1,000 rules with stateful.netfilter.ruleset vs ansible.builtin.iptables.
 
 Runs as root on the controller host, only inside scratch network namespaces
-snf-bench-<pid>-* that it removes at the end (also on failure).
+snf-bench-<pid>-* that it removes at the end (also on failure), and in a
+mount namespace with a /run of its own (_lab.private_run).
 
 What is measured: the wall time of the module processes as a managed host
 runs them (python -m <module> <args file>, inside `ip netns exec`), without
@@ -78,6 +79,7 @@ def main():
     parser.add_argument('--backend', choices=['nft', 'legacy'], default='nft',
                         help='iptables back end, selected through a PATH shim for `iptables` (host unchanged)')
     options = parser.parse_args()
+    _lab.private_run()
     env = dict(os.environ, PYTHONPATH=COLLECTIONS, LC_ALL='C')
     shim = tempfile.mkdtemp(prefix='snf-bench-')
     os.symlink('/usr/sbin/iptables-%s' % options.backend, os.path.join(shim, 'iptables'))

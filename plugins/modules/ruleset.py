@@ -322,7 +322,7 @@ rollback:
     timeout: 60
     deadline: 1795694400.5
     timer: {kind: systemd, unit: snf-rollback-3f1c0a9e5b7d2c41.timer}
-    state_dir: /run/snf-netfilter/rollback/3f1c0a9e5b7d2c41
+    state_dir: /run/snf-netfilter/netns-4026531840/rollback/3f1c0a9e5b7d2c41
     confirm_seconds: 0.8
 backend:
   description: The iptables back end the host selects.
