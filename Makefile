@@ -38,8 +38,15 @@ test: setup
 demo: setup
 	@bash tests/demo/demo.sh
 
+# Unit tests, then the namespace tests (tests/netns: the real modules against the kernel, in a mount
+# and network namespace of their own; skipped without root).
 unit:
-	pytest -q tests/unit
+	pytest -q tests/unit tests/netns
+
+# The property test of the rule model with many more examples than `make unit` runs.
+.PHONY: fuzz
+fuzz: setup
+	SNF_PROPERTY_EXAMPLES=$${SNF_PROPERTY_EXAMPLES:-5000} pytest -q tests/unit/plugins/module_utils/test_rules_property.py
 
 sanity:
 	bash tests/sanity/run.sh

@@ -10,7 +10,7 @@ import stat
 import subprocess
 import time
 
-from conftest import wait_for
+from netns_lab import wait_for
 
 PAYLOAD = '-A SNF-X-IN -j ACCEPT'
 SERVER, CLIENT = '10.99.0.1', '10.99.0.2'
