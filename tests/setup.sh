@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One idempotent set-up for a fresh machine (Debian bookworm, as root):
 # system packages, the .venv with the pinned tools, containers.podman from the
-# `ansible` wheel (Galaxy is unreachable), ansible-test's pip bootstrap, and
-# the lab image. Each step checks first and skips when already done, so a
-# second run takes seconds. Run it through `make setup` (or any make target).
+# `ansible` wheel (Galaxy is unreachable), ansible-test's pip bootstrap, the
+# extra ansible-core controllers of the smoke stage, and the lab image. Each
+# step checks first and skips when already done, so a second run takes
+# seconds. Run it through `make setup` (or any make target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -80,7 +81,11 @@ else
   step "ansible-test pip bootstrap present"
 fi
 
-# 5. The lab image, tagged with a hash of its recipe: rebuilt only when the
+# 5. The extra controllers of the smoke stage: ansible-core 2.16 (the oldest
+#    supported) and 2.21 (the newest), each in a venv under .cache/controllers/.
+bash tests/smoke/controllers.sh
+
+# 6. The lab image, tagged with a hash of its recipe: rebuilt only when the
 #    recipe changes.
 image=$(tests/lab/image/tag.sh)
 if podman image exists "$image"; then
