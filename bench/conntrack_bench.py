@@ -38,13 +38,35 @@ from ansible_collections.stateful.netfilter.plugins.module_utils import _conntra
 UDP_PER_SOURCE = 50000
 VICTIM = _lab.SOURCES_V4[0]
 ENV = dict(os.environ, PYTHONPATH=COLLECTIONS)
-# Run a module file as __main__ and report the process' peak RSS on exit.
+# Run a module file as __main__ and report the process' peak RSS on exit:
+# VmHWM, the peak of this process image. (ru_maxrss would not do: Linux
+# carries it across exec, so it counts the benchmark process it forked from.)
 MEMORY_WRAPPER = (
-    'import atexit, resource, runpy, sys\n'
-    'atexit.register(lambda: sys.stderr.write("MAXRSS %d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n'
+    'import atexit, runpy, sys\n'
+    'def peak():\n'
+    '    with open("/proc/self/status") as status:\n'
+    '        hwm = [line.split()[1] for line in status if line.startswith("VmHWM:")][0]\n'
+    '    sys.stderr.write("MAXRSS %s\\n" % hwm)\n'
+    'atexit.register(peak)\n'
     'sys.argv = sys.argv[1:]\n'
     'runpy.run_path(sys.argv[0], run_name="__main__")\n'
 )
+
+# The same, with the dump's socket failing (ECONNRESET) after N chunks were
+# received: what a reset netlink dump does midway.
+BREAKING_WRAPPER = MEMORY_WRAPPER.replace('sys.argv = sys.argv[1:]\n', (
+    'import errno\n'
+    'from ansible_collections.stateful.netfilter.plugins.module_utils import _netlink\n'
+    'received = []\n'
+    'recv = _netlink.NetlinkSocket._recv\n'
+    'def _recv(self):\n'
+    '    received.append(1)\n'
+    '    if len(received) > CHUNKS:\n'
+    '        raise OSError(errno.ECONNRESET, "Connection reset by peer")\n'
+    '    return recv(self)\n'
+    '_netlink.NetlinkSocket._recv = _recv\n'
+    'sys.argv = sys.argv[1:]\n'))
+BREAK_AFTER = 100
 
 
 def read_int(path):
@@ -80,6 +102,47 @@ class Runner:
         if result.get('failed'):
             raise RuntimeError('%s failed: %s' % (name, result.get('msg')))
         return elapsed, result, proc.stderr.decode()
+
+    def cli_to_file(self, *args):
+        """Wall time of `ip netns exec NS conntrack ARGS > file`."""
+        with open(os.path.join(self.workdir, 'cli.out'), 'w') as out:
+            start = time.monotonic()
+            subprocess.run(['ip', 'netns', 'exec', self.ns, 'conntrack'] + list(args),
+                           stdout=out, stderr=subprocess.DEVNULL, check=False)
+            return time.monotonic() - start
+
+    def _to_file(self, name, args, wrapper):
+        """(wall time, rc, stdout text, peak RSS KiB) of one module process writing its result to a file."""
+        path = os.path.join(self.workdir, '%s.json' % name)
+        with open(path, 'w') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': dict(args, netns=self.ns)}, handle)
+        output = os.path.join(self.workdir, '%s.out' % name)
+        module = os.path.join(ROOT, 'plugins', 'modules', name + '.py')
+        with open(output, 'w') as out:
+            start = time.monotonic()
+            proc = subprocess.run([sys.executable, '-c', wrapper, module, path], stdout=out,
+                                  stderr=subprocess.PIPE, env=ENV, check=False)
+            elapsed = time.monotonic() - start
+        stderr = proc.stderr.decode()
+        maxrss = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith('MAXRSS')][0]
+        with open(output) as handle:
+            return elapsed, proc.returncode, handle.read(), maxrss
+
+    def listing(self, args):
+        """(wall time, result, peak RSS KiB) of conntrack_info writing to a file."""
+        elapsed, dummy_rc, text, maxrss = self._to_file('conntrack_info', args, MEMORY_WRAPPER)
+        result = json.loads(text)
+        if result.get('failed'):
+            raise RuntimeError('conntrack_info failed: %s' % result.get('msg'))
+        return elapsed, result, maxrss
+
+    def broken_listing(self, chunks):
+        """A full listing whose netlink dump fails (ECONNRESET) after `chunks` chunks: its result."""
+        wrapper = BREAKING_WRAPPER.replace('CHUNKS', str(chunks))
+        dummy, rc, text, dummy_rss = self._to_file('conntrack_info', dict(limit=0), wrapper)
+        result = json.loads(text)     # one JSON document, or this raises
+        result['rc'] = rc
+        return result
 
     def count(self, *args):
         """Entries `conntrack -L ARGS` shows (its summary line on stderr)."""
@@ -122,7 +185,8 @@ def bench(rounds):
     if limit < wanted:
         print('nf_conntrack_max is below the %d entries this benchmark needs; raise it on a scratch machine.' % wanted)
         return 1
-    name = 'snf-bench-%d' % os.getpid()
+    # SNF_LAB_PREFIX keeps concurrent runs' namespaces apart (as the lab's).
+    name = '%s-bench-%d' % (os.environ.get('SNF_LAB_PREFIX', 'snf'), os.getpid())
     with _lab.namespace(name) as ns, tempfile.TemporaryDirectory(prefix='snf-bench-') as workdir:
         run = Runner(ns, workdir)
         _lab.setup_gateway(ns)
@@ -146,17 +210,30 @@ def bench(rounds):
         maxrss = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith('MAXRSS')][0]
         report('conntrack_info summary_only, peak RSS', maxrss / 1024.0, 'MiB (target < 100)')
 
-        # 3. Full structured listing, entries per second.
-        elapsed, result, dummy_err = run.module('conntrack_info', dict(limit=0))
-        assert len(result['entries']) == total
-        report('conntrack_info limit=0, module process', elapsed, 's')
-        report('  entries/s (target >= 100000)', total / elapsed, '/s')
+        # 3. Full structured listing, entries per second and peak memory,
+        #    interleaved with `conntrack -L > file` (both write a file).
+        cli_file, listing, rss = [], [], []
+        for dummy in range(rounds):
+            cli_file.append(run.cli_to_file('-L'))
+            elapsed, result, maxrss = run.listing(dict(limit=0))
+            assert len(result['entries']) == result['count'] == total, (result['count'], total)
+            listing.append(elapsed)
+            rss.append(maxrss)
+        report_runs('conntrack -L > file,', cli_file)
+        report_runs('conntrack_info limit=0 > file, module process,', listing, cli_file, 'time / CLI')
+        report('  entries/s, median (target >= 150000)', total / median(listing), '/s')
+        report('  entries/s, best', total / min(listing), '/s')
+        report('  peak RSS, largest of the runs (target <= 64 MiB)', max(rss) / 1024.0, 'MiB')
         with _netlink.network_namespace(ns):
             start = time.monotonic()
-            result = _conntrack.list_entries(_conntrack.build_filter({}), limit=0)
+            result = _conntrack.list_entries(_conntrack.build_filter({}), limit=0, write=lambda texts: None)
             in_process = time.monotonic() - start
-        report('  in-process: dump, decode, summary (no exit_json)', total / in_process, '/s')
+        report('  in-process: dump, decode, summary (nothing printed)', total / in_process, '/s')
         del result
+        broken = run.broken_listing(BREAK_AFTER)
+        print('  dump broken after %d chunks: rc %d, one JSON result: failed=%s, %d entries, msg: %s'
+              % (BREAK_AFTER, broken['rc'], broken['failed'], len(broken['entries']), broken['msg']))
+        assert broken['rc'] == 1 and broken['failed'] and 0 < len(broken['entries']) < total
 
         # 4. Deleting the entries of one source (50k), three ways, same table.
         run.cli('-D', '-s', VICTIM)          # warm-up: only the UDP flows come back
@@ -192,8 +269,31 @@ def bench(rounds):
             report('    ' + label, median(runs), 's')
         flush = dict(parts)['flush request']
         report('    the flush request alone against the CLI', median(flush), 's', median(cli) / median(flush), 'CLI / time')
+        large_delete(run, rounds)
     print('load average at end: %.2f %.2f %.2f' % os.getloadavg())
     return 0
+
+
+def large_delete(run, rounds):
+    """Every IPv4 entry (the NATed ones, 200k) deleted entry by entry: time and peak RSS."""
+    cidr = '198.51.100.0/24'   # a CIDR: the kernel cannot flush it, the module deletes entry by entry
+    victims = run.count('-d', cidr)
+    cli, module, rss = [], [], []
+    for dummy in range(rounds):
+        cli.append(run.cli('-D', '-d', cidr))
+        assert run.count('-d', cidr) == 0
+        _lab.fill(run.ns, udp_per_source=UDP_PER_SOURCE, tcp_per_source=250, icmp_per_source=100)
+        assert run.count('-d', cidr) == victims
+        elapsed, dummy_rc, text, maxrss = run._to_file('conntrack_flush', dict(dst=cidr), MEMORY_WRAPPER)
+        result = json.loads(text)
+        assert result['deleted'] == victims and run.count('-d', cidr) == 0, result.get('msg', result['deleted'])
+        module.append(elapsed)
+        rss.append(maxrss)
+        _lab.fill(run.ns, udp_per_source=UDP_PER_SOURCE, tcp_per_source=250, icmp_per_source=100)
+    print('deleting %d entries (dst %s), entry by entry:' % (victims, cidr))
+    report_runs('  conntrack -D -d %s,' % cidr, cli)
+    report_runs('  conntrack_flush dst=%s,' % cidr, module, cli, 'time / CLI')
+    report('  conntrack_flush peak RSS, largest of the runs (target <= 64 MiB)', max(rss) / 1024.0, 'MiB')
 
 
 def kernel_flush_parts(ns, rounds):

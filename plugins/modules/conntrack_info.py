@@ -39,6 +39,9 @@ options:
     description:
       - Most entries to return in RV(entries); V(0) returns every matching entry.
       - RV(count) and RV(summary) still cover all matches; RV(truncated) tells when entries were left out.
+      - The module writes entries out as it reads them, so its memory does not grow with the table; the controller,
+        which holds the whole result, does (over a gigabyte for 200,000 entries, see C(docs/conntrack.md) in the
+        collection). Prefer O(summary_only) or filters with a limit.
     type: int
     default: 100
   summary_only:
