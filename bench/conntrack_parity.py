@@ -2,7 +2,7 @@
 """The conntrack codec against the conntrack CLI on the running kernel.
 
 Lab check, not a unit test (needs root, iproute2, iptables, conntrack-tools):
-for each filter, a scratch namespace snf-ct-parity-<pid> is filled with real
+for each filter, a scratch namespace <SNF_LAB_PREFIX or snf>-ct-parity-<pid> is filled with real
 SNAT'd flows, then the entries conntrack_info lists, and those
 conntrack_flush deletes, must be exactly the ones `conntrack -L` selects with
 the same filter, and nothing else may go. It is how a kernel that applies a
@@ -13,6 +13,7 @@ own table, rules and sysctls are never touched.
     sudo .venv/bin/python bench/conntrack_parity.py
 """
 
+import json
 import os
 import sys
 
@@ -50,9 +51,16 @@ def count(ns, *args):
     return int(text.split('(conntrack-tools):')[1].split()[0])
 
 
+def ids(ns, *args):
+    """The sorted ids of the entries `conntrack -L -o id ARGS` prints."""
+    lines = _lab.in_ns(ns, 'conntrack', '-L', '-o', 'id', *args).stdout.splitlines()
+    return sorted(int(line.rsplit('id=', 1)[1].split()[0]) for line in lines if 'id=' in line)
+
+
 def main():
     failures = 0
-    with _lab.namespace('snf-ct-parity-%d' % os.getpid()) as ns:
+    # SNF_LAB_PREFIX keeps concurrent runs' namespaces apart (as the lab's).
+    with _lab.namespace('%s-ct-parity-%d' % (os.environ.get('SNF_LAB_PREFIX', 'snf'), os.getpid())) as ns:
         _lab.setup_gateway(ns)
         _lab.in_ns(ns, 'iptables', '-t', 'mangle', '-A', 'OUTPUT', '-d', '198.51.100.8',
                    '-j', 'CONNMARK', '--set-mark', '0x42')
@@ -64,10 +72,13 @@ def main():
                       v6_tcp_per_source=1)
             total, wanted = count(ns), count(ns, *cli)
             flt = _conntrack.build_filter(params)
-            listed = _conntrack.list_entries(flt, netns=ns)['count']
+            # The entries as conntrack_info writes them (streamed), by id against the CLI's.
+            texts = []
+            listed = _conntrack.list_entries(flt, netns=ns, limit=0, write=texts.extend)['count']
+            same = sorted(json.loads(text)['id'] for text in texts) == ids(ns, *cli)
             deleted = _conntrack.flush_entries(flt, netns=ns)['deleted']
             left, others = count(ns, *cli), count(ns) - (total - wanted)
-            ok = wanted > 0 and listed == deleted == wanted and left == 0 and others == 0
+            ok = wanted > 0 and listed == deleted == wanted == len(texts) and same and left == 0 and others == 0
             failures += not ok
             print('%-4s %-70r CLI %3d listed %3d deleted %3d left %d, others lost %d' % (
                 'ok' if ok else 'FAIL', params, wanted, listed, deleted, left, -others))
