@@ -19,7 +19,7 @@ help:
 	@echo "make demo   - bring up the lab gateway, show its NAT flows as conntrack sees them, flush one"
 	@echo "make test   - the whole suite: unit, sanity, lint, every molecule scenario, the demo"
 	@echo "make setup  - install what the above need (system packages, .venv, lab image)"
-	@echo "Parts of the suite: make unit | sanity | lint | molecule [SCENARIOS='snat ...']"
+	@echo "Parts of the suite: make unit | sanity | lint | smoke | molecule [SCENARIOS='snat ...']"
 	@echo "make docs   - regenerate docs/reference/; make changelog - lint fragments, write CHANGELOG.md"
 
 setup:
@@ -31,6 +31,7 @@ test: setup
 	  "unit:$(MAKE) --no-print-directory unit" \
 	  "sanity:$(MAKE) --no-print-directory sanity" \
 	  "lint:$(MAKE) --no-print-directory lint" \
+	  "smoke:$(MAKE) --no-print-directory smoke" \
 	  "molecule:$(MAKE) --no-print-directory molecule" \
 	  "demo:bash tests/demo/demo.sh" \
 	  "host:bash tests/host_guard.sh compare .cache/host-guard"
@@ -64,6 +65,12 @@ molecule:
 
 clean-lab:
 	bash tests/lab/clean.sh
+
+# ansible-core 2.16 and 2.21 beside the pinned 2.19: the plugin unit tests and a smoke run
+# (the gateway playbook, each module once) per controller, side by side (tests/smoke/smoke.sh).
+.PHONY: smoke
+smoke: setup
+	@bash tests/smoke/smoke.sh
 
 # docs/reference/ from the modules', filters' and roles' documentation
 # (tests/unit/test_docs_reference.py fails when it is stale).
