@@ -18,6 +18,7 @@ own unzip/import time on top of both sides equally little).
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -69,6 +70,12 @@ BREAKING_WRAPPER = MEMORY_WRAPPER.replace('sys.argv = sys.argv[1:]\n', (
 BREAK_AFTER = 100
 
 
+def children_cpu():
+    """User + system CPU seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def read_int(path):
     with open(path) as handle:
         return int(handle.read())
@@ -104,12 +111,12 @@ class Runner:
         return elapsed, result, proc.stderr.decode()
 
     def cli_to_file(self, *args):
-        """Wall time of `ip netns exec NS conntrack ARGS > file`."""
+        """(wall time, CPU time) of `ip netns exec NS conntrack ARGS > file`."""
         with open(os.path.join(self.workdir, 'cli.out'), 'w') as out:
-            start = time.monotonic()
+            start, cpu = time.monotonic(), children_cpu()
             subprocess.run(['ip', 'netns', 'exec', self.ns, 'conntrack'] + list(args),
                            stdout=out, stderr=subprocess.DEVNULL, check=False)
-            return time.monotonic() - start
+            return time.monotonic() - start, children_cpu() - cpu
 
     def _to_file(self, name, args, wrapper):
         """(wall time, rc, stdout text, peak RSS KiB) of one module process writing its result to a file."""
@@ -119,22 +126,23 @@ class Runner:
         output = os.path.join(self.workdir, '%s.out' % name)
         module = os.path.join(ROOT, 'plugins', 'modules', name + '.py')
         with open(output, 'w') as out:
-            start = time.monotonic()
+            start, cpu = time.monotonic(), children_cpu()
             proc = subprocess.run([sys.executable, '-c', wrapper, module, path], stdout=out,
                                   stderr=subprocess.PIPE, env=ENV, check=False)
             elapsed = time.monotonic() - start
+            self.cpu = children_cpu() - cpu
         stderr = proc.stderr.decode()
         maxrss = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith('MAXRSS')][0]
         with open(output) as handle:
             return elapsed, proc.returncode, handle.read(), maxrss
 
     def listing(self, args):
-        """(wall time, result, peak RSS KiB) of conntrack_info writing to a file."""
+        """(wall time, CPU time, result, peak RSS KiB) of conntrack_info writing to a file."""
         elapsed, dummy_rc, text, maxrss = self._to_file('conntrack_info', args, MEMORY_WRAPPER)
         result = json.loads(text)
         if result.get('failed'):
             raise RuntimeError('conntrack_info failed: %s' % result.get('msg'))
-        return elapsed, result, maxrss
+        return elapsed, self.cpu, result, maxrss
 
     def broken_listing(self, chunks):
         """A full listing whose netlink dump fails (ECONNRESET) after `chunks` chunks: its result."""
@@ -212,17 +220,26 @@ def bench(rounds):
 
         # 3. Full structured listing, entries per second and peak memory,
         #    interleaved with `conntrack -L > file` (both write a file).
-        cli_file, listing, rss = [], [], []
+        cli_file, listing, rss, cli_cpu, cpu = [], [], [], [], []
         for dummy in range(rounds):
-            cli_file.append(run.cli_to_file('-L'))
-            elapsed, result, maxrss = run.listing(dict(limit=0))
+            elapsed, used = run.cli_to_file('-L')
+            cli_file.append(elapsed)
+            cli_cpu.append(used)
+            elapsed, used, result, maxrss = run.listing(dict(limit=0))
             assert len(result['entries']) == result['count'] == total, (result['count'], total)
+            del result
             listing.append(elapsed)
+            cpu.append(used)
             rss.append(maxrss)
         report_runs('conntrack -L > file,', cli_file)
         report_runs('conntrack_info limit=0 > file, module process,', listing, cli_file, 'time / CLI')
         report('  entries/s, median (target >= 150000)', total / median(listing), '/s')
         report('  entries/s, best', total / min(listing), '/s')
+        # CPU time (user + system, the kernel's dump work included) moves
+        # less with other work on the machine than wall time does.
+        report('  CPU time, median: conntrack -L > file', median(cli_cpu), 's')
+        report('  CPU time, median: conntrack_info limit=0', median(cpu), 's', median(cpu) / median(cli_cpu),
+               'CPU / CLI CPU')
         report('  peak RSS, largest of the runs (target <= 64 MiB)', max(rss) / 1024.0, 'MiB')
         with _netlink.network_namespace(ns):
             start = time.monotonic()
@@ -254,7 +271,8 @@ def bench(rounds):
                 times[label].append(action())
                 left = run.count('-s', VICTIM)
                 assert left == 0, '%s left %d entries' % (label, left)
-                assert run.count() == total - victims
+                now = run.count()
+                assert now == total - victims, '%s: %d entries left in the table, not %d' % (label, now, total - victims)
                 run.refill_victim()
         cli = times[ways[0][0]]
         print('deleting %d entries of %s out of %d:' % (victims, VICTIM, total))
