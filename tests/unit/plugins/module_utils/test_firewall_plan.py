@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The firewall role's planning: role variables -> rule model, input checks, the SSH guard."""
+
+import pytest
+
+from ansible_collections.stateful.netfilter.plugins.module_utils import _firewall_plan as fp
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+
+SSH = dict(name='ssh', port=22, sources=['203.0.113.0/24', '2001:db8:113::/64'], comment='administrators')
+
+
+def chain(model, name):
+    return [c for c in model['chains'] if c['name'] == name][0]
+
+
+def names(model, name):
+    return [rule['name'] for rule in chain(model, name)['rules']]
+
+
+def test_defaults_plan_the_state_aware_base():
+    model = fp.plan({})
+    assert model['family'] == 'both'
+    assert model['policies'] == {'INPUT': 'DROP', 'FORWARD': 'DROP', 'OUTPUT': 'ACCEPT'}
+    assert [(c['name'], c['hook'], c['hook_position']) for c in model['chains']] == [
+        ('SNF-FW-INPUT', 'INPUT', 'first'), ('SNF-FW-FORWARD', 'FORWARD', 'first')]
+    assert names(model, 'SNF-FW-INPUT') == ['base:loopback', 'base:established', 'base:invalid', 'base:icmp',
+                                            'base:icmpv6']
+    assert names(model, 'SNF-FW-FORWARD') == ['base:established', 'base:invalid']
+    assert chain(model, 'SNF-FW-INPUT')['rules'][0] == dict(name='base:loopback', in_interface='lo', jump='ACCEPT')
+
+
+def test_switches_of_the_base():
+    model = fp.plan(dict(firewall_allow_loopback=False, firewall_drop_invalid=False, firewall_drop_new_not_syn=True,
+                         firewall_allow_icmp=False, firewall_output_policy='drop', firewall_log_dropped=True))
+    assert names(model, 'SNF-FW-INPUT') == ['base:established', 'base:new-not-syn'] + [
+        'base:ndp-%s' % kind for kind in fp.NDP_TYPES]
+    assert names(model, 'SNF-FW-FORWARD') == ['base:established', 'base:new-not-syn']
+    # OUTPUT never drops NEW-not-SYN: the host's own packets are not picked up mid-stream.
+    assert names(model, 'SNF-FW-OUTPUT') == ['base:established'] + ['base:ndp-%s' % kind for kind in fp.NDP_TYPES]
+    assert [c['name'] for c in model['chains'] if c['hook_position'] == 'last'] == [
+        'SNF-FW-INPUT-LOG', 'SNF-FW-FORWARD-LOG', 'SNF-FW-OUTPUT-LOG']
+    log = chain(model, 'SNF-FW-OUTPUT-LOG')['rules'][0]
+    assert log == dict(name='log', limit='5/min', limit_burst=10, jump='LOG', log_prefix='snf-fw-output-drop: ')
+    assert chain(model, 'SNF-FW-INPUT')['rules'][1] == dict(name='base:new-not-syn', protocol='tcp', syn=False,
+                                                            ctstate=['NEW'], jump='DROP')
+
+
+def test_log_chains_only_for_drop_policies():
+    model = fp.plan(dict(firewall_log_dropped=True, firewall_input_policy='accept'))
+    assert [c['name'] for c in model['chains']] == ['SNF-FW-INPUT', 'SNF-FW-FORWARD', 'SNF-FW-FORWARD-LOG']
+    assert model['policies']['INPUT'] == 'ACCEPT'
+
+
+def test_input_allow_one_rule_per_source():
+    model = fp.plan(dict(firewall_input_allow=[SSH, dict(name='web', port=[80, 443, '8000-8100'], comment=''),
+                                               dict(name='dns', protocol='udp', port='53', in_interface='eth+')]))
+    rules = chain(model, 'SNF-FW-INPUT')['rules'][5:]
+    assert rules == [
+        dict(name='allow:ssh.0', jump='ACCEPT', protocol='tcp', source='203.0.113.0/24', destination_port=22,
+             comment='administrators'),
+        dict(name='allow:ssh.1', jump='ACCEPT', protocol='tcp', source='2001:db8:113::/64', destination_port=22,
+             comment='administrators'),
+        dict(name='allow:web', jump='ACCEPT', protocol='tcp', destination_port=[80, 443, '8000-8100']),
+        dict(name='allow:dns', jump='ACCEPT', protocol='udp', in_interface='eth+', destination_port='53'),
+    ]
+
+
+@pytest.mark.parametrize('family, kept, icmp', [
+    ('ipv4', ['allow:ssh.0', 'allow:ping4', 'allow:any'], 'base:icmp'),
+    ('ipv6', ['allow:ssh.1', 'allow:ping6', 'allow:any'], 'base:icmpv6'),
+])
+def test_one_family_leaves_out_the_other(family, kept, icmp):
+    allow = [SSH, dict(name='ping4', protocol='icmp'), dict(name='ping6', protocol='icmpv6'), dict(name='any')]
+    model = fp.plan(dict(firewall_families=[family, family], firewall_input_allow=allow))
+    assert model['family'] == family
+    assert names(model, 'SNF-FW-INPUT') == ['base:loopback', 'base:established', 'base:invalid', icmp] + kept
+
+
+def test_forward_allow_pairs_of_one_family():
+    allow = [dict(name='mixed', sources=['10.0.0.0/8', 'fd00::/8'], destinations=['192.168.0.0/16', 'fd01::/64'],
+                  out_interface='eth0', protocol='tcp', port=443),
+             dict(name='all')]
+    rules = chain(fp.plan(dict(firewall_forward_allow=allow)), 'SNF-FW-FORWARD')['rules'][2:]
+    # Pairs 1 and 2 mix the families: no packet matches both, so no rule; names keep the pair's index.
+    assert [(r['name'], r['source'], r['destination']) for r in rules[:2]] == [
+        ('allow:mixed.0', '10.0.0.0/8', '192.168.0.0/16'), ('allow:mixed.3', 'fd00::/8', 'fd01::/64')]
+    assert rules[0]['out_interface'] == 'eth0' and rules[0]['destination_port'] == 443
+    assert rules[2] == dict(name='allow:all', jump='ACCEPT')
+
+
+def test_values_reach_the_model_as_the_module_would_take_them():
+    rule = chain(fp.plan(dict(firewall_input_allow=[dict(name='n', protocol=6, port=22, comment=7)])),
+                 'SNF-FW-INPUT')['rules'][-1]
+    assert rule == dict(name='allow:n', jump='ACCEPT', protocol='6', destination_port=22, comment='7')
+
+
+BAD_INPUT = [
+    (dict(firewall_families=[]), 'firewall_families: give ipv4, ipv6 or both.'),
+    (dict(firewall_input_allow=[dict(name='ssh\n')]),
+     'firewall_input_allow: names must be 1-48 letters, digits, _ . : / @ or -, starting with a letter or a digit: '
+     '"ssh\\n".'),
+    (dict(firewall_forward_allow=[dict(name='-x'), dict(name='a' * 49)]), 'firewall_forward_allow: names must be'),
+    (dict(firewall_input_allow=[dict(name='a'), dict(name='b'), dict(name='a')]),
+     'firewall_input_allow: a name is used twice: a.'),
+    (dict(firewall_input_allow=[dict(name='lite', protocol='udplite', port=5000)]),
+     'firewall_input_allow: a port needs protocol tcp, udp or sctp (a list of ports also udplite or dccp): lite.'),
+    (dict(firewall_forward_allow=[dict(name='gre', protocol='gre', port=[1, 2])]),
+     'firewall_forward_allow: a port needs protocol'),
+    (dict(firewall_input_allow=[dict(name='admins', port=22, sources=['10.1.2.3/8'])]),
+     "firewall_input_allow entry admins: sources: '10.1.2.3/8' has host bits set"),
+    (dict(firewall_forward_allow=[dict(name='to', destinations=['192.168.1.300'])]),
+     'firewall_forward_allow entry to: destinations: '),
+    (dict(firewall_input_allow=[dict(name='web', port=['1-2'] + list(range(3, 17)))]),
+     'firewall_input_allow entry web: port: 16 ports given (a range counts 2); the kernel takes at most 15'),
+    (dict(firewall_input_allow=[dict(name='eth', in_interface='eth 0')]), 'firewall_input_allow entry eth: in_interface: '),
+    (dict(firewall_forward_allow=[dict(name='c', comment='snf:x')]), 'firewall_forward_allow entry c: comment: '),
+]
+
+
+@pytest.mark.parametrize('variables, message', BAD_INPUT)
+def test_bad_input_names_the_variable_and_the_entry(variables, message):
+    with pytest.raises(fp.PlanError) as info:
+        fp.plan(variables)
+    assert str(info.value).startswith(message)
+
+
+def test_every_input_problem_at_once():
+    with pytest.raises(fp.PlanError) as info:
+        fp.plan(dict(firewall_families=[], firewall_input_allow=[dict(name='x y'), dict(name='p', protocol='gre',
+                                                                                           port=1)]))
+    assert str(info.value) == (
+        'firewall_families: give ipv4, ipv6 or both. firewall_input_allow: names must be 1-48 letters, digits, '
+        '_ . : / @ or -, starting with a letter or a digit: "x y". firewall_input_allow: a port needs protocol '
+        'tcp, udp or sctp (a list of ports also udplite or dccp): p.')
+
+
+def test_protocol_numbers_count_as_port_protocols():
+    fp.plan(dict(firewall_input_allow=[dict(name='n', protocol='17', port=53), dict(name='l', protocol='136',
+                                                                                      port=[1, 2])]))
+
+
+def test_an_error_of_no_entry_is_the_roles():
+    exc = ValidationError('chains[0].rules[0].name', 'bad')
+    assert fp.entry_message(exc, {}) == 'firewall: chains[0].rules[0].name: bad'
+    assert fp.entry_message(ValidationError('policies.INPUT', 'x'), {}) == 'firewall: policies.INPUT: x'
+
+
+def test_render_is_the_restore_input_of_the_model():
+    model = fp.plan(dict(firewall_input_allow=[SSH], firewall_log_dropped=True))
+    rendered = fp.render(model, 'FW')
+    assert sorted(rendered) == ['ipv4', 'ipv6']
+    ipv4 = rendered['ipv4'].splitlines()
+    assert ipv4[0] == '*filter' and ipv4[-1] == 'COMMIT'
+    assert ('-A SNF-FW-INPUT -s 203.0.113.0/24 -p tcp -m tcp --dport 22 -m comment --comment '
+            '"snf:allow:ssh.0 administrators" -j ACCEPT') in ipv4
+    assert '-I INPUT 1 -j SNF-FW-INPUT' in ipv4 and '-A INPUT -j SNF-FW-INPUT-LOG' in ipv4
+    assert not [line for line in ipv4 if '2001:db8' in line or 'icmpv6' in line]
+    assert '-A SNF-FW-INPUT -s 2001:db8:113::/64 -p tcp' in rendered['ipv6']
+    assert sorted(fp.render(fp.plan(dict(firewall_families=['ipv6'])), 'FW')) == ['ipv6']
+
+
+def test_render_names_the_parameter_of_a_bad_model():
+    with pytest.raises(ValidationError, match=r'^chains\[0\]\.rules\[0\]\.jump: '):
+        fp.render(dict(family='ipv4', chains=[dict(name='SNF-FW-X', rules=[dict(name='r', jump='NOPE')])]), 'FW')
+
+
+# ---------------------------------------------------------------------------
+# SSH guard
+
+CONNECTION = '203.0.113.8 40022 203.0.113.1 22'
+ROUTE = '203.0.113.8 dev eth1 src 203.0.113.1 uid 0\n    cache\n'
+
+
+def verdict(allow, connection=CONNECTION, route=ROUTE, families=('ipv4', 'ipv6'), **variables):
+    variables.update(firewall_input_allow=allow)
+    return fp.ssh_verdict(fp.plan(variables), connection, route, list(families), 'gw')
+
+
+@pytest.mark.parametrize('allow, accepted, decided_by', [
+    ([SSH], True, 'SNF-FW-INPUT rule allow:ssh.0'),
+    ([], False, 'the INPUT policy DROP'),
+    ([dict(name='ssh', port=22, sources=['198.51.100.0/24'])], False, 'the INPUT policy DROP'),
+    ([dict(name='ssh', port=22, in_interface='eth0')], False, 'the INPUT policy DROP'),
+    ([dict(name='ssh', port=22, in_interface='eth+')], True, 'SNF-FW-INPUT rule allow:ssh'),
+    ([dict(name='ssh', port=[2222, '8000-8022'], sources=['203.0.113.8'])], False, 'the INPUT policy DROP'),
+    ([dict(name='ssh-range', port=[2222, '20-23'], in_interface='eth+')], True, 'SNF-FW-INPUT rule allow:ssh-range'),
+    ([dict(name='ssh', port='20:30')], True, 'SNF-FW-INPUT rule allow:ssh'),
+    ([dict(name='ssh', port='21,22')], True, 'SNF-FW-INPUT rule allow:ssh'),
+    ([dict(name='udp', protocol='udp', port=22), dict(name='all', sources=['203.0.113.0/24'])], True,
+     'SNF-FW-INPUT rule allow:all'),
+    ([dict(name='v6', port=22, sources=['2001:db8:113::/64'])], False, 'the INPUT policy DROP'),
+])
+def test_guard_verdicts(allow, accepted, decided_by):
+    result = verdict(allow)
+    assert (result['accepted'], result['decided_by'], result['family']) == (accepted, decided_by, 'ipv4')
+    assert result['checked'] and not result['needs_route']
+    if accepted:
+        assert result['message'] == ('firewall_ssh_guard: a new SSH connection from 203.0.113.8 to port 22 is '
+                                     'accepted by %s' % decided_by)
+    else:
+        assert result['message'].startswith('firewall_ssh_guard: refusing to apply; a new SSH connection from '
+                                            '203.0.113.8 to port 22 (ipv4) would be dropped by %s.' % decided_by)
+        assert 'Nothing was changed.' in result['message']
+
+
+def test_guard_with_an_accept_policy():
+    assert verdict([], firewall_input_policy='accept')['decided_by'] == 'the INPUT policy ACCEPT'
+
+
+def test_guard_ipv6_client_and_unmanaged_family():
+    connection = '2001:db8:113::8 40022 2001:db8:113::1 22'
+    assert verdict([SSH], connection)['decided_by'] == 'SNF-FW-INPUT rule allow:ssh.1'
+    result = verdict([], connection, families=['ipv4'], firewall_families=['ipv4'])
+    assert result['accepted'] and result['decided_by'] == 'ipv6 is not managed by the role'
+
+
+def test_guard_asks_for_the_route_only_when_an_interface_could_decide():
+    allow = [dict(name='lan', port=22, in_interface='eth0'), SSH]
+    first = verdict(allow, route=None, firewall_allow_loopback=False)
+    assert first['needs_route'] and not first['accepted'] and not first['checked']
+    assert verdict(allow)['decided_by'] == 'SNF-FW-INPUT rule allow:ssh.0'
+    # A rule that cannot match whatever the interface does not need it.
+    assert not verdict([dict(name='lan', port=80, in_interface='eth0'), SSH], route=None,
+                       firewall_allow_loopback=False)['needs_route']
+    # The loopback rule comes first and names an interface (a client of the host's own addresses arrives on lo),
+    # so the route is needed whenever loopback is accepted.
+    assert verdict([SSH], route=None)['needs_route']
+    assert not verdict([SSH], route=None, firewall_allow_loopback=False)['needs_route']
+    assert verdict([SSH], route='local 203.0.113.8 dev lo')['decided_by'] == 'SNF-FW-INPUT rule base:loopback'
+
+
+def test_guard_route_without_an_interface_matches_no_interface_rule():
+    assert verdict([dict(name='ssh', port=22, in_interface='eth+')], route='unreachable')['accepted'] is False
+
+
+@pytest.mark.parametrize('rule', [
+    dict(name='syn', protocol='tcp', syn=False, jump='ACCEPT'),
+    dict(name='limited', protocol='tcp', limit='1/sec', jump='ACCEPT'),
+    dict(name='sport', protocol='tcp', source_port=40022, jump='ACCEPT'),
+    dict(name='log', jump='LOG'),
+    dict(name='est', ctstate=['ESTABLISHED'], jump='ACCEPT'),
+    dict(name='icmp', protocol='icmp', jump='ACCEPT'),
+])
+def test_guard_skips_rules_that_cannot_decide(rule):
+    model = dict(policies={'INPUT': 'DROP'},
+                 chains=[dict(name='SNF-FW-INPUT', hook='INPUT', hook_position='first', rules=[rule]),
+                         dict(name='SNF-FW-X', hook='INPUT', hook_position='last',
+                              rules=[dict(name='late', jump='ACCEPT')])])
+    assert fp.ssh_verdict(model, CONNECTION, ROUTE)['decided_by'] == 'the INPUT policy DROP'
+
+
+def test_guard_reject_and_drop_decide():
+    model = dict(policies={'INPUT': 'ACCEPT'}, chains=[dict(name='SNF-FW-INPUT', hook='INPUT', rules=[
+        dict(name='no', protocol='tcp', destination_port=22, destination='203.0.113.1', jump='REJECT')])])
+    result = fp.ssh_verdict(model, CONNECTION, ROUTE)
+    assert not result['accepted'] and result['decided_by'] == 'SNF-FW-INPUT rule no'
+
+
+@pytest.mark.parametrize('connection', ['', None, '203.0.113.8 40022 203.0.113.1'])
+def test_guard_without_ssh_connection(connection):
+    result = fp.ssh_verdict(fp.plan({}), connection, None, host='gw')
+    assert result['accepted'] and not result['checked'] and not result['needs_route']
+    assert result['message'].startswith('firewall_ssh_guard: no SSH_CONNECTION in the environment of gw ')
+
+
+@pytest.mark.parametrize('route, interface', [
+    (ROUTE, 'eth1'),
+    ('local 127.0.0.1 dev lo table local src 127.0.0.1', 'lo'),
+    ('2001:db8::8 from :: dev eth1.100 proto kernel src 2001:db8::1 metric 256 pref medium', 'eth1.100'),
+    ('RTNETLINK answers: Network is unreachable', None),
+    ('', None),
+])
+def test_route_interface(route, interface):
+    assert fp.route_interface(route) == interface
