@@ -31,7 +31,10 @@ options:
     type: str
     required: true
   route:
-    description: Output of C(ip route get CLIENT) on the host (its C(dev NAME) is the arrival interface).
+    description:
+      - Output of C(ip route get CLIENT) on the host (its C(dev NAME) is the arrival interface).
+      - Left out, the result has C(needs_route=true) (and C(accepted=false)) when a rule that could decide names an
+        interface; call again with it.
     type: str
   families:
     description: The address families the role manages; a client of another family is not checked.
@@ -55,8 +58,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 _value:
-  description: C(accepted) (bool), C(checked) (false when there is no SSH connection), C(family) of the client,
-    C(decided_by) (the rule or policy that decides) and C(message) (the guard's message).
+  description: C(accepted) (bool), C(checked) (false when there is no SSH connection or the route is needed),
+    C(needs_route) (see O(route)), C(family) of the client, C(decided_by) (the rule or policy that decides) and
+    C(message) (the guard's message).
   type: dict
 '''
 
