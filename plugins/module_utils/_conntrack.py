@@ -671,7 +671,7 @@ class _FastShape:
         """The fast path of a shape (its struct codes, headers and fields), or None."""
         if any(name not in fields for name in cls.REQUIRED):
             return None
-        self = cls()
+        fast = cls()
         header_at = dict(headers)
         values = []         # codes of the values-only struct
         index = {}          # place -> index among the values it reads
@@ -690,27 +690,27 @@ class _FastShape:
                 values.append(code)
                 place += 1
             offset += size
-        self.mask = self.expected = 0
+        fast.mask = fast.expected = 0
         for start, raw in spans:
             shift = 8 * (offset - start - len(raw))
-            self.mask |= ((1 << (8 * len(raw))) - 1) << shift
-            self.expected |= int.from_bytes(raw, 'big') << shift
-        self.unpack = struct.Struct('>' + ''.join(values)).unpack_from
+            fast.mask |= ((1 << (8 * len(raw))) - 1) << shift
+            fast.expected |= int.from_bytes(raw, 'big') << shift
+        fast.unpack = struct.Struct('>' + ''.join(values)).unpack_from
 
         def getter(names):
             return operator.itemgetter(*[index[fields[name]] for name in names])
 
         has = dict((name, name in fields) for name in ('state', 'mark', 'zone'))
         counters = all(name in fields for name in cls.COUNTERS)
-        self.key = getter(['orig_proto'] + (['state'] if has['state'] else [])
+        fast.key = getter(['orig_proto'] + (['state'] if has['state'] else [])
                           + ['status', 'orig_src', 'orig_dst', 'reply_src', 'reply_dst'])
-        self.numbers = getter(['timeout'] + [name for name in ('mark', 'zone') if has[name]]
+        fast.numbers = getter(['timeout'] + [name for name in ('mark', 'zone') if has[name]]
                               + ['id', 'orig_sport', 'orig_dport', 'reply_sport', 'reply_dport']
                               + (list(cls.COUNTERS) if counters else []))
-        self.port = getter(['orig_proto', 'orig_dport'])
-        self.layout = (has['state'], has['mark'], has['zone'], counters)
-        self.templates = {}
-        return self
+        fast.port = getter(['orig_proto', 'orig_dport'])
+        fast.layout = (has['state'], has['mark'], has['zone'], counters)
+        fast.templates = {}
+        return fast
 
     def fields(self, key):
         """(family, proto, state, status, original destination) of a key."""
@@ -1433,6 +1433,7 @@ def flush_entries(flt, netns=None, max_entries=None, check_mode=False, protect=N
                     kernel = requests
             # A kernel that flushes by filter applies the whole (exact) filter
             # to dumps too: its answer is counted without a second look.
+            held = []
             if check_mode or kernel is not None:
                 count, sample, protected, deleted = _plan(sock, flt, keys, kernel is not None, what)
                 deleted = count

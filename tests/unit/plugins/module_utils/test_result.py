@@ -113,7 +113,6 @@ def test_an_encoded_list_is_the_list_it_encodes(module, capsys, monkeypatch, war
     assert EncodedList(texts) == [json.loads(text) for text in texts] and len(EncodedList(texts)) == 2
 
 
-
 def test_works_with_the_warnings_api_of_ansible_core_2_16(module, capsys, monkeypatch):
     """ansible-core 2.16-2.18 have get_warning_messages/get_deprecation_messages, not get_warnings."""
     import importlib.util
@@ -134,7 +133,11 @@ def test_works_with_the_warnings_api_of_ansible_core_2_16(module, capsys, monkey
     spec.loader.exec_module(copy_)
     mod = module()
     seen = []
-    monkeypatch.setattr(mod, 'exit_json', lambda **result: (seen.append(result), sys.exit(0)))
+
+    def record(**result):
+        seen.append(result)
+        raise SystemExit(0)
+    monkeypatch.setattr(mod, 'exit_json', record)
     old.warn('careful')
     printed(capsys, lambda **result: copy_.exit_large(mod, **result))
     assert seen and seen[0]['count'] == 3  # a pending warning: exit_json's way
@@ -157,8 +160,8 @@ class Broken(Exception):
     pass
 
 
-def producer(batches, rest=REST, fail=None, during=None):
-    """produce(write): writes TEXTS in batches, then calls during(), raises fail or returns rest."""
+def producer(batches, fail=None, during=None):
+    """produce(write): writes TEXTS in batches, then calls during(), raises fail or returns REST."""
     def produce(write):
         for start in range(0, len(TEXTS), batches):
             write(TEXTS[start:start + batches])
@@ -166,7 +169,7 @@ def producer(batches, rest=REST, fail=None, during=None):
             during()
         if fail is not None:
             raise fail
-        return dict(rest)
+        return dict(REST)
     return produce
 
 
