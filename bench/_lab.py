@@ -16,11 +16,14 @@ entry; wan1 then drops the frame (not addressed to it).
 """
 
 import contextlib
+import json
 import os
 import platform
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 SOURCES_V4 = ['10.0.0.%d' % i for i in range(2, 6)]
 SOURCES_V6 = ['fd00::%d' % i for i in range(2, 6)]
@@ -176,3 +179,23 @@ def private_run():
     script = 'mount -t tmpfs -o mode=0755 snf-bench-run /run && exec "$@"'
     os.execvpe('unshare', ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh',
                            sys.executable] + sys.argv, env)
+
+
+def run_module(netns, python, module, args, env):
+    """Run one module process in the namespace as a host runs it (python -m MODULE ARGS_FILE).
+
+    Returns (wall seconds, result); raises RuntimeError when the module failed.
+    """
+    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(['ip', 'netns', 'exec', netns, python, '-m', module, handle.name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
+        elapsed = time.perf_counter() - start
+    finally:
+        os.unlink(handle.name)
+    result = json.loads(proc.stdout.decode())
+    if result.get('failed'):
+        raise RuntimeError('%s failed: %s' % (module, result.get('msg')))
+    return elapsed, result

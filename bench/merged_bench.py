@@ -18,12 +18,10 @@ waits on the same lock.
 from __future__ import absolute_import, division, print_function
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,22 +45,6 @@ def args(state, rule_list):
                 chains=[dict(name='SNF-BENCH-IN', hook='INPUT', rules=rule_list)])
 
 
-def run_module(netns, module_args, env):
-    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
-    try:
-        start = time.perf_counter()
-        proc = subprocess.run(['ip', 'netns', 'exec', netns, PYTHON, '-m', RULESET, handle.name],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-        elapsed = time.perf_counter() - start
-    finally:
-        os.unlink(handle.name)
-    result = json.loads(proc.stdout.decode())
-    if result.get('failed'):
-        raise RuntimeError('ruleset failed: %s' % result.get('msg'))
-    return elapsed, result
-
-
 def lock_hold(netns, module_args, env):
     """(wall time of one run, seconds from the run taking the engine lock to a waiting prober getting it)."""
     inode = os.stat('/run/netns/%s' % netns).st_ino
@@ -77,7 +59,7 @@ def lock_hold(netns, module_args, env):
               'fcntl.flock(fd, fcntl.LOCK_EX); print(time.perf_counter() - start)\n')
     probe = subprocess.Popen([sys.executable, '-c', prober, lock], stdout=subprocess.PIPE)
     time.sleep(0.2)
-    elapsed, dummy = run_module(netns, module_args, env)
+    elapsed, dummy = _lab.run_module(netns, PYTHON, RULESET, module_args, env)
     held = float(probe.communicate(timeout=120)[0].decode())
     return elapsed, held
 
@@ -93,12 +75,12 @@ def main():
     print('load average at start: %.2f %.2f %.2f' % os.getloadavg())
     with _lab.namespace('snf-bench-merged-%d' % os.getpid()) as netns:
         wanted = rules(options.rules)
-        elapsed, result = run_module(netns, args('overridden', wanted), env)
+        elapsed, result = _lab.run_module(netns, PYTHON, RULESET, args('overridden', wanted), env)
         print('%d rules applied (overridden, first run): %.2f s' % (options.rules, elapsed))
         times = {'overridden': [], 'merged': []}
         for dummy in range(options.runs):
             for state in ('overridden', 'merged'):
-                elapsed, result = run_module(netns, args(state, wanted), env)
+                elapsed, result = _lab.run_module(netns, PYTHON, RULESET, args(state, wanted), env)
                 assert not result['changed'], state
                 times[state].append(elapsed)
         over, merged = statistics.median(times['overridden']), statistics.median(times['merged'])

@@ -16,12 +16,10 @@ table. Python start-up and imports are inside every measured process.
 from __future__ import absolute_import, division, print_function
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -42,23 +40,6 @@ def filter_rule(index):
 def nat_rule(index):
     return dict(source='172.%d.%d.0/24' % (16 + index // 250, index % 250), out_interface='eth0',
                 jump='SNAT', to_source='203.0.113.%d' % (1 + index % 250))
-
-
-def run_module(netns, module, args, env):
-    """Run one module process in the namespace; returns (seconds, result)."""
-    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    try:
-        start = time.perf_counter()
-        proc = subprocess.run(['ip', 'netns', 'exec', netns, PYTHON, '-m', module, handle.name],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-        elapsed = time.perf_counter() - start
-    finally:
-        os.unlink(handle.name)
-    result = json.loads(proc.stdout.decode())
-    if result.get('failed'):
-        raise RuntimeError('%s failed: %s' % (module, result.get('msg')))
-    return elapsed, result
 
 
 def ruleset_args(table, rules):
@@ -99,13 +80,13 @@ def main():
 
         apply_time = 0.0
         for table, rules in (('filter', filters), ('nat', nats)):
-            elapsed, result = run_module(ours, RULESET, ruleset_args(table, rules), env)
+            elapsed, result = _lab.run_module(ours, PYTHON, RULESET, ruleset_args(table, rules), env)
             assert result['changed']
             apply_time += elapsed
         rerun_time = 0.0
         rerun_changed = []
         for table, rules in (('filter', filters), ('nat', nats)):
-            elapsed, result = run_module(ours, RULESET, ruleset_args(table, rules), env)
+            elapsed, result = _lab.run_module(ours, PYTHON, RULESET, ruleset_args(table, rules), env)
             rerun_time += elapsed
             rerun_changed.append(result['changed'])
         save = 'iptables-%s-save' % options.backend
@@ -116,11 +97,11 @@ def main():
         for rule in filters:
             args = dict(chain='INPUT', protocol='tcp', source=rule['source'],
                         destination_port=rule['destination_port'], jump='ACCEPT')
-            builtin_time += run_module(theirs, BUILTIN, args, env)[0]
+            builtin_time += _lab.run_module(theirs, PYTHON, BUILTIN, args, env)[0]
         for rule in nats:
             args = dict(table='nat', chain='POSTROUTING', source=rule['source'],
                         out_interface=rule['out_interface'], jump='SNAT', to_source=rule['to_source'])
-            builtin_time += run_module(theirs, BUILTIN, args, env)[0]
+            builtin_time += _lab.run_module(theirs, PYTHON, BUILTIN, args, env)[0]
         print('ansible.builtin.iptables: apply %.2f s (%d module runs), rules in kernel %d'
               % (builtin_time, total, count_rules(theirs, save)))
         print('ratio apply (builtin / ruleset): %.1fx' % (builtin_time / apply_time))
