@@ -55,9 +55,10 @@ def _ruleset_rendered(model, scope=None):
                                  % type(model).__name__)
     try:
         return render(model, scope)
-    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
-        raise AnsibleFilterError('ruleset_rendered: %s' % (exc if isinstance(exc, ValidationError) else
-                                                            'not a model of the ruleset module (%r)' % (exc,)))
+    except ValidationError as exc:
+        raise AnsibleFilterError('ruleset_rendered: %s' % exc)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise AnsibleFilterError('ruleset_rendered: not a model of the ruleset module (%r)' % (exc,))
 
 
 class FilterModule(object):

@@ -253,7 +253,7 @@ def _contains(network, address):
     """Whether address (text) is in network (an address or CIDR), of the same family."""
     try:
         net = ipaddress.ip_network(str(network), strict=False)
-        addr = ipaddress.ip_address(str(address).split('%')[0])
+        addr = ipaddress.ip_address(str(address).partition('%')[0])
     except ValueError:
         return False
     return addr.version == net.version and addr in net

@@ -126,8 +126,8 @@ def test_bad_input_names_the_variable_and_the_entry(variables, message):
 
 def test_every_input_problem_at_once():
     with pytest.raises(fp.PlanError) as info:
-        fp.plan(dict(firewall_families=[], firewall_input_allow=[dict(name='x y'), dict(name='p', protocol='gre',
-                                                                                           port=1)]))
+        fp.plan(dict(firewall_families=[],
+                     firewall_input_allow=[dict(name='x y'), dict(name='p', protocol='gre', port=1)]))
     assert str(info.value) == (
         'firewall_families: give ipv4, ipv6 or both. firewall_input_allow: names must be 1-48 letters, digits, '
         '_ . : / @ or -, starting with a letter or a digit: "x y". firewall_input_allow: a port needs protocol '
@@ -135,8 +135,9 @@ def test_every_input_problem_at_once():
 
 
 def test_protocol_numbers_count_as_port_protocols():
-    fp.plan(dict(firewall_input_allow=[dict(name='n', protocol='17', port=53), dict(name='l', protocol='136',
-                                                                                      port=[1, 2])]))
+    model = fp.plan(dict(firewall_input_allow=[dict(name='n', protocol='17', port=53),
+                                               dict(name='l', protocol='136', port=[1, 2])]))
+    assert names(model, 'SNF-FW-INPUT')[-2:] == ['allow:n', 'allow:l']
 
 
 def test_an_error_of_no_entry_is_the_roles():
