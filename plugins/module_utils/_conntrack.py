@@ -477,15 +477,6 @@ def _entry_text(buf, start, end, family):
     return text, orig, state, status
 
 
-def _learn(buf, start, end):
-    """Learn the shape of a message (for the next ones of its length), if it has one."""
-    shape = _Shape.of(buf, start, end)
-    if shape is not None:
-        if len(_SHAPES) >= _CACHE_SIZE:
-            _SHAPES.clear()
-        _SHAPES[end - start] = shape
-
-
 def _fields(buf, start, end):
     """(orig, reply, status, timeout, mark, id, TCP state, zone, counters) of one message.
 
@@ -1121,12 +1112,6 @@ class _Summary:
         tally.clear()
         seen.clear()
 
-    def fold_keys(self, counted, owners):
-        """Count the entries of counted ({key: entries}, key of owners[key]) by their fields; empty both."""
-        self.fold(counted, dict((key, (owners[key], key)) for key in counted))
-        counted.clear()
-        owners.clear()
-
     def result(self):
         by = dict(families={}, protocols={}, tcp_states={}, nat={})
         for (family, proto, state, nat), count in self.kinds.items():
@@ -1175,8 +1160,6 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
     ports = summary.ports
     tally = {}      # template -> entries listed with it, folded into summary
     seen = {}       # template -> (fast shape, key), for the fold
-    counted = {}    # key -> entries counted only (beyond the limit), folded into summary
-    owners = {}     # key -> a fast shape of that key, for the fold
     try:
         with _netlink.network_namespace(netns):
             with _open('conntrack_info') as sock:
@@ -1184,27 +1167,7 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
                     for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
                         count += 1
                         if cap is not None and listed >= cap:
-                            # Counted only: the key and port of a fast shape suffice.
-                            shape = shapes.get(end - start)
-                            fast = shape.fast if shape is not None else None
-                            if fast is not None and from_bytes(chunk[start:end], 'big') & fast.mask == fast.expected:
-                                values = fast.unpack(chunk, start)
-                                key = fast.key(values)
-                                number = counted.get(key)
-                                if number is None:
-                                    if len(counted) >= _TEMPLATES:
-                                        summary.fold_keys(counted, owners)
-                                    counted[key] = 1
-                                    owners[key] = fast
-                                else:
-                                    counted[key] = number + 1
-                                port = fast.port(values)
-                                if port[0] in PORT_PROTOCOL_NUMBERS:
-                                    ports[port] = ports.get(port, 0) + 1
-                            else:
-                                summary.add(chunk, start, end, family)
-                                if shape is None:
-                                    _learn(chunk, start, end)
+                            summary.add(chunk, start, end, family)
                             continue
                         listed += 1
                         shape = shapes.get(end - start)
@@ -1243,7 +1206,6 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
         if write is not None:
             write(texts)
     summary.fold(tally, seen)
-    summary.fold_keys(counted, owners)
     result = dict(count=count, total=total, max=maximum, truncated=listed < count, summary=summary.result())
     if write is None:
         result = dict(entries=held, **result)

@@ -780,33 +780,3 @@ def test_max_entries_holds_no_more_requests_than_it_allows(fake, monkeypatch):
     udp = sum(1 for e in ALL_CLI if e['protocol'] == 'udp')
     assert ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=udp)['deleted'] == udp
     assert len(held[1]) == udp and len(fake.transactions[-1]) == udp
-
-
-@pytest.mark.parametrize('label', sorted(FAMILY))
-@pytest.mark.parametrize('args', [dict(summary_only=True), dict(limit=3)])
-def test_entries_only_counted_give_the_summary_of_their_fields(fake, label, args, monkeypatch):
-    """Beyond the limit, entries of a learnt shape are counted by key: the same summary as decoding them."""
-    expected = ct._Summary()
-    for msg in MESSAGES[label]:
-        expected.add(msg, 20, len(msg), FAMILY[label])
-    monkeypatch.setattr(ct, '_SHAPES', {})
-    counted = []
-    real = ct._Summary.fold_keys
-
-    def fold_keys(self, keys, owners):
-        counted.append(sum(keys.values()))
-        return real(self, keys, owners)
-    monkeypatch.setattr(ct._Summary, 'fold_keys', fold_keys)
-    result = ct.list_entries(ct.build_filter({'family': label}), **args)
-    assert result['summary'] == expected.result() and result['count'] == len(MESSAGES[label])
-    assert counted[-1] > 0, 'no entry was counted by its key'
-
-
-@pytest.mark.parametrize('args', [dict(summary_only=True), dict(limit=0)])
-def test_counts_folded_midway_when_there_are_many_keys(fake, args, monkeypatch):
-    """With room for 2 templates or keys, counts are folded into the summary many times: same result."""
-    whole = ct.list_entries(ct.build_filter({}), **args)
-    monkeypatch.setattr(ct, '_TEMPLATES', 2)
-    monkeypatch.setattr(ct, '_SHAPES', {})
-    small = ct.list_entries(ct.build_filter({}), **args)
-    assert small['summary'] == whole['summary'] and small['entries'] == whole['entries']
