@@ -780,3 +780,13 @@ def test_max_entries_holds_no_more_requests_than_it_allows(fake, monkeypatch):
     udp = sum(1 for e in ALL_CLI if e['protocol'] == 'udp')
     assert ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=udp)['deleted'] == udp
     assert len(held[1]) == udp and len(fake.transactions[-1]) == udp
+
+
+@pytest.mark.parametrize('args', [dict(summary_only=True), dict(limit=0)])
+def test_counts_folded_midway_when_there_are_many_templates(fake, args, monkeypatch):
+    """With room for 2 templates, listed entries are folded into the summary many times: same result."""
+    whole = ct.list_entries(ct.build_filter({}), **args)
+    monkeypatch.setattr(ct, '_TEMPLATES', 2)
+    monkeypatch.setattr(ct, '_SHAPES', {})
+    small = ct.list_entries(ct.build_filter({}), **args)
+    assert small['summary'] == whole['summary'] and small['entries'] == whole['entries']
