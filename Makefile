@@ -13,14 +13,16 @@ export NO_COLOR := 1
 # Molecule scenarios, run in this order by `make molecule`.
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard tests/molecule/*/molecule.yml)))
 
-.PHONY: help setup test demo unit sanity lint molecule clean-lab docs changelog
+.PHONY: help setup test demo unit sanity lint molecule clean-lab docs changelog doc-examples lab lab-clean
 
 help:
 	@echo "make demo   - bring up the lab gateway, show its NAT flows as conntrack sees them, flush one"
 	@echo "make test   - the whole suite: unit, sanity, lint, every molecule scenario, the demo"
 	@echo "make setup  - install what the above need (system packages, .venv, lab image)"
 	@echo "Parts of the suite: make unit | sanity | lint | smoke | molecule [SCENARIOS='snat ...']"
-	@echo "make docs   - regenerate docs/reference/; make changelog - lint fragments, write CHANGELOG.md"
+	@echo "make docs   - regenerate docs/reference/ and the output samples; make changelog - lint fragments, write CHANGELOG.md"
+	@echo "make lab    - bring up the docs' lab (lan, gw, gw2, wan; docs/lab.md); make lab-clean removes it"
+	@echo "make doc-examples - run every example of docs/ against one lab (a stage of make test)"
 
 setup:
 	@bash tests/setup.sh
@@ -76,6 +78,21 @@ smoke: setup
 # (tests/unit/test_docs_reference.py fails when it is stale).
 docs: setup
 	python docs/gen_reference.py
+	python tests/docs/examples.py update
+
+# Every marked example of docs/ against one lab (tests/docs/examples.py, docs/lab.md).
+doc-examples: setup
+	@trap 'bash $(CURDIR)/tests/lab/clean.sh "$${SNF_LAB_PREFIX:-snf-docs}"' EXIT INT TERM HUP PIPE; \
+	SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh) python tests/docs/examples.py run
+
+# The docs' lab, left running for trying the examples (docs/lab.md).
+lab: setup
+	@SNF_LAB_PREFIX=$${SNF_LAB_PREFIX:-snf-docs} SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh) \
+	  ansible-playbook tests/lab/create.yml -e '{"lab_platforms": ["lan", "gw", "gw2", "wan"]}' >/dev/null && \
+	podman ps --filter label=io.stateful.netfilter.lab=$${SNF_LAB_PREFIX:-snf-docs} --format '{{.Names}}'
+
+lab-clean:
+	bash tests/lab/clean.sh "$${SNF_LAB_PREFIX:-snf-docs}"
 
 # Lint the changelog fragments (also part of make unit) and write CHANGELOG.md/.rst.
 changelog: setup
