@@ -9,8 +9,8 @@ stage (tests/smoke/smoke.sh) runs the plugin unit tests on 2.16 and 2.21.
 import contextlib
 import json
 
-try:
-    from ansible.module_utils.testing import patch_module_args  # noqa: F401 (2.19+)
+try:  # ansible-core 2.19+
+    from ansible.module_utils.testing import patch_module_args  # noqa: F401 pylint: disable=unused-import
 except ImportError:  # ansible-core 2.16 - 2.18
     from ansible.module_utils import basic
     from ansible.module_utils.common.text.converters import to_bytes

@@ -82,10 +82,9 @@ def test_other_failures_stay_command_errors():
 
 def test_ruleset_on_a_refusing_kernel_fails_with_the_reason_before_any_restore():
     host = LegacyHost(captured('legacy-refused-ipv4-save.stderr'))
+    rule = dict(protocol='tcp', destination_port=22, jump='ACCEPT')
     host.params = dict(table='filter', family='both', state='overridden', scope='FW', policies={'INPUT': 'DROP'},
-                       chains=[dict(name='SNF-FW-INPUT', hook='INPUT', rules=[dict(protocol='tcp',
-                                                                                     destination_port=22,
-                                                                                     jump='ACCEPT')])])
+                       chains=[dict(name='SNF-FW-INPUT', hook='INPUT', rules=[rule])])
     with pytest.raises(Failed) as exc:
         _engine.run_ruleset(host)
     assert 'CONFIG_NETFILTER_XTABLES_LEGACY' in exc.value.result['msg']
