@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 # get_warning_messages/get_deprecation_messages: the names every ansible-core
 # from 2.15 to 2.21 has (get_warnings/get_deprecations are 2.19's only).
+from ansible.module_utils import basic
 from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
 
@@ -69,8 +70,7 @@ def exit_large(module, **result):
     """module.exit_json(**result), printed by the C encoder when that is the same."""
     if module.no_log_values or get_warning_messages() or get_deprecation_messages() or 'path' in result:
         _exit_json(module, result)
-    document = dict(result)
-    document.setdefault('invocation', {'module_args': module.params})
+    document = _with_invocation(module, dict(result))
     try:
         # allow_nan=False: NaN is not JSON; a value json cannot represent
         # goes the long way, where ansible-core decides what to do with it.
@@ -87,6 +87,17 @@ def exit_large(module, **result):
     # exit_json's own ending (clean-up, the document, exit 0), for results
     # it would print as the same document, only slower.
     sys.exit(0)  # pylint: disable=ansible-bad-function
+
+
+def _with_invocation(module, document):
+    """The invocation as exit_json() adds it: always before ansible-core 2.21; from 2.21 only when the
+    controller asks for it (_ansible_inject_invocation, off by default), else not at all."""
+    if '_ansible_inject_invocation' in basic.AnsibleModule._return_formatted.__code__.co_consts \
+            and not (getattr(basic, '_PARSED_MODULE_ARGS', None) or {}).get('_ansible_inject_invocation', False):
+        document.pop('invocation', None)
+    else:
+        document.setdefault('invocation', {'module_args': module.params})
+    return document
 
 
 def _exit_json(module, result):

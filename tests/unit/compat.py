@@ -24,3 +24,21 @@ except ImportError:  # ansible-core 2.16 - 2.18
             yield
         finally:
             basic._ANSIBLE_ARGS = saved
+
+
+def _invocation_by_default():
+    from ansible.module_utils import basic as _basic
+    return '_ansible_inject_invocation' not in _basic.AnsibleModule._return_formatted.__code__.co_consts
+
+
+# exit_json() adds `invocation` by itself before ansible-core 2.21; from 2.21 only when the controller asks.
+INVOCATION_BY_DEFAULT = _invocation_by_default()
+
+
+def invocation(result):
+    """The invocation of a module result as this ansible-core's exit_json() would give it (None from 2.21)."""
+    if INVOCATION_BY_DEFAULT:
+        return result['invocation']
+    assert 'invocation' not in result
+    return None
+
