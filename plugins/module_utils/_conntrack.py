@@ -71,6 +71,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._validate impor
     parse_port_range,
     parse_protocol,
     protocol_name,
+    show,
 )
 
 # nfnetlink message types (subsystem CTNETLINK = 1).
@@ -908,7 +909,7 @@ def _choices(values, allowed, param):
     for value in values:
         name = str(value).strip().upper()
         if name not in allowed:
-            raise ValidationError(param, 'unknown value %r (one of %s)' % (value, ', '.join(allowed)))
+            raise ValidationError(param, 'unknown value %s (one of %s)' % (show(value), ', '.join(allowed)))
         result.add(name)
     return result
 
@@ -929,7 +930,7 @@ def build_filter(params):
     flt = Filter()
     family = params.get('family') or 'both'
     if family not in ('ipv4', 'ipv6', 'both'):
-        raise ValidationError('family', 'must be one of ipv4, ipv6, both, got %r' % (family,))
+        raise ValidationError('family', 'must be one of ipv4, ipv6, both, got %s' % (show(family),))
     wanted = None if family == 'both' else family
     if given('protocol'):
         flt.protocol = parse_protocol(params['protocol'], 'protocol')
@@ -962,7 +963,7 @@ def build_filter(params):
     nat = params.get('nat')
     if nat is not None:
         if nat not in NAT_CHOICES:
-            raise ValidationError('nat', 'must be one of %s, got %r' % (', '.join(NAT_CHOICES), nat))
+            raise ValidationError('nat', 'must be one of %s, got %s' % (', '.join(NAT_CHOICES), show(nat)))
         if nat == 'any':
             flt.nat_any = True
         else:
@@ -982,12 +983,12 @@ def build_filter(params):
     if given('zone'):
         zone = params['zone']
         if isinstance(zone, bool) or not isinstance(zone, int) or not 0 <= zone <= 65535:
-            raise ValidationError('zone', 'must be an integer 0-65535, got %r' % (zone,))
+            raise ValidationError('zone', 'must be an integer 0-65535, got %s' % (show(zone),))
         flt.zone = zone
     zone_dir = params.get('zone_dir')
     if zone_dir is not None:
         if zone_dir not in ZONE_DIRS:
-            raise ValidationError('zone_dir', 'must be one of %s, got %r' % (', '.join(ZONE_DIRS), zone_dir))
+            raise ValidationError('zone_dir', 'must be one of %s, got %s' % (', '.join(ZONE_DIRS), show(zone_dir)))
         if flt.zone is None:
             raise ValidationError('zone_dir', 'needs zone: it narrows a zone to the direction it applies to')
         if flt.zone == 0 and zone_dir != 'both':
@@ -1227,7 +1228,7 @@ def control_connection(environ):
     fields = text.split()
     if len(fields) != 4:
         raise ValidationError('protect_control_connection',
-                              'SSH_CONNECTION %r is not "client port server port"' % (text,))
+                              'SSH_CONNECTION %s is not "client port server port"' % (show(text),))
     protect = [tuple(fields)]
     _protect_keys(protect, 'protect_control_connection')
     return protect
@@ -1247,8 +1248,8 @@ def _protect_keys(protect, param='protect'):
         try:
             keys.add((_packed(client), int(cport), _packed(server), int(sport)))
         except (TypeError, ValueError):
-            raise ValidationError(param, '%r is not (client, port, server, port)'
-                                  % ((client, cport, server, sport),))
+            raise ValidationError(param, '%s is not (client, port, server, port)'
+                                  % show((client, cport, server, sport)))
     return keys
 
 

@@ -23,6 +23,8 @@ import socket
 import struct
 import threading
 
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import show
+
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
@@ -299,12 +301,12 @@ def network_namespace(name, param='netns'):
         yield
         return
     if not name or '/' in name or name in ('.', '..') or '\0' in name:
-        raise NamespaceError('%s: %r is not a namespace name' % (param, name))
+        raise NamespaceError('%s: %s is not a namespace name' % (param, show(name)))
     path = os.path.join(NETNS_DIR, name)
     try:
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NamespaceError('%s: network namespace %r does not exist (no %s)' % (param, name, path))
+        raise NamespaceError('%s: network namespace %s does not exist (no %s)' % (param, show(name), path))
     except OSError as exc:
         raise NamespaceError('%s: cannot open %s: %s' % (param, path, exc.strerror))
     try:
@@ -314,7 +316,7 @@ def network_namespace(name, param='netns'):
                 _setns(target, CLONE_NEWNET)
             except OSError as exc:
                 if exc.errno == errno.EPERM:
-                    raise NamespaceError('%s: entering %r needs root (CAP_SYS_ADMIN)' % (param, name))
+                    raise NamespaceError('%s: entering %s needs root (CAP_SYS_ADMIN)' % (param, show(name)))
                 raise NamespaceError('%s: %s is not a network namespace (%s)' % (param, path, exc.strerror))
             try:
                 yield

@@ -17,6 +17,8 @@ import csv
 import io
 import json
 
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import show
+
 TOP_SIZE = 10
 
 # The columns of conntrack_row() and conntrack_rows(), in order; also the CSV header.
@@ -53,13 +55,13 @@ def _columns(rows, columns):
         for row in rows:
             columns.extend(key for key in row if key not in columns)
     if isinstance(columns, str) or not all(isinstance(key, str) for key in columns):
-        raise ReportError('columns: expected a list of key names, got %r' % (columns,))
+        raise ReportError('columns: expected a list of key names, got %s' % (show(columns),))
     return list(columns)
 
 
 def _rows(rows):
     if not isinstance(rows, (list, tuple)) or not all(isinstance(row, dict) for row in rows):
-        raise ReportError('expected a list of dictionaries, got %r' % (rows,))
+        raise ReportError('expected a list of dictionaries, got %s' % (show(rows),))
     return rows
 
 
@@ -81,9 +83,9 @@ def text_table(rows, columns=None, headers=None, max_width=None):
     columns = _columns(rows, columns)
     headers = headers or {}
     if not isinstance(headers, dict):
-        raise ReportError('headers: expected a dictionary of titles, got %r' % (headers,))
+        raise ReportError('headers: expected a dictionary of titles, got %s' % (show(headers),))
     if max_width is not None and (isinstance(max_width, bool) or not isinstance(max_width, int) or max_width < 4):
-        raise ReportError('max_width: expected an integer of 4 or more, got %r' % (max_width,))
+        raise ReportError('max_width: expected an integer of 4 or more, got %s' % (show(max_width),))
     titles = [str(headers.get(key, key)) for key in columns]
     cells = [[_cut(_cell(row.get(key)), max_width) for key in columns] for row in rows]
     right = [any(_is_number(row.get(key)) for row in rows) for key in columns]
@@ -120,7 +122,7 @@ def usage_percent(total, maximum):
 def _summary(result):
     summary = result.get('summary') or {}
     if not isinstance(summary, dict):
-        raise ReportError('summary: expected a dictionary, got %r' % (summary,))
+        raise ReportError('summary: expected a dictionary, got %s' % (show(summary),))
     return summary
 
 
@@ -130,7 +132,7 @@ def conntrack_row(result, host=None):
     A failed or unreachable result gives a row with its error and no counts.
     """
     if not isinstance(result, dict):
-        raise ReportError('expected a conntrack_info result (a dictionary), got %r' % (result,))
+        raise ReportError('expected a conntrack_info result (a dictionary), got %s' % (show(result),))
     row = dict.fromkeys(ROW_COLUMNS)
     row['host'] = host
     if result.get('failed') or result.get('unreachable') or result.get('skipped'):
@@ -166,7 +168,7 @@ def conntrack_row(result, host=None):
 def conntrack_rows(results):
     """conntrack_row() of each host of a dict host: result, in its order."""
     if not isinstance(results, dict):
-        raise ReportError('expected a dictionary of host name to conntrack_info result, got %r' % (results,))
+        raise ReportError('expected a dictionary of host name to conntrack_info result, got %s' % (show(results),))
     return [conntrack_row(result, host) for host, result in results.items()]
 
 
@@ -190,14 +192,14 @@ def conntrack_fleet(results):
     if isinstance(results, dict):
         results = list(results.values())
     if not isinstance(results, (list, tuple)):
-        raise ReportError('expected a list of conntrack_info results, got %r' % (results,))
+        raise ReportError('expected a list of conntrack_info results, got %s' % (show(results),))
     fleet = dict(hosts=0, hosts_failed=0, total=0, max=0, usage_percent=None, matched=0,
                  families={}, protocols={}, tcp_states={}, nat={}, top_destinations=[], top_ports=[])
     destinations, ports = {}, {}
     max_known = True
     for result in results:
         if not isinstance(result, dict):
-            raise ReportError('expected a conntrack_info result (a dictionary), got %r' % (result,))
+            raise ReportError('expected a conntrack_info result (a dictionary), got %s' % (show(result),))
         fleet['hosts'] += 1
         if result.get('failed') or result.get('unreachable') or result.get('skipped'):
             fleet['hosts_failed'] += 1
