@@ -134,8 +134,8 @@ def main():
                 runs[label].append((elapsed, peaks, total, size))
         print('ansible %s localhost -c local -m stateful.netfilter.conntrack_info, %d rounds, medians:'
               % ('-a ARGS', args.rounds))
-        print('%-26s %8s %12s %12s %12s %12s %10s' % ('case', 'wall s', 'ansible MiB', 'worker MiB', 'module MiB',
-                                                       'all at once', 'output MB'))
+        print('%-26s %8s %12s %12s %12s %12s %10s'
+              % ('case', 'wall s', 'ansible MiB', 'worker MiB', 'module MiB', 'all at once', 'output MB'))
         for label, dummy in CASES:
             cases = runs[label]
 

@@ -891,7 +891,6 @@ class Plan(object):
         return ['*%s' % table.name] + body + ['COMMIT']
 
 
-
 def show_line(text):
     """A line of save output as a message quotes it: at most SHOW_MAX characters, control characters escaped."""
     return show(text)[1:-1] if len(text) <= SHOW_MAX else show(text)

@@ -77,8 +77,8 @@ class Lab(object):
         try:
             return json.loads(out[out.index('{'):])
         except ValueError:
-            raise AssertionError('%s did not answer JSON (rc %d): %s %s' % (name, done.returncode, out,
-                                                                             done.stderr.decode('utf-8', 'replace')))
+            raise AssertionError('%s did not answer JSON (rc %d): %s %s'
+                                 % (name, done.returncode, out, done.stderr.decode('utf-8', 'replace')))
 
     def save(self, table='filter', netns=None, family='ipv4'):
         return self.run(['iptables-save' if family == 'ipv4' else 'ip6tables-save', '-t', table], netns)

@@ -6,9 +6,6 @@ mount and network namespace (conftest.Lab), and checks the ruleset with
 iptables-save and, where the defect was about packets, with packets.
 """
 import os
-import stat
-import subprocess
-import time
 
 from netns_lab import wait_for
 
@@ -192,8 +189,8 @@ def test_a_pending_rollback_of_another_scope_blocks_changing_its_policy(lab):
 
 def test_a_foreign_jump_into_an_owned_chain_is_kept_byte_identical(lab):
     args = dict(table='filter', family='ipv4', scope='OW', state='overridden',
-                chains=[dict(name='SNF-OW-INPUT', hook='INPUT', rules=[dict(protocol='tcp', destination_port=22,
-                                                                             jump='ACCEPT')])])
+                chains=[dict(name='SNF-OW-INPUT', hook='INPUT',
+                             rules=[dict(protocol='tcp', destination_port=22, jump='ACCEPT')])])
     assert lab.module('ruleset', args)['changed']
     admin = '-A INPUT -s 10.9.9.9/32 -m comment --comment "admin jump" -j SNF-OW-INPUT'
     lab.restore('*filter\n%s\nCOMMIT\n' % admin)

@@ -41,4 +41,3 @@ def invocation(result):
         return result['invocation']
     assert 'invocation' not in result
     return None
-

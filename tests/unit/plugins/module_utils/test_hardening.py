@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What an attacker tried against the engine (issue 12), each refused: no rule nobody asked for."""
-import json
 import os
 import stat
 
@@ -15,7 +14,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._validate impor
     show,
 )
 
-from test_rollback import AFTER, BEFORE, FakeHost, FakeModule as RollbackModule, Done, make_record, table
+from test_rollback import AFTER, FakeHost, FakeModule as RollbackModule, Done, make_record
 from test_rules_engine import Failed, FakeModule, run
 
 # Every character some reader takes as the end of a line, and the other controls.
