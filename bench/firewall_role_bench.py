@@ -68,6 +68,16 @@ PLAYBOOK = '''---
 '''
 
 
+PING = '''---
+- name: Baseline, one no-op task
+  hosts: gw
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+'''
+
+
 def write_playbook(directory, label, allow, persist):
     allow_file = os.path.join(directory, '%s.json' % label)
     with open(allow_file, 'w') as handle:
@@ -137,11 +147,19 @@ def main():
                 'ansible_python_interpreter': '/usr/bin/python3'}}}}, handle)
         reset = write_playbook(scratch, 'reset', BASE_ALLOW, persist=False)
         bulk = write_playbook(scratch, 'bulk', entries(options.entries), persist=True)
+        ping = os.path.join(scratch, 'ping.yml')
+        with open(ping, 'w') as handle:
+            handle.write(PING)
+        baseline = []
         roles = [('this tree', COLLECTIONS)]
         if options.ref:
             roles.append((options.ref, collection_of_ref(options.ref, os.path.join(scratch, 'ref')) + os.pathsep + COLLECTIONS))
         times = dict((label, {'first': [], 'rerun': []}) for label, dummy in roles)
         for round_number in range(options.rounds):
+            elapsed, dummy = run_playbook(ping, inventory, COLLECTIONS)
+            baseline.append(elapsed)
+            print('round %d, baseline: a playbook of one ping task %.2f s; load %.2f'
+                  % (round_number + 1, elapsed, os.getloadavg()[0]))
             for label, collections in roles:
                 run_playbook(reset, inventory, collections)
                 first, recap_first = run_playbook(bulk, inventory, collections)
@@ -155,10 +173,13 @@ def main():
                          rerun, recap_rerun.split(':', 1)[-1].split('unreachable')[0].strip(), os.getloadavg()[0]))
         print('%d allow entries (%d rules per family), whole ansible-playbook runs, median of %d:'
               % (options.entries, options.entries + 1, options.rounds))
+        ping_median = statistics.median(baseline)
+        print('  %-12s a playbook of one ping task %.2f s (start-up and one remote task: the machine\'s pace)'
+              % ('baseline', ping_median))
         for label, dummy in roles:
             first, rerun = statistics.median(times[label]['first']), statistics.median(times[label]['rerun'])
-            print('  %-12s first run %.2f s (target < 5 s), no-change re-run %.2f s (target < 3 s)'
-                  % (label, first, rerun))
+            print('  %-12s first run %.2f s (target < 5 s), no-change re-run %.2f s (target < 3 s); '
+                  '%.1fx and %.1fx the ping playbook' % (label, first, rerun, first / ping_median, rerun / ping_median))
         if options.ref:
             here, there = times['this tree'], times[options.ref]
             print('  ratio %s / this tree: first run %.2fx, re-run %.2fx'
