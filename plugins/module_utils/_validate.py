@@ -113,14 +113,14 @@ def parse_network(value, param, family=None):
     text = _no_zone(_text(value, param), param)
     try:
         net = ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
+    except ValueError:
         if '/' in text:
             try:
-                ipaddress.ip_network(text, strict=False)
+                loose = ipaddress.ip_network(text, strict=False)
             except ValueError:
                 pass
             else:
-                raise ValidationError(param, '%s has host bits set (%s)' % (show(text), exc))
+                raise ValidationError(param, '%s has host bits set (the network is %s)' % (show(text), loose))
         raise ValidationError(param, '%s is not an IP address or CIDR' % (show(text),))
     check_family(net, family, param)
     return net
