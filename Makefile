@@ -36,6 +36,7 @@ test: setup
 	  "smoke:$(MAKE) --no-print-directory smoke" \
 	  "molecule:$(MAKE) --no-print-directory molecule" \
 	  "demo:bash tests/demo/demo.sh" \
+	  "docs:$(MAKE) --no-print-directory doc-examples" \
 	  "host:bash tests/host_guard.sh compare .cache/host-guard"
 
 demo: setup

@@ -141,7 +141,7 @@ class Lab:
         """Runs ansible-playbook in the work directory; returns what it printed, parsed."""
         label = label or ' '.join(argv)
         start = time.time()
-        proc = subprocess.run(argv, cwd=self.work, env=dict(self.env, **(env or {})),
+        proc = subprocess.run(argv, cwd=self.work, env=dict(self.env, PWD=self.work, **(env or {})),
                               capture_output=True, text=True)
         self.log.write('=== %s (rc %d, %.0fs)\n%s\n%s\n' % (label, proc.returncode, time.time() - start,
                                                             proc.stdout, proc.stderr))
