@@ -48,7 +48,10 @@ for entry in $CONTROLLERS; do
   "$venv/bin/pip" install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
   # shellcheck disable=SC2086
   "$venv/bin/pip" install -q "ansible-core==$core" $pins 2>&1 | grep -v 'is ignored' || true
-  "$venv/bin/ansible-playbook" --version | grep -q "core $core" # fails the set-up if pip failed
+  # Fails the set-up if pip failed. (Not `| grep -q`: grep stops reading at the first match, and under
+  # pipefail ansible-playbook's broken pipe then fails the pipeline.)
+  version=$("$venv/bin/ansible-playbook" --version)
+  [[ $version == *"core $core"* ]] || { echo "[setup] ansible-core $core did not install in $venv" >&2; exit 1; }
   "$venv/bin/python" -c 'import pytest, hypothesis'
   echo "$want" > "$venv/.requirements"
 done
