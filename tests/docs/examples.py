@@ -116,7 +116,7 @@ class Lab:
 
     def udp(self, host, dst, count):
         """count UDP probes from host to dst (one conntrack entry each)."""
-        for _ in range(count):
+        for dummy in range(count):
             sent = json.loads(self.podman(host, 'snf-probe', 'send', 'udp', dst))
             if not sent['ok']:
                 raise ExampleError('lab traffic: udp from %s to %s got no answer: %s' % (host, dst, sent))
@@ -142,15 +142,15 @@ class Lab:
         label = label or ' '.join(argv)
         start = time.time()
         proc = subprocess.run(argv, cwd=self.work, env=dict(self.env, PWD=self.work, **(env or {})),
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         self.log.write('=== %s (rc %d, %.0fs)\n%s\n%s\n' % (label, proc.returncode, time.time() - start,
                                                             proc.stdout, proc.stderr))
         self.log.flush()
         print('  %-70s rc %d  %4.0fs' % (label[:70], proc.returncode, time.time() - start), flush=True)
         doc = parse_output(proc.stdout)
         if proc.returncode != expect_rc:
-            raise ExampleError('%s: rc %d (expected %d)\n%s\n%s' % (label, proc.returncode, expect_rc,
-                                                                   proc.stdout[-4000:], proc.stderr[-2000:]))
+            raise ExampleError('%s: rc %d (expected %d)\n%s\n%s'
+                               % (label, proc.returncode, expect_rc, proc.stdout[-4000:], proc.stderr[-2000:]))
         return doc
 
     def run_block(self, name, expect_rc=(), env=None):
@@ -284,7 +284,7 @@ def sequence(lab):
         doc = lab.play(['ansible-playbook', '-i', 'inventory', 'stateful.netfilter.gateway', '--limit', 'edge1',
                         '-e', json.dumps(changed_rules)] + extra, expect_rc=2, label='guide-conntrack-max %s' % ' '.join(extra))
         failed = failures(doc)
-        check([host for host, _ in failed] == ['edge1'] and 'nat_gateway_conntrack_max' in failed[0][1],
+        check([host for host, dummy in failed] == ['edge1'] and 'nat_gateway_conntrack_max' in failed[0][1],
               'expected edge1 to refuse nat_gateway_conntrack_max, got %s' % failed)
         check(lab.owned('gw') == converged['gw'], 'the refused run changed the rules of gw')
     lab.output('conntrack-max-refused', failed[0][1])
@@ -341,8 +341,8 @@ def sequence(lab):
     check(not os.path.exists('/edge1.ipv4.rules'), 'the CI example wrote to /')
     # The scratch directory the examples run in is printed as '.'.
     lab.output('ci-plan-only', msg_lines(doc, 'Say whether this run applies')[0].replace(lab.work, '.'))
-    doc = lab.run_playbook('guide-ci', 'ci.yml', env={'CI_COMMIT_BRANCH': 'main',
-                                                       'CI_PROJECT_DIR': os.path.join(lab.work, 'project')})
+    doc = lab.run_playbook('guide-ci', 'ci.yml',
+                           env={'CI_COMMIT_BRANCH': 'main', 'CI_PROJECT_DIR': os.path.join(lab.work, 'project')})
     check(all(res.get('changed') for res in results(doc, 'Apply (merge request - plan only), undone by the host in 120 s unless confirmed').values()),
           'the CI playbook on main did not apply')
     check(os.path.exists(os.path.join(lab.work, 'project', 'edge1.ipv4.rules')), 'no artifact in CI_PROJECT_DIR')
@@ -359,7 +359,7 @@ def sequence(lab):
 
 def compare(docs, outputs):
     stale = []
-    for name, (path, _, text) in sorted(docs['output'].items()):
+    for name, (path, dummy, text) in sorted(docs['output'].items()):
         if name not in outputs:
             stale.append('%s: output %s is produced by no example' % (path, name))
         elif text != outputs[name]:
