@@ -11,7 +11,9 @@ interface, no address, no rule, no sysctl.
 
   labnet.py --prefix snf-lab --spec SPEC.json   (switches: snf-lab.lan, ...)
 
-(clean.sh removes the switches again, with the containers.)
+(clean.sh removes the switches again, with the containers.) Run again for a
+container that restarted, it wires that container into the switches that
+are there.
 
 SPEC is a JSON list of hosts:
   [{"name": "gw", "pid": 1234,
@@ -37,10 +39,15 @@ def switch_name(prefix, network):
 def _switch(prefix, network, cache):
     name = switch_name(prefix, network)
     if name not in cache:
-        netns.create(name)
+        # A switch of this lab exists already when a container that
+        # restarted (the boot scenario) is wired again into it.
+        fresh = name not in netns.listnetns()
+        if fresh:
+            netns.create(name)
         ns = NetNS(name)
-        ns.link('add', ifname=BRIDGE, kind='bridge')
-        ns.link('set', index=ns.link_lookup(ifname=BRIDGE)[0], state='up')
+        if fresh:
+            ns.link('add', ifname=BRIDGE, kind='bridge')
+            ns.link('set', index=ns.link_lookup(ifname=BRIDGE)[0], state='up')
         cache[name] = ns
     return cache[name]
 
