@@ -2,7 +2,7 @@
 # One idempotent set-up for a fresh machine (Debian bookworm, as root):
 # system packages, the .venv with the pinned tools, containers.podman from the
 # `ansible` wheel (Galaxy is unreachable), ansible-test's pip bootstrap, the
-# extra ansible-core controllers of the smoke stage, and the lab image. Each
+# extra ansible-core controllers of the smoke stage, and the lab images. Each
 # step checks first and skips when already done, so a second run takes
 # seconds. Run it through `make setup` (or any make target).
 set -euo pipefail
@@ -85,16 +85,20 @@ fi
 #    supported) and 2.21 (the newest), each in a venv under .cache/controllers/.
 bash tests/smoke/controllers.sh
 
-# 6. The lab image, tagged with a hash of its recipe: rebuilt only when the
-#    recipe changes.
-image=$(tests/lab/image/tag.sh)
-if podman image exists "$image"; then
-  step "lab image $image present"
-else
-  step "building lab image $image (debootstrap, about a minute)"
-  tests/lab/image/build.sh "$image"
-  # Drop the images of older recipes.
-  podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/snf-lab:' | grep -vx "$image" \
-    | xargs -r podman rmi >/dev/null || true
-fi
+# 6. The lab images, each tagged with a hash of its recipe: rebuilt only when
+#    the recipe changes. bookworm runs every scenario; bullseye and trixie
+#    the scenario of each extra release; systemd (bookworm, systemd as
+#    PID 1) the boot scenario (tests/lab/image/build.sh).
+for flavor in bookworm bullseye trixie systemd; do
+  image=$(tests/lab/image/tag.sh "$flavor")
+  if podman image exists "$image"; then
+    step "lab image $image present"
+  else
+    step "building lab image $image (debootstrap, about a minute)"
+    tests/lab/image/build.sh "$image" "$flavor"
+    # Drop the images of older recipes of this flavor.
+    podman images --format '{{.Repository}}:{{.Tag}}' | grep "^${image%%:*}:" | grep -vx "$image" \
+      | xargs -r podman rmi >/dev/null || true
+  fi
+done
 step "done"
