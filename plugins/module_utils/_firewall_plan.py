@@ -221,17 +221,22 @@ def _check_rules(model, prefix, origins):
         raise PlanError(entry_message(exc, origins))
 
 
-def entry_message(exc, origins):
-    """The message of a ValidationError of the model, told in terms of the role variable and entry it came from."""
+def entry_message(exc, origins, options=None, role='firewall'):
+    """The message of a ValidationError of the model, told in terms of the role variable and entry it came from.
+
+    origins maps (chain index, rule index) to (variable, entry name); options maps the model key of a rule to
+    the entry option it came from (the firewall role's by default); role prefixes a message without an entry.
+    """
     match = _RULE_PARAM.fullmatch(exc.param or '')
     origin = origins.get((int(match.group(1)), int(match.group(2)))) if match else None
     text = str(exc)
     if origin is None:
-        return 'firewall: %s' % text
+        return '%s: %s' % (role, text)
     variable, name = origin
     detail = text[len(exc.param) + 2:] if text.startswith(exc.param + ': ') else text
     key = match.group(3)
-    return '%s entry %s: %s: %s' % (variable, name, ENTRY_OPTIONS.get(key, key) or 'rule', detail)
+    options = ENTRY_OPTIONS if options is None else options
+    return '%s entry %s: %s: %s' % (variable, name, options.get(key, key) or 'rule', detail)
 
 
 def render(model, scope):

@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Planning of the nat_gateway role: role variables -> the rule model.
+
+Private to the collection. Pure Python, no I/O. plan() turns the role's
+variables into the owned chains of the nat table (translations) and of the
+filter table (FORWARD accepts) in the structure the ruleset module takes
+(the rule model, no iptables syntax), and the sysctls to set; it checks
+every planned rule against the rule model and names the variable and the
+entry in every error. stale() compares the translations in place (as the
+ruleset module's state gathered returns them) with the planned ones and
+returns the conntrack_flush filters of those that changed or went away.
+sysctl_check() tells which sysctls change and whether the host lets them be
+written, from what the role read there.
+
+Rule names carry the identity of a translation (what is translated, not what
+it becomes), so that a changed translation keeps its name and the conntrack
+entries of the old one can be found.
+
+The filter plugins nat_gateway_plan, nat_gateway_stale and
+nat_gateway_sysctls expose these to the role; ruleset_rendered renders the
+planned chains for the rules files.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._engine import desired_owned
+from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import (
+    NAME_PATTERN,
+    PlanError,
+    _port_is_list,
+    _quoted,
+    _text,
+    entry_message,
+)
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope, render
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
+
+SCOPE = 'GW'
+# A full match (fullmatch): '$' would also accept a trailing newline.
+TIMEOUT_PATTERN = re.compile(r'nf_conntrack_[a-z0-9_]*timeout[a-z0-9_]*')
+SECONDS_PATTERN = re.compile(r'[0-9]+')
+DEFAULTS = dict(
+    nat_gateway_forwarding=True,
+    nat_gateway_masquerade=[],
+    nat_gateway_snat=[],
+    nat_gateway_port_forwards=[],
+    nat_gateway_forward_outbound=True,
+    nat_gateway_conntrack_max=None,
+    nat_gateway_conntrack_timeouts={},
+)
+# The model keys of a planned rule, and the entry option each comes from.
+ENTRY_OPTIONS = {'destination_port': 'port', 'to_destination': 'to', 'destination': 'to'}
+# The variable that sets a sysctl, by the sysctl's name (first match).
+SYSCTL_VARIABLES = (
+    (re.compile(r'net\.netfilter\.nf_conntrack_max'), 'nat_gateway_conntrack_max'),
+    (re.compile(r'net\.netfilter\.nf_conntrack_.*timeout.*'), 'nat_gateway_conntrack_timeouts'),
+    (re.compile(r'net\.ipv[46]\..*'), 'nat_gateway_forwarding'),
+)
+SOURCE_NAT = (('nat_gateway_masquerade', 'masq', 'MASQUERADE'), ('nat_gateway_snat', 'snat', 'SNAT'))
+
+
+def split_target(text):
+    """The address and the port part of a NAT target or a port forward's `to`: (address, port or None).
+
+    'ADDR', 'ADDR:PORT', '[IPV6]:PORT', 'A-B:P-Q', and an IPv6 address without brackets (no port).
+    """
+    text = str(text)
+    if text.startswith('['):
+        address, dummy, rest = text[1:].partition(']')
+        return address, (rest[1:] or None) if rest.startswith(':') else None
+    if text.count(':') == 1:
+        address, port = text.split(':')
+        return address, port
+    return text, None
+
+
+def identity(entry):
+    """The identity of a source NAT entry, what it translates: 'SOURCE@INTERFACE' ('any' for either left out).
+
+    A trailing + of an interface prefix becomes '.x' (rule names take no +).
+    """
+    parts = []
+    for field in ('source', 'out_interface'):
+        value = str(entry.get(field) or 'any').strip()
+        parts.append(value[:-1] + '.x' if value.endswith('+') else value)
+    return '@'.join(parts)
+
+
+def _option(entry, name):
+    value = _text(entry.get(name))
+    return value if value else None
+
+
+def check_input(settings):
+    """Raise PlanError for what the argument spec cannot check, every problem at once, naming variable and entries."""
+    problems = []
+    forwards = settings['nat_gateway_port_forwards']
+    names = [entry.get('name') for entry in forwards]
+    bad = [name for name in names if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name)]
+    if bad:
+        problems.append('nat_gateway_port_forwards: names must be 1-48 letters, digits, _ . : / @ or -, starting '
+                        'with a letter or a digit: %s.' % ', '.join(_quoted(name) for name in bad))
+    twice = sorted(set(name for name in names if isinstance(name, str) and names.count(name) > 1))
+    if twice:
+        problems.append('nat_gateway_port_forwards: a name is used twice: %s.' % ', '.join(twice))
+    # The engine takes port lists, but a forward's stale-flush and FORWARD rule use one port or range.
+    lists = [str(entry.get('name')) for entry in forwards if _port_is_list(entry.get('port'))]
+    if lists:
+        problems.append('nat_gateway_port_forwards: port is one port or an A-B range, not a list: %s.'
+                        % ', '.join(lists))
+    for variable, dummy, dummy in SOURCE_NAT:
+        keys = [identity(entry) for entry in settings[variable]]
+        twice = sorted(set(key for key in keys if keys.count(key) > 1))
+        if twice:
+            problems.append('%s: two entries translate the same source out of the same interface: %s.'
+                            % (variable, ', '.join(twice)))
+    timeouts = settings['nat_gateway_conntrack_timeouts']
+    bad = [_quoted(key) for key in timeouts if not isinstance(key, str) or not TIMEOUT_PATTERN.fullmatch(key)]
+    bad += [_quoted(value) for value in timeouts.values()
+            if isinstance(value, bool) or not SECONDS_PATTERN.fullmatch(str(value))]
+    if bad:
+        problems.append('nat_gateway_conntrack_timeouts: expected names of nf_conntrack_*timeout* sysctls (for '
+                        'example nf_conntrack_tcp_timeout_established) with a number of seconds: %s.' % ', '.join(bad))
+    maximum = settings['nat_gateway_conntrack_max']
+    if maximum is not None and (isinstance(maximum, bool) or not SECONDS_PATTERN.fullmatch(str(maximum))
+                                or int(maximum) <= 0):
+        problems.append('nat_gateway_conntrack_max: expected a positive number, got %s.' % _quoted(maximum))
+    if problems:
+        raise PlanError(' '.join(problems))
+
+
+def plan(variables, scope=SCOPE):
+    """{nat_chains, filter_chains, sysctls}: the owned chains of both tables and the sysctls, checked.
+
+    Raises PlanError naming the variable and the entry.
+    """
+    settings = dict(DEFAULTS)
+    settings.update((key, value) for key, value in variables.items() if value is not None)
+    check_input(settings)
+    prefix = check_scope(scope, 'scope')
+    pre, post, forward = [], [], []
+    # Rule lists -> {rule index: (variable, entry)}, for the messages.
+    origins = dict(pre={}, post={}, forward={})
+    outbound = []
+    ipv6 = False
+    for variable, kind, jump in SOURCE_NAT:
+        for entry in settings[variable]:
+            key = identity(entry)
+            rule = dict(name='%s:%s' % (kind, key), jump=jump)
+            if jump == 'SNAT':
+                rule['to_source'] = _text(entry.get('to_source'))
+            rule.update((field, _option(entry, field)) for field in ('source', 'out_interface')
+                        if _option(entry, field))
+            origins['post'][len(post)] = (variable, key)
+            post.append(rule)
+            outbound.append((variable, key, rule))
+            ipv6 = ipv6 or any(':' in (_option(entry, field) or '') for field in ('source', 'to_source'))
+    if settings['nat_gateway_forward_outbound'] and outbound or settings['nat_gateway_port_forwards']:
+        forward.append(dict(name='base:established', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'))
+    if settings['nat_gateway_forward_outbound']:
+        for variable, key, translation in outbound:
+            name = 'out:%s' % key
+            if name in [rule['name'] for rule in forward]:
+                continue  # a masquerade and an SNAT of the same source and interface: one accept
+            rule = dict(name=name, ctstate=['NEW'], jump='ACCEPT')
+            rule.update((field, translation[field]) for field in ('source', 'out_interface') if field in translation)
+            origins['forward'][len(forward)] = (variable, key)
+            forward.append(rule)
+    for entry in settings['nat_gateway_port_forwards']:
+        to = _text(entry.get('to')) or ''
+        address, port = split_target(to)
+        ipv6 = ipv6 or ':' in address
+        protocol = _text(entry.get('protocol')) or 'tcp'
+        dnat = dict(name='pf:%s' % entry['name'], protocol=protocol, destination_port=entry.get('port'), jump='DNAT',
+                    to_destination=to)
+        accept = dict(name='pf:%s' % entry['name'], protocol=protocol, destination=address,
+                      destination_port=port or entry.get('port'), ctstate=['DNAT'], jump='ACCEPT')
+        if _option(entry, 'in_interface'):
+            dnat['in_interface'] = accept['in_interface'] = _option(entry, 'in_interface')
+        origins['pre'][len(pre)] = origins['forward'][len(forward)] = ('nat_gateway_port_forwards', entry['name'])
+        pre.append(dnat)
+        forward.append(accept)
+
+    nat_chains, nat_origins = [], {}
+    for rules, kind, builtin in ((pre, 'pre', 'PREROUTING'), (post, 'post', 'POSTROUTING')):
+        if rules:
+            nat_origins.update(((len(nat_chains), index), origin) for index, origin in origins[kind].items())
+            nat_chains.append(dict(name=prefix + kind.upper(), hook=builtin, hook_position='first', rules=rules))
+    filter_chains, filter_origins = [], {}
+    if forward:
+        filter_origins = dict(((0, index), origin) for index, origin in origins['forward'].items())
+        filter_chains.append(dict(name=prefix + 'FORWARD', hook='FORWARD', hook_position='first', rules=forward))
+    _check_rules(nat_chains, 'nat', prefix, nat_origins)
+    _check_rules(filter_chains, 'filter', prefix, filter_origins)
+
+    sysctls = {}
+    if settings['nat_gateway_forwarding']:
+        sysctls['net.ipv4.ip_forward'] = 1
+        if ipv6:
+            sysctls['net.ipv6.conf.all.forwarding'] = 1
+    if settings['nat_gateway_conntrack_max'] is not None:
+        sysctls['net.netfilter.nf_conntrack_max'] = int(settings['nat_gateway_conntrack_max'])
+    for key, value in settings['nat_gateway_conntrack_timeouts'].items():
+        sysctls['net.netfilter.%s' % key] = int(value)
+    return dict(nat_chains=nat_chains, filter_chains=filter_chains, sysctls=sysctls)
+
+
+def _check_rules(chains, table, prefix, origins):
+    """Check every planned rule of a table in each family; an error names the variable and the entry."""
+    try:
+        for family in FAMILIES:
+            desired_owned(dict(family='both', chains=chains), family, table, prefix)
+    except ValidationError as exc:
+        raise PlanError(entry_message(exc, origins, ENTRY_OPTIONS, 'nat_gateway'))
+
+
+# ---------------------------------------------------------------------------
+# Stale translations
+
+def planned_texts(chains, family, prefix):
+    """{rule name: canonical rule text} of the planned nat chains in one family."""
+    owned = desired_owned(dict(family='both', chains=chains), family, 'nat', prefix)
+    return dict((rule.name, rule.text) for chain in owned.chains.values() for rule in chain.rules if rule.name)
+
+
+def _flush_filters(spec, family):
+    """The conntrack_flush filters of the entries a translation made (none for rules of other targets)."""
+    name = spec['name']
+    if spec.get('jump') in ('SNAT', 'MASQUERADE'):
+        flt = dict(name=name, family=family, nat='snat', src=spec.get('source'))
+        if spec['jump'] == 'SNAT':
+            address, dummy = split_target(spec.get('to_source') or '')
+            if '-' not in address:
+                flt['reply_dst'] = address
+        return [flt]
+    if spec.get('jump') != 'DNAT':
+        return []
+    address, port = split_target(spec.get('to_destination') or '')
+    ports = spec.get('destination_port')
+    return [dict(name=name, family=family, nat='dnat', protocol=spec.get('protocol'),
+                 dport=str(dport).replace(':', '-') if dport else None,
+                 reply_src=address if '-' not in address else None,
+                 reply_sport=port if port and '-' not in port else None)
+            for dport in (ports if isinstance(ports, list) else [ports])]
+
+
+def stale(gathered, chains, scope=SCOPE):
+    """The conntrack_flush filters of the translations in place that the planned chains change or drop.
+
+    gathered is the ruleset module's `gathered` result of the nat table
+    ({family: {chains: [{rules: [spec]}]}}); chains the planned nat chains.
+    A translation is stale when no planned rule of its name renders the same
+    in its family. Each filter carries the name of the old rule.
+    """
+    prefix = check_scope(scope, 'scope')
+    filters = []
+    for family in sorted(gathered):
+        specs = [spec for chain in gathered[family].get('chains') or [] for spec in chain.get('rules') or []
+                 if spec.get('name')]
+        if not specs:
+            continue
+        new = planned_texts(chains, family, prefix)
+        for spec in specs:
+            if new.get(spec['name']) != render(spec):
+                filters.extend(_flush_filters(spec, family))
+    return filters
+
+
+# ---------------------------------------------------------------------------
+# Sysctls
+
+def sysctl_path(name):
+    return '/proc/sys/%s' % name.replace('.', '/')
+
+
+def sysctl_check(sysctls, read=None, stats=None, host='the host'):
+    """What the role needs to know about the sysctls to set, from what it read on the host.
+
+    sysctls: the planned {name: value}. read: the result of reading the
+    paths (a command: rc, stderr, stdout_lines, one value per path, in
+    order), or None before reading. stats: the results of a stat of each
+    path to change (item, stat.writeable), or None before. Returns
+    {paths, changes, message}: the /proc/sys paths to read, the names whose
+    value changes, and the message to fail with ('' when all is well).
+    """
+    names = list(sysctls)
+    result = dict(paths=[sysctl_path(name) for name in names], changes=[], message='')
+    if read is None or not names:
+        return result
+    if read.get('rc', 0) != 0:
+        result['message'] = ('nat_gateway: a sysctl to set does not exist on %s: %s. Nothing was changed.'
+                             % (host, (read.get('stderr') or '').strip()))
+        return result
+    current = list(read.get('stdout_lines') or [])
+    current += [None] * (len(names) - len(current))
+    result['changes'] = [name for name, now in zip(names, current) if str(sysctls[name]) != now]
+    if stats is None:
+        return result
+    readonly = [item.get('item') for item in stats if not (item.get('stat') or {}).get('writeable')]
+    readonly = [name for name in readonly if name in sysctls]
+    if readonly:
+        result['message'] = (
+            '%s is read-only on %s (the role would change it to %s). Inside a container\'s network namespace the '
+            'kernel keeps nf_conntrack_max global: set it on the host, or leave the variable unset. Nothing was '
+            'changed.' % ('; '.join(_named(name) for name in readonly), host,
+                          ', '.join(str(sysctls[name]) for name in readonly)))
+    return result
+
+
+def _named(name):
+    """A sysctl as a message names it: with the variable that sets it."""
+    for pattern, variable in SYSCTL_VARIABLES:
+        if pattern.fullmatch(name):
+            return '%s: %s' % (variable, name)
+    return name
