@@ -37,6 +37,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     infer_family,
     make_rule,
     merge_rules,
+    negated,
     put_rule,
     read_owned,
 )
@@ -145,9 +146,10 @@ def desired_owned(params, family, table, scope_prefix, with_rules=True):
             raise ValidationError(param, '%s is not a built-in chain of the %s table (%s)'
                                   % (chain, table, ', '.join(BUILTIN_CHAINS[table])))
         policy = str(policy).upper()
-        if policy not in POLICIES or (table == 'nat' and policy != 'ACCEPT'):
+        # Only the filter table decides; a DROP policy in nat, mangle or raw would drop every packet unseen.
+        if policy not in POLICIES or (table != 'filter' and policy != 'ACCEPT'):
             raise ValidationError(param, '%r is not a policy of the %s table (%s)'
-                                  % (policy, table, 'ACCEPT' if table == 'nat' else ', '.join(POLICIES)))
+                                  % (policy, table, ', '.join(POLICIES) if table == 'filter' else 'ACCEPT'))
         policies.append((chain, policy))
     chains = []
     for index, raw in enumerate(params.get('chains') or []):
@@ -296,6 +298,8 @@ NAT_TYPES = {
     'redirect': ('REDIRECT', 'SNF-NAT-PRE', 'PREROUTING'),
 }
 NAT_SCOPE = 'NAT'
+# The match options a conntrack flush of nat_rule filters on (see _conntrack_filters).
+FLUSH_KEYS = ('source', 'destination', 'source_port', 'destination_port')
 NAT_RULE_KEYS = ('name', 'protocol', 'source', 'destination', 'in_interface', 'out_interface', 'source_port',
                  'destination_port', 'comment', 'to_source', 'to_destination', 'to_ports', 'random',
                  'random_fully', 'persistent')
@@ -417,6 +421,13 @@ def run_nat_rule(module):
         except ValidationError as exc:
             _fail(module, exc)
         touched.extend((family, spec) for spec in changed_specs)
+    if params['flush_conntrack']:
+        for family, spec in touched:
+            inverted = [key for key in FLUSH_KEYS if negated(spec.get(key))]
+            if inverted:
+                module.fail_json(msg='flush_conntrack: a conntrack filter cannot match the negated %s %r of the rule; '
+                                     'nothing was changed (flush with conntrack_flush instead)'
+                                     % (inverted[0], spec[inverted[0]]), param='flush_conntrack')
     conntrack = _load_conntrack(module) if params['flush_conntrack'] and touched else None
     engine.warn_other_backend()
     if any(plan.changed for plan in plans):

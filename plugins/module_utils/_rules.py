@@ -59,18 +59,60 @@ LOG_PREFIX_MAX = 29
 BUILTIN_CHAINS = {
     'filter': ('INPUT', 'FORWARD', 'OUTPUT'),
     'nat': ('PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'),
+    'mangle': ('PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'),
+    'raw': ('PREROUTING', 'OUTPUT'),
 }
 POLICIES = ('ACCEPT', 'DROP')
 TARGETS = {
     'filter': ('ACCEPT', 'DROP', 'REJECT', 'LOG', 'RETURN'),
     'nat': ('ACCEPT', 'RETURN', 'LOG', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT'),
+    'mangle': ('ACCEPT', 'DROP', 'RETURN', 'LOG', 'TCPMSS'),
+    'raw': ('ACCEPT', 'DROP', 'RETURN', 'LOG', 'CT'),
 }
 RULE_KEYS = (
     'name', 'family', 'protocol', 'source', 'destination', 'in_interface', 'out_interface',
     'source_port', 'destination_port', 'syn', 'icmp_type', 'ctstate', 'limit', 'limit_burst', 'comment',
     'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination', 'to_ports',
     'random', 'random_fully', 'persistent',
+    'port', 'tcp_flags', 'ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport',
+    'ctreplsrcport', 'ctrepldstport', 'ctstatus', 'ctdir', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
 )
+# Options a leading '!' negates ('!10.0.0.0/8', '!eth0', '!22', ['!', 80, 443]), as iptables' '! -s ...'.
+NEGATABLE = (
+    'source', 'destination', 'in_interface', 'out_interface', 'source_port', 'destination_port', 'port',
+    'tcp_flags', 'ctstate', 'ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport',
+    'ctreplsrcport', 'ctrepldstport', 'ctstatus',
+)
+NOT = '!'
+# The conntrack match's options in the order libxt_conntrack prints them (after --ctstate).
+CT_ADDRESSES = ('ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst')
+CT_PORTS = ('ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport')
+CT_KEYS = ('ctstate',) + CT_ADDRESSES + CT_PORTS + ('ctstatus', 'ctdir')
+# Conntrack status bits in the order iptables prints them (NONE: no bit set).
+CTSTATUS = ('EXPECTED', 'SEEN_REPLY', 'ASSURED', 'CONFIRMED')
+CTDIRS = ('ORIGINAL', 'REPLY')
+# TCP flags in the order libxt_tcp prints them; ALL and NONE are its shorthands.
+TCP_FLAGS = ('FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG')
+# Conntrack helpers of the kernel (nf_conntrack_*): name -> (protocols, families). A helper only
+# attaches to a connection of its protocol (measured: the kernel refuses CT --helper ftp without -p tcp).
+HELPERS = {
+    'ftp': (('tcp',), ('ipv4', 'ipv6')),
+    'tftp': (('udp',), ('ipv4', 'ipv6')),
+    'irc': (('tcp',), ('ipv4',)),
+    'sip': (('udp', 'tcp'), ('ipv4', 'ipv6')),
+    'amanda': (('udp',), ('ipv4', 'ipv6')),
+    'pptp': (('tcp',), ('ipv4',)),
+    'sane': (('tcp',), ('ipv4', 'ipv6')),
+    'snmp': (('udp',), ('ipv4',)),
+    'snmp_trap': (('udp',), ('ipv4',)),
+    'netbios-ns': (('udp',), ('ipv4',)),
+    'RAS': (('udp',), ('ipv4', 'ipv6')),
+    'Q.931': (('tcp',), ('ipv4', 'ipv6')),
+}
+# --set-mss: from the kernel's smallest TCP MSS (TCP_MIN_MSS) to the largest an IP packet can carry.
+MSS_RANGE = (88, 65495)
+# The hooks TCPMSS --clamp-mss-to-pmtu works in (xt_TCPMSS refuses the others).
+CLAMP_HOOKS = ('FORWARD', 'OUTPUT', 'POSTROUTING')
 
 # Order in which iptables prints conntrack states.
 CTSTATES = ('INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT')
@@ -152,9 +194,15 @@ TARGET_OPTIONS = {
     'random': ('SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT'),
     'random_fully': ('SNAT', 'MASQUERADE'),
     'persistent': ('SNAT', 'DNAT'),
+    'helper': ('CT',),
+    'notrack': ('CT',),
+    'set_mss': ('TCPMSS',),
+    'clamp_mss_to_pmtu': ('TCPMSS',),
 }
 # Order of the flags after a NAT target, as iptables-save prints them.
 NAT_FLAGS = (('random', '--random'), ('random_fully', '--random-fully'), ('persistent', '--persistent'))
+# Flags of the CT and TCPMSS targets.
+TARGET_FLAGS = (('notrack', '--notrack'), ('clamp_mss_to_pmtu', '--clamp-mss-to-pmtu'))
 
 # Every pattern is used with fullmatch(): '$' would also accept a trailing newline.
 _CHAIN_NAME = re.compile(r'%s[A-Za-z0-9_-]+' % re.escape(PREFIX))
@@ -260,7 +308,7 @@ def infer_family(raw):
         value = raw.get(key)
         if not _given(value) or not isinstance(value, str):
             continue
-        text = value.strip()
+        text = value.strip().lstrip(NOT).strip()
         if text.startswith('['):
             text = text[1:].split(']')[0]
         elif text.count(':') == 1:
@@ -278,6 +326,51 @@ def infer_family(raw):
             return None
         return {1: 'ipv4', 58: 'ipv6'}.get(number)
     return None
+
+
+def split_not(value):
+    """(negated, value without its '!'): '!10.0.0.0/8', '! eth0', ['!', 80, 443] and ['!80', 443] are negated."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(NOT):
+            return True, text[1:].strip()
+        return False, value
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+        first = value[0].strip()
+        if first == NOT:
+            return True, list(value[1:])
+        if first.startswith(NOT):
+            return True, [first[1:].strip()] + list(value[1:])
+    return False, value
+
+
+def negated(value):
+    """True when a spec value is negated ('!22', ['!', '80', '443'])."""
+    if isinstance(value, str):
+        return value.startswith(NOT)
+    return isinstance(value, list) and bool(value) and value[0] == NOT
+
+
+def plain(value):
+    """A spec value without its negation."""
+    if isinstance(value, str):
+        return value[1:] if value.startswith(NOT) else value
+    return value[1:] if negated(value) else value
+
+
+def _with_not(value, neg):
+    if not neg:
+        return value
+    return [NOT] + value if isinstance(value, list) else NOT + value
+
+
+def _args(spec, name, flag):
+    """['!', flag, value] or [flag, value] for a spec value (a list is joined with commas)."""
+    value = spec[name]
+    text = plain(value)
+    if isinstance(text, list):
+        text = ','.join(text)
+    return ([NOT] if negated(value) else []) + [flag, str(text)]
 
 
 def _ports(value, param):
@@ -318,14 +411,16 @@ def _nat_ports(text, param):
     return str(low) if low == high else '%d-%d' % (low, high)
 
 
-def _nat_target(value, param, family):
-    """Canonical --to-source/--to-destination: ADDR[-ADDR][:PORT[-PORT]], IPv6 in brackets with ports.
+def _nat_target(value, param, family, shift=False):
+    """Canonical --to-source/--to-destination: ADDR[-ADDR][:PORT[-PORT[/BASE]]], IPv6 in brackets with ports.
 
-    Returns (text, has_ports).
+    An IPv6 range is 'dead::beef-dead::fee7' or, with ports, '[a::1-a::9]:1025-65535'. shift
+    allows DNAT's port shifting ('10.0.0.1:1000-2000/3000': ports 3000-4000 of the packet map to
+    1000-2000; iptables 1.8.9 and the kernels here print and honour it). Returns (text, has_ports).
     """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(param, 'expected an address, got %s' % (show(value),))
-    text = value.strip()
+    text = check_text(value, param).strip()
     ports = None
     if text.startswith('['):
         addr_text, sep, rest = text[1:].partition(']')
@@ -336,7 +431,7 @@ def _nat_target(value, param, family):
         addr_text, ports = text.split(':')
     else:
         addr_text = text
-    parts = addr_text.split('-') if '.' in addr_text else [addr_text]
+    parts = addr_text.split('-')
     if len(parts) > 2:
         raise ValidationError(param, '%s is not an address or a range of addresses' % (show(text),))
     addrs = [parse_address(part, param, family) for part in parts]
@@ -344,7 +439,17 @@ def _nat_target(value, param, family):
         raise ValidationError(param, 'address range %s-%s is reversed' % (addrs[0], addrs[1]))
     out = str(addrs[0]) if len(addrs) == 1 or addrs[0] == addrs[1] else '%s-%s' % tuple(addrs)
     if ports is not None:
+        ports, slash, base = ports.partition('/')
         ports = _nat_ports(ports, param)
+        if slash:
+            if not shift:
+                raise ValidationError(param, '%s: port shifting (/BASE) is for DNAT only' % (show(text),))
+            if '-' not in ports:
+                raise ValidationError(param, '%s: port shifting (/BASE) needs a range of ports' % (show(text),))
+            low, high = parse_port_range(base, param)
+            if low != high:
+                raise ValidationError(param, '%s: the base of a port shift is one port' % (show(text),))
+            ports = '%s/%d' % (ports, low)
         out = '[%s]:%s' % (out, ports) if addrs[0].version == 6 else '%s:%s' % (out, ports)
     return out, ports is not None
 
@@ -404,6 +509,9 @@ def check_hook(spec, builtin, param=''):
         raise ValidationError(param + interface, 'is not known in %s, the rule would never match' % builtin)
     if spec['jump'] in targets:
         raise ValidationError(param + 'jump', '%s cannot be used in a chain hooked from %s' % (spec['jump'], builtin))
+    if spec.get('clamp_mss_to_pmtu') and builtin not in CLAMP_HOOKS:
+        raise ValidationError(param + 'clamp_mss_to_pmtu', 'works in chains hooked from %s only (the kernel '
+                                                           'refuses it in %s)' % (', '.join(CLAMP_HOOKS), builtin))
 
 
 def kernel_comment(spec):
@@ -414,6 +522,98 @@ def kernel_comment(spec):
     if spec.get('comment'):
         parts.append(spec['comment'])
     return ' '.join(parts) or None
+
+
+def _names(value, param, what):
+    """Upper-case names from a list or a comma-separated string."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    names = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ValidationError(param, 'expected %s, got %s' % (what, show(item)))
+        names.extend(part.strip().upper() for part in check_text(str(item), param).split(','))
+    return names
+
+
+def _tcp_flags(value, param):
+    """Canonical --tcp-flags 'MASK COMP' from 'SYN,RST SYN' or {flags: [SYN, RST], flags_set: [SYN]}."""
+    if isinstance(value, dict):
+        extra = sorted(set(value) - set(['flags', 'flags_set']))
+        if extra or not _given(value.get('flags')):
+            raise ValidationError(param, 'expected {flags: [...], flags_set: [...]} or "FLAGS SET", got %s'
+                                  % (show(value),))
+        parts = [value['flags'], value.get('flags_set') or 'NONE']
+    elif isinstance(value, str):
+        parts = check_text(value, param).split()
+        if len(parts) != 2:
+            raise ValidationError(param, '%s is not "FLAGS SET" (e.g. "SYN,RST SYN" or "ALL NONE")' % (show(value),))
+    else:
+        raise ValidationError(param, 'expected "FLAGS SET" or {flags: [...], flags_set: [...]}, got %s'
+                              % (show(value),))
+    sets = []
+    for part in parts:
+        names = set()
+        for flag in _names(part, param, 'TCP flags'):
+            if flag == 'ALL':
+                names.update(TCP_FLAGS)
+            elif flag in TCP_FLAGS:
+                names.add(flag)
+            elif flag != 'NONE':
+                raise ValidationError(param, '%s is not a TCP flag (%s, ALL, NONE)'
+                                      % (show(flag), ', '.join(TCP_FLAGS)))
+        sets.append(names)
+    mask, comp = sets
+    if not mask:
+        raise ValidationError(param, 'examines no flag: it would match every TCP packet; leave it out')
+    if comp - mask:
+        raise ValidationError(param, '%s set but not among the flags examined (%s): the rule would never match'
+                              % (','.join(f for f in TCP_FLAGS if f in comp - mask),
+                                 ','.join(f for f in TCP_FLAGS if f in mask)))
+    return ' '.join(','.join(f for f in TCP_FLAGS if f in names) or 'NONE' for names in (mask, comp))
+
+
+def _make_conntrack(raw, value, neg, spec, family, key, matches_nothing):
+    """The options of the conntrack match (--ctstate, --ctorig*, --ctrepl*, --ctstatus, --ctdir)."""
+    if 'ctstate' in value:
+        states = _names(value['ctstate'], key('ctstate'), 'a conntrack state')
+        bad = [s for s in states if s not in CTSTATES]
+        if bad:
+            raise ValidationError(key('ctstate'), '%s is not a conntrack state (%s)'
+                                  % (show(bad[0]), ', '.join(CTSTATES)))
+        spec['ctstate'] = _with_not([s for s in CTSTATES if s in states], neg['ctstate'])
+    for name in CT_ADDRESSES:
+        if name in value:
+            net = parse_network(value[name], key(name), family)
+            if net.prefixlen == net.max_prefixlen:
+                spec[name] = _with_not(str(net.network_address), neg[name])
+            elif net.prefixlen:
+                spec[name] = _with_not(str(net), neg[name])
+            elif neg[name]:
+                raise matches_nothing(name)
+    for name in CT_PORTS:
+        if name in value:
+            if isinstance(value[name], (list, tuple)):
+                raise ValidationError(key(name), 'expected one port or range, got %s' % (show(raw[name]),))
+            ports = _ports(value[name], key(name))
+            if ports:
+                spec[name] = _with_not(ports, neg[name])
+            elif neg[name]:
+                raise matches_nothing(name)
+    if 'ctstatus' in value:
+        status = _names(value['ctstatus'], key('ctstatus'), 'a conntrack status')
+        bad = [s for s in status if s not in CTSTATUS + ('NONE',)]
+        if bad:
+            raise ValidationError(key('ctstatus'), '%s is not a conntrack status (NONE, %s)'
+                                  % (show(bad[0]), ', '.join(CTSTATUS)))
+        if 'NONE' in status and len(set(status)) > 1:
+            raise ValidationError(key('ctstatus'), 'NONE (no status bit) cannot be combined with %s'
+                                  % [s for s in status if s != 'NONE'][0])
+        spec['ctstatus'] = _with_not([s for s in CTSTATUS if s in status] or ['NONE'], neg['ctstatus'])
+    if _given(raw.get('ctdir')):
+        ctdir = raw['ctdir']
+        if not isinstance(ctdir, str) or ctdir.strip().upper() not in CTDIRS:
+            raise ValidationError(key('ctdir'), '%s is not a direction (%s)' % (show(ctdir), ', '.join(CTDIRS)))
+        spec['ctdir'] = ctdir.strip().upper()
 
 
 def make_rule(raw, family, table, param=''):
@@ -449,39 +649,60 @@ def make_rule(raw, family, table, param=''):
             raise ValidationError(key('protocol'), '%s is not a protocol of %s rules' % (raw['protocol'], family))
         protocol = SPEC_PROTOCOL_NAMES.get(number, str(number))
         spec['protocol'] = protocol
+    neg, value = {}, {}
+    for name in NEGATABLE:
+        if given(name):
+            neg[name], value[name] = split_not(raw[name])
+            if not _given(value[name]):
+                raise ValidationError(key(name), "%s: '!' negates nothing" % (show(raw[name]),))
+
+    def matches_nothing(name):
+        return ValidationError(key(name), "%s: '!' with any value matches nothing; leave the option out"
+                               % (show(raw[name]),))
+
     for name in ('source', 'destination'):
-        if given(name):
-            net = parse_network(raw[name], key(name), family)
+        if name in value:
+            net = parse_network(value[name], key(name), family)
             if net.prefixlen:
-                spec[name] = str(net)
+                spec[name] = _with_not(str(net), neg[name])
+            elif neg[name]:
+                raise matches_nothing(name)
     for name in ('in_interface', 'out_interface'):
-        if given(name):
-            spec[name] = check_interface(raw[name], key(name))
-    for name in ('source_port', 'destination_port'):
-        if given(name):
-            ports = _port_list(raw[name], key(name))
+        if name in value:
+            spec[name] = _with_not(check_interface(value[name], key(name)), neg[name])
+    for name in ('source_port', 'destination_port', 'port'):
+        if name in value:
+            ports = _port_list(value[name], key(name))
+            if name == 'port' and ports is not None and not isinstance(ports, list):
+                ports = [ports]
             if isinstance(ports, list) and protocol not in MULTIPORT_PROTOCOLS:
                 raise ValidationError(key(name), 'a list of ports needs protocol %s' % ', '.join(MULTIPORT_PROTOCOLS))
             if not isinstance(ports, list) and protocol not in PORT_PROTOCOLS:
                 raise ValidationError(key(name), 'ports need protocol %s' % ', '.join(PORT_PROTOCOLS))
             if ports:
-                spec[name] = ports
+                spec[name] = _with_not(ports, neg[name])
+            elif neg[name]:
+                raise matches_nothing(name)
     if raw.get('syn') is not None:
         if not isinstance(raw['syn'], bool):
             raise ValidationError(key('syn'), 'expected true or false, got %s' % (show(raw['syn']),))
         if protocol != 'tcp':
             raise ValidationError(key('syn'), 'needs protocol tcp')
         spec['syn'] = raw['syn']
+    if 'tcp_flags' in value:
+        if 'syn' in spec:
+            raise ValidationError(key('tcp_flags'), 'conflicts with syn (syn is tcp_flags "FIN,SYN,RST,ACK SYN"): '
+                                                    'give one of them')
+        if protocol != 'tcp':
+            raise ValidationError(key('tcp_flags'), 'needs protocol tcp')
+        flags = _tcp_flags(value['tcp_flags'], key('tcp_flags'))
+        if flags == ' '.join(SYN_FLAGS):
+            spec['syn'] = not neg['tcp_flags']
+        else:
+            spec['tcp_flags'] = _with_not(flags, neg['tcp_flags'])
     if given('icmp_type'):
         spec['icmp_type'] = _icmp_type(raw['icmp_type'], key('icmp_type'), protocol, family)
-    if given('ctstate'):
-        states = raw['ctstate']
-        states = [states] if isinstance(states, str) else states
-        states = [s.strip().upper() for part in states for s in str(part).split(',')]
-        bad = [s for s in states if s not in CTSTATES]
-        if bad:
-            raise ValidationError(key('ctstate'), '%s is not a conntrack state (%s)' % (show(bad[0]), ', '.join(CTSTATES)))
-        spec['ctstate'] = [s for s in CTSTATES if s in states]
+    _make_conntrack(raw, value, neg, spec, family, key, matches_nothing)
     if given('limit'):
         spec['limit'] = canonical_rate(raw['limit'], key('limit'))
     if raw.get('limit_burst') is not None:
@@ -541,7 +762,11 @@ def _make_target(raw, spec, family, table, key, given):
         name = 'to_source' if jump == 'SNAT' else 'to_destination'
         if not given(name):
             raise ValidationError(key(name), 'is required with jump %s' % jump)
-        spec[name], has_ports = _nat_target(raw[name], key(name), family)
+        spec[name], has_ports = _nat_target(raw[name], key(name), family, shift=jump == 'DNAT')
+    elif jump == 'CT':
+        _make_ct(raw, spec, family, key)
+    elif jump == 'TCPMSS':
+        _make_tcpmss(raw, spec, key)
     elif given('to_ports'):
         spec['to_ports'] = _nat_ports(raw['to_ports'], key('to_ports'))
         has_ports = True
@@ -553,6 +778,72 @@ def _make_target(raw, spec, family, table, key, given):
             spec[name] = True
 
 
+def _flag(raw, name, key):
+    """A boolean option: True, or False when unset; anything but a bool is refused."""
+    value = raw.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ValidationError(key(name), 'expected true or false, got %s' % (show(value),))
+    return bool(value)
+
+
+def _make_ct(raw, spec, family, key):
+    """CT in the raw table: --helper NAME (for the connections of its protocol) or --notrack, one of them."""
+    notrack = _flag(raw, 'notrack', key)
+    helper = raw.get('helper')
+    if notrack and _given(helper):
+        raise ValidationError(key('helper'), 'conflicts with notrack: an untracked connection has no helper; '
+                                             'give one of them')
+    if notrack:
+        spec['notrack'] = True
+        return
+    if not _given(helper):
+        raise ValidationError(key('helper'), 'jump CT needs helper (%s) or notrack: true'
+                              % ', '.join(sorted(HELPERS)))
+    names = dict((name.lower(), name) for name in HELPERS)
+    if not isinstance(helper, str) or helper.strip().lower() not in names:
+        raise ValidationError(key('helper'), '%s is not a conntrack helper (%s)'
+                              % (show(helper), ', '.join(sorted(HELPERS))))
+    helper = names[helper.strip().lower()]
+    protocols, families = HELPERS[helper]
+    if spec.get('protocol') not in protocols:
+        raise ValidationError(key('helper'), 'the %s helper needs protocol %s (it only attaches to those connections)'
+                              % (helper, ' or '.join(protocols)))
+    if family not in families:
+        raise ValidationError(key('helper'), 'the kernel has no %s helper for %s' % (helper, family))
+    spec['helper'] = helper
+
+
+def _syn_test(spec):
+    """True when the rule only matches TCP packets with SYN set (what xt_TCPMSS checks for)."""
+    if spec.get('syn') is True:
+        return True
+    flags = spec.get('tcp_flags')
+    if not flags or negated(flags):
+        return False
+    mask, comp = flags.split()
+    return 'SYN' in mask.split(',') and 'SYN' in comp.split(',')
+
+
+def _make_tcpmss(raw, spec, key):
+    """TCPMSS in the mangle table: --set-mss N or --clamp-mss-to-pmtu, on TCP SYN packets only."""
+    clamp = _flag(raw, 'clamp_mss_to_pmtu', key)
+    mss = raw.get('set_mss')
+    if clamp and mss is not None:
+        raise ValidationError(key('set_mss'), 'conflicts with clamp_mss_to_pmtu: give one of them')
+    if not clamp and mss is None:
+        raise ValidationError(key('set_mss'), 'jump TCPMSS needs set_mss or clamp_mss_to_pmtu: true')
+    if spec.get('protocol') != 'tcp' or not _syn_test(spec):
+        raise ValidationError(key('jump'), 'TCPMSS changes SYN packets only: it needs protocol tcp and a SYN test '
+                                           '(tcp_flags "SYN,RST SYN", or syn: true)')
+    if clamp:
+        spec['clamp_mss_to_pmtu'] = True
+        return
+    text = str(mss).strip() if isinstance(mss, (str, int)) and not isinstance(mss, bool) else ''
+    if not is_digits(text) or not MSS_RANGE[0] <= int(text) <= MSS_RANGE[1]:
+        raise ValidationError(key('set_mss'), '%s is not an MSS (%d-%d bytes)' % ((show(mss),) + MSS_RANGE))
+    spec['set_mss'] = int(text)
+
+
 # ---------------------------------------------------------------------------
 # Rendering and parsing.
 
@@ -561,29 +852,35 @@ def render(spec):
     out = []
     for name, flag in (('source', '-s'), ('destination', '-d'), ('in_interface', '-i'), ('out_interface', '-o')):
         if name in spec:
-            out += [flag, spec[name]]
+            out += _args(spec, name, flag)
     protocol = spec.get('protocol')
     if protocol:
         number = parse_protocol(protocol, 'protocol')
         out += ['-p', SAVE_PROTOCOL_NAMES.get(number, protocol)]
-    # The protocol's own match (single ports, --syn), then one multiport match
-    # per direction (multiport takes --sports or --dports, not both).
+    # The protocol's own match (single ports, --tcp-flags), then one multiport match
+    # per option (multiport takes one of --sports, --dports, --ports).
     proto_match = []
     for name, flag in (('source_port', '--sport'), ('destination_port', '--dport')):
         if isinstance(spec.get(name), str):
-            proto_match += [flag, spec[name]]
+            proto_match += _args(spec, name, flag)
     if 'syn' in spec:
-        proto_match += ([] if spec['syn'] else ['!']) + ['--tcp-flags'] + list(SYN_FLAGS)
+        proto_match += ([] if spec['syn'] else [NOT]) + ['--tcp-flags'] + list(SYN_FLAGS)
+    if 'tcp_flags' in spec:
+        proto_match += _args(spec, 'tcp_flags', '--tcp-flags')
     if proto_match:
         out += ['-m', protocol] + proto_match
-    for name, flag in (('source_port', '--sports'), ('destination_port', '--dports')):
+    for name, flag in (('source_port', '--sports'), ('destination_port', '--dports'), ('port', '--ports')):
         if isinstance(spec.get(name), list):
-            out += ['-m', 'multiport', flag, ','.join(spec[name])]
+            out += ['-m', 'multiport'] + _args(spec, name, flag)
     if 'icmp_type' in spec:
         out += ['-m', 'icmp', '--icmp-type'] if protocol == 'icmp' else ['-m', 'icmp6', '--icmpv6-type']
         out.append(spec['icmp_type'])
-    if 'ctstate' in spec:
-        out += ['-m', 'conntrack', '--ctstate', ','.join(spec['ctstate'])]
+    conntrack = []
+    for name in CT_KEYS:
+        if name in spec:
+            conntrack += _args(spec, name, '--' + name)
+    if conntrack:
+        out += ['-m', 'conntrack'] + conntrack
     if 'limit' in spec:
         out += ['-m', 'limit', '--limit', spec['limit']]
         if 'limit_burst' in spec:
@@ -598,26 +895,32 @@ def render(spec):
         out += ['--log-prefix', quote(spec['log_prefix'])]
     if 'log_level' in spec:
         out += ['--log-level', str(spec['log_level'])]
-    for name, flag in (('to_source', '--to-source'), ('to_destination', '--to-destination'), ('to_ports', '--to-ports')):
+    for name, flag in (('to_source', '--to-source'), ('to_destination', '--to-destination'),
+                       ('to_ports', '--to-ports'), ('helper', '--helper'), ('set_mss', '--set-mss')):
         if name in spec:
-            out += [flag, spec[name]]
-    for name, flag in NAT_FLAGS:
+            out += [flag, str(spec[name])]
+    for name, flag in NAT_FLAGS + TARGET_FLAGS:
         if spec.get(name):
             out.append(flag)
     return ' '.join(out)
+
 
 
 # iptables-save option -> rule key. Matches loaded with -m must be in _MATCHES.
 _OPTIONS = {
     '-s': 'source', '-d': 'destination', '-i': 'in_interface', '-o': 'out_interface', '-p': 'protocol',
     '--sport': 'source_port', '--dport': 'destination_port', '--sports': 'source_port',
-    '--dports': 'destination_port', '--icmp-type': 'icmp_type',
+    '--dports': 'destination_port', '--ports': 'port', '--icmp-type': 'icmp_type',
     '--icmpv6-type': 'icmp_type', '--ctstate': 'ctstate', '--limit': 'limit', '--limit-burst': 'limit_burst',
     '--comment': 'comment', '-j': 'jump', '--reject-with': 'reject_with', '--log-prefix': 'log_prefix',
     '--log-level': 'log_level', '--to-source': 'to_source', '--to-destination': 'to_destination',
-    '--to-ports': 'to_ports',
+    '--to-ports': 'to_ports', '--ctstatus': 'ctstatus', '--ctdir': 'ctdir', '--helper': 'helper',
+    '--set-mss': 'set_mss',
 }
-_FLAGS = dict((flag, name) for name, flag in NAT_FLAGS)
+_OPTIONS.update(('--' + name, name) for name in CT_ADDRESSES + CT_PORTS)
+_FLAGS = dict((flag, name) for name, flag in NAT_FLAGS + TARGET_FLAGS)
+# Options whose value is a comma-separated list in save syntax.
+_LISTS = ('ctstate', 'ctstatus', 'port')
 _MATCHES = ('tcp', 'udp', 'sctp', 'multiport', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
 
 
@@ -634,14 +937,17 @@ def parse_rule(args, family, table):
         if token in _FLAGS:
             raw[_FLAGS[token]] = True
             pos += 1
-        elif token in ('!', '--tcp-flags'):
-            # --syn, or ! --syn; any other flag test is not in the model.
-            negated = token == '!'
-            start = pos + 1 if negated else pos
-            if tokens[start:start + 3] != ['--tcp-flags'] + list(SYN_FLAGS) or 'syn' in raw:
-                return None
-            raw['syn'] = not negated
-            pos = start + 3
+        elif token == '--tcp-flags' and pos + 2 < len(tokens) and 'tcp_flags' not in raw:
+            raw['tcp_flags'] = '%s %s' % (tokens[pos + 1], tokens[pos + 2])
+            pos += 3
+        elif token == NOT and tokens[pos + 1:pos + 2] == ['--tcp-flags'] and pos + 3 < len(tokens) \
+                and 'tcp_flags' not in raw:
+            raw['tcp_flags'] = '%s%s %s' % (NOT, tokens[pos + 2], tokens[pos + 3])
+            pos += 4
+        elif token == NOT and pos + 2 < len(tokens) and _OPTIONS.get(tokens[pos + 1]) in NEGATABLE \
+                and _OPTIONS[tokens[pos + 1]] not in raw:
+            raw[_OPTIONS[tokens[pos + 1]]] = NOT + tokens[pos + 2]
+            pos += 3
         elif token == '-m' and pos + 1 < len(tokens) and tokens[pos + 1] in _MATCHES:
             pos += 2
         elif token in _OPTIONS and pos + 1 < len(tokens) and _OPTIONS[token] not in raw:
@@ -655,8 +961,9 @@ def parse_rule(args, family, table):
         raw['name'] = name
     if comment:
         raw['comment'] = comment
-    if 'ctstate' in raw:
-        raw['ctstate'] = raw['ctstate'].split(',')
+    for name in _LISTS:
+        if name in raw:
+            raw[name] = raw[name].split(',')
     try:
         spec = make_rule(raw, family, table)
     except ValidationError:

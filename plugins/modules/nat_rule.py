@@ -62,7 +62,10 @@ options:
     type: str
     choices: [ipv4, ipv6, both]
   source:
-    description: Source address or network to match.
+    description:
+      - Source address or network to match. A leading C(!) negates it (V(!10.0.0.0/8), quoted in YAML), as it
+        does for O(destination), the interfaces and the ports; O(flush_conntrack) cannot follow a negated
+        address or port and is refused with one.
     type: str
   destination:
     description: Destination address or network to match.
@@ -91,12 +94,14 @@ options:
   to_source:
     description:
       - The new source for V(snat) (required with it), an address or V(A-B) range with optional
-        V(:port) or V(:port-port); IPv6 with ports as V([addr]:port).
+        V(:port) or V(:port-port); IPv6 as V(dead::beef-dead::fee7), with ports as V([a::1-a::9]:1025-65535).
     type: str
   to_destination:
     description:
-      - The new destination for V(dnat) (required with it), an address with optional V(:port) or
-        V(:port-port); IPv6 with ports as V([addr]:port).
+      - The new destination for V(dnat) (required with it), an address or V(A-B) range with optional V(:port)
+        or V(:port-port); IPv6 as for O(to_source).
+      - V(:A-B/BASE) shifts ports - packets to port BASE+n go to port A+n (V(10.0.0.5:8000-8099/80) sends ports
+        80-179 to 8000-8099).
     type: str
   to_ports:
     description: Port or range to map to, for V(masquerade) and V(redirect).

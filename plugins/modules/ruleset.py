@@ -14,7 +14,8 @@ module: ruleset
 short_description: Manage the collection's own iptables chains of a table, atomically
 version_added: 0.1.0
 description:
-  - Declares the whole content of the chains this collection owns in one table (V(filter) or V(nat)) and
+  - Declares the whole content of the chains this collection owns in one table (V(filter), V(nat), V(mangle) or
+    V(raw)) and
     one or both address families - the rules of each owned chain in order, the built-in chain each owned
     chain hooks into and where, and the policies of the built-in chains.
   - Owned chains are the chains whose names start with C(SNF-). Each is hooked from at most one built-in
@@ -40,9 +41,13 @@ attributes:
     platforms: linux
 options:
   table:
-    description: The table whose owned chains are managed.
+    description:
+      - The table whose owned chains are managed.
+      - V(raw) (built-in chains C(PREROUTING), C(OUTPUT)) takes the V(CT) target, to assign a conntrack helper
+        or to leave packets untracked; V(mangle) (C(PREROUTING), C(INPUT), C(FORWARD), C(OUTPUT), C(POSTROUTING))
+        takes V(TCPMSS), to clamp the MSS of TCP SYN packets.
     type: str
-    choices: [filter, nat]
+    choices: [filter, nat, mangle, raw]
     default: filter
   family:
     description:
@@ -75,7 +80,7 @@ options:
     description:
       - Policies to set on built-in chains, a mapping of chain name to V(ACCEPT) or V(DROP), for example
         C(INPUT) to V(DROP). Only the chains listed are touched.
-      - The V(nat) table accepts no policy other than V(ACCEPT).
+      - The V(nat), V(mangle) and V(raw) tables accept no policy other than V(ACCEPT).
     type: dict
   chains:
     description: The owned chains, in the order their hooks are placed.
@@ -100,7 +105,14 @@ options:
         choices: [first, last]
         default: first
       rules:
-        description: The rules of the chain, in order.
+        description:
+          - The rules of the chain, in order.
+          - A value starting with C(!) negates the match, as C(!) before the option does in iptables
+            (V(!10.0.0.0/8), V(!eth0), V(!22), V(!80,443), or a list whose first element is V(!)). Negation works
+            for O(chains[].rules[].source), O(chains[].rules[].destination), O(chains[].rules[].in_interface),
+            O(chains[].rules[].out_interface), the ports, O(chains[].rules[].tcp_flags), O(chains[].rules[].ctstate),
+            O(chains[].rules[].ctstatus) and the C(ct*) addresses and ports. In YAML, quote such a value (a
+            leading C(!) is a tag). A negated "any" (V(!0.0.0.0/0)) would match nothing and is refused.
         type: list
         elements: dict
         default: []
@@ -142,24 +154,77 @@ options:
               - Or a list of ports and ranges, matched with C(-m multiport --dports), as for
                 O(chains[].rules[].source_port).
             type: raw
+          port:
+            description:
+              - A port, range or list of them that either the source or the destination port must match
+                (C(-m multiport --ports)); needs protocol tcp, udp, udplite, sctp or dccp. At most 15 ports, a range
+                counting 2.
+            type: raw
           syn:
             description:
               - V(true) matches TCP packets with SYN set and ACK, RST and FIN clear (C(--syn), the first packet of a
                 connection); V(false) matches every other TCP packet (C(! --syn)). Unset matches both.
               - With O(chains[].rules[].ctstate) V(NEW) and jump V(DROP), V(false) drops TCP packets that conntrack
                 takes as a new connection but that cannot open one (a stray ACK with C(nf_conntrack_tcp_loose=1)).
-              - Needs O(chains[].rules[].protocol) V(tcp).
+              - Needs O(chains[].rules[].protocol) V(tcp). Conflicts with O(chains[].rules[].tcp_flags).
             type: bool
+          tcp_flags:
+            description:
+              - A TCP flag test (C(--tcp-flags MASK SET)) - the flags examined and those of them that must be set -
+                as a string V(SYN,RST SYN) or V(ALL NONE), or as a mapping with C(flags) and C(flags_set) lists.
+                Flags are C(FIN), C(SYN), C(RST), C(PSH), C(ACK), C(URG), C(ALL) and C(NONE).
+              - The test V(FIN,SYN,RST,ACK SYN) is O(chains[].rules[].syn); a set flag that is not examined, or
+                no flag examined, is refused. Needs O(chains[].rules[].protocol) V(tcp).
+            type: raw
           icmp_type:
             description:
               - ICMP or ICMPv6 type, by name (V(echo-request), V(neighbour-solicitation)), number or type/code.
               - Needs O(chains[].rules[].protocol) V(icmp) (IPv4) or V(icmpv6) (IPv6).
             type: str
           ctstate:
-            description: Conntrack states to match.
+            description:
+              - Conntrack states to match, of V(INVALID), V(NEW), V(RELATED), V(ESTABLISHED), V(UNTRACKED), V(SNAT)
+                and V(DNAT). A first element V(!) (or V(!NEW)) matches every other state.
             type: list
             elements: str
-            choices: [INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT, DNAT]
+          ctorigsrc:
+            description:
+              - Original source address or network of the connection (C(-m conntrack --ctorigsrc)), before any NAT.
+            type: str
+          ctorigdst:
+            description:
+              - Original destination address or network of the connection, before DNAT. With
+                O(chains[].rules[].ctorigdstport), what a DOCKER-USER style filter needs to match a published
+                port by the address and port the client used.
+            type: str
+          ctreplsrc:
+            description: Source address or network of the reply direction (after DNAT, the address translated to).
+            type: str
+          ctrepldst:
+            description: Destination address or network of the reply direction (after SNAT, the address translated to).
+            type: str
+          ctorigsrcport:
+            description: Original source port or range of the connection.
+            type: raw
+          ctorigdstport:
+            description: Original destination port or range of the connection, before DNAT.
+            type: raw
+          ctreplsrcport:
+            description: Source port or range of the reply direction.
+            type: raw
+          ctrepldstport:
+            description: Destination port or range of the reply direction.
+            type: raw
+          ctstatus:
+            description:
+              - Conntrack status bits that must be set, of V(EXPECTED), V(SEEN_REPLY), V(ASSURED), V(CONFIRMED); or
+                V(NONE) (no bit set), alone.
+            type: list
+            elements: str
+          ctdir:
+            description: The direction of the packet in its connection.
+            type: str
+            choices: [ORIGINAL, REPLY]
           limit:
             description: Match at most this rate, for example V(5/min).
             type: str
@@ -173,7 +238,8 @@ options:
             description:
               - The target, V(ACCEPT), V(DROP), V(REJECT), V(LOG), V(RETURN) (filter table);
                 V(ACCEPT), V(RETURN), V(LOG), V(SNAT), V(DNAT), V(MASQUERADE), V(REDIRECT) (nat table);
-                or an owned chain.
+                V(ACCEPT), V(DROP), V(RETURN), V(LOG), V(TCPMSS) (mangle table);
+                V(ACCEPT), V(DROP), V(RETURN), V(LOG), V(CT) (raw table); or an owned chain.
             type: str
             required: true
           reject_with:
@@ -186,10 +252,16 @@ options:
             description: Syslog level of V(LOG), a number 0-7 or a name such as V(info).
             type: raw
           to_source:
-            description: Address, V(A-B) range, optionally with V(:port) or V(:port-port) (IPv6 as V([addr]:port)), for V(SNAT).
+            description:
+              - Address or V(A-B) range, optionally with V(:port) or V(:port-port), for V(SNAT). IPv6 as
+                V(dead::beef-dead::fee7), with ports in brackets V([a::1-a::9]:1025-65535).
             type: str
           to_destination:
-            description: Address with optional V(:port) or V(:port-port) (IPv6 as V([addr]:port)), for V(DNAT).
+            description:
+              - Address or V(A-B) range with optional V(:port) or V(:port-port), for V(DNAT); IPv6 as for
+                O(chains[].rules[].to_source).
+              - V(:A-B/BASE) shifts ports - packets to port BASE+n go to port A+n (V(10.0.0.5:8000-8099/80)
+                sends ports 80-179 to 8000-8099).
             type: str
           to_ports:
             description: Port or range for V(MASQUERADE) and V(REDIRECT).
@@ -206,6 +278,29 @@ options:
             description: Give a client the same address on every connection (V(SNAT), V(DNAT)).
             type: bool
             default: false
+          helper:
+            description:
+              - For V(CT) in the raw table, the conntrack helper to assign (C(-j CT --helper)), of V(ftp), V(tftp),
+                V(sip), V(irc), V(pptp), V(amanda), V(sane), V(snmp), V(snmp_trap), V(netbios-ns), V(RAS) and
+                V(Q.931). Needs the helper's protocol (V(tcp) for ftp, V(udp) for tftp); V(irc), V(pptp), V(snmp),
+                V(snmp_trap) and V(netbios-ns) are IPv4 only.
+              - Since Linux 6.0 helpers are never assigned by port number alone; scope such a rule as narrowly as
+                the traffic allows (interface, destination address and port).
+            type: str
+          notrack:
+            description: For V(CT) in the raw table, leave matching packets untracked (C(-j CT --notrack)).
+            type: bool
+          set_mss:
+            description:
+              - For V(TCPMSS) in the mangle table, the MSS to set in TCP SYN packets (88-65495).
+              - V(TCPMSS) needs O(chains[].rules[].protocol) V(tcp) and a SYN test, O(chains[].rules[].syn) or
+                O(chains[].rules[].tcp_flags) V(SYN,RST SYN).
+            type: int
+          clamp_mss_to_pmtu:
+            description:
+              - For V(TCPMSS) in the mangle table, clamp the MSS to the path MTU less the headers. Only in chains
+                hooked from C(FORWARD), C(OUTPUT) or C(POSTROUTING).
+            type: bool
   rollback_timeout:
     description:
       - Commit-confirm. Before the change is applied, the current owned chains, hooks and managed policies of
@@ -268,6 +363,43 @@ EXAMPLES = r'''
         hook: POSTROUTING
         rules:
           - {name: lan, source: 10.0.0.0/24, out_interface: eth0, jump: MASQUERADE}
+
+- name: FTP helper for the FTP server behind the gateway
+  stateful.netfilter.ruleset:
+    table: raw
+    family: ipv4
+    scope: GW
+    state: overridden
+    chains:
+      - name: SNF-GW-RAW
+        hook: PREROUTING
+        rules:
+          - {name: ftp, in_interface: ppp0, protocol: tcp, destination: 203.0.113.5, destination_port: 21,
+             jump: CT, helper: ftp}
+
+- name: Clamp the MSS of forwarded SYNs to the path MTU
+  stateful.netfilter.ruleset:
+    table: mangle
+    scope: GW
+    state: overridden
+    chains:
+      - name: SNF-GW-MSS
+        hook: FORWARD
+        rules:
+          - {name: clamp, out_interface: ppp0, protocol: tcp, tcp_flags: "SYN,RST SYN", jump: TCPMSS,
+             clamp_mss_to_pmtu: true}
+
+- name: DOCKER-USER style - only the admin network reaches a published port (matched before DNAT)
+  stateful.netfilter.ruleset:
+    table: filter
+    family: ipv4
+    scope: PUB
+    chains:
+      - name: SNF-PUB-FWD
+        hook: FORWARD
+        rules:
+          - {name: web-admin, protocol: tcp, source: "!192.0.2.0/24", ctorigdst: 198.51.100.7,
+             ctorigdstport: 8443, ctstate: [NEW], jump: DROP}
 
 - name: Read the owned chains back
   stateful.netfilter.ruleset:
@@ -343,8 +475,23 @@ def main():
         family=dict(type='str', choices=['ipv4', 'ipv6']),
         icmp_type=dict(type='str'),
         syn=dict(type='bool'),
-        ctstate=dict(type='list', elements='str',
-                     choices=['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT']),
+        port=dict(type='raw'),
+        tcp_flags=dict(type='raw'),
+        ctstate=dict(type='list', elements='str'),
+        ctorigsrc=dict(type='str'),
+        ctorigdst=dict(type='str'),
+        ctreplsrc=dict(type='str'),
+        ctrepldst=dict(type='str'),
+        ctorigsrcport=dict(type='raw'),
+        ctorigdstport=dict(type='raw'),
+        ctreplsrcport=dict(type='raw'),
+        ctrepldstport=dict(type='raw'),
+        ctstatus=dict(type='list', elements='str'),
+        ctdir=dict(type='str', choices=['ORIGINAL', 'REPLY']),
+        helper=dict(type='str'),
+        notrack=dict(type='bool'),
+        set_mss=dict(type='int'),
+        clamp_mss_to_pmtu=dict(type='bool'),
         limit=dict(type='str'),
         limit_burst=dict(type='int'),
         jump=dict(type='str', required=True),
@@ -354,7 +501,7 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=dict(
-            table=dict(type='str', choices=['filter', 'nat'], default='filter'),
+            table=dict(type='str', choices=['filter', 'nat', 'mangle', 'raw'], default='filter'),
             family=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
             state=dict(type='str', choices=['overridden', 'merged', 'deleted', 'gathered', 'rendered'],
                        default='merged'),

@@ -202,7 +202,7 @@ def test_a_state_directory_others_can_write_is_refused(tmp_path):
     ('id', '0123456789abcdef', 'do not name this directory'),
     ('state_dir', '/etc', 'do not name this directory'),
     ('status', 'pending\n', 'status'),
-    ('table', 'mangle', 'table'),
+    ('table', 'security', 'table'),
     ('scope_prefix', 'SNF-X\n-', 'scope_prefix'),
     ('families', {'ipv5': {}}, 'families'),
     ('deadline', 'soon', 'deadline'),

@@ -120,17 +120,28 @@ def test_syn_and_port_lists_captured(backend):
 
 
 @pytest.mark.parametrize('args', [
-    '-p tcp -m tcp --tcp-flags SYN,ACK SYN -j ACCEPT',
-    '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN,ACK -j ACCEPT',
-    '-p tcp -m tcp ! --dport 22 -j ACCEPT',
     '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT',
-    '-p tcp -m multiport --ports 80,443 -j ACCEPT',
-    '-p tcp -m multiport ! --dports 80,443 -j ACCEPT',
     '-p tcp -m tcp --dport 22 -m multiport --dports 80,443 -j ACCEPT',
     '-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 -j ACCEPT',
+    '-p tcp -m tcp --tcp-flags SYN,ACK FIN -j ACCEPT',
+    '! -p tcp -j ACCEPT',
+    '-m conntrack --ctexpire 5 -j ACCEPT',
+    '-m conntrack ! --ctdir REPLY -j ACCEPT',
 ])
 def test_flag_tests_and_port_matches_outside_the_model_are_kept_as_text(args):
     assert r.parse_rule(args, 'ipv4', 'filter') is None
+
+
+@pytest.mark.parametrize('args', [
+    '-p tcp -m tcp --tcp-flags SYN,ACK SYN -j ACCEPT',
+    '-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN,ACK -j ACCEPT',
+    '-p tcp -m tcp ! --dport 22 -j ACCEPT',
+    '-p tcp -m multiport --ports 80,443 -j ACCEPT',
+    '-p tcp -m multiport ! --dports 80,443 -j ACCEPT',
+])
+def test_flag_tests_and_port_matches_the_model_now_reads_round_trip(args):
+    spec = r.parse_rule(args, 'ipv4', 'filter')
+    assert spec is not None and r.render(spec) == args
 
 
 def test_foreign_rules_are_not_understood_but_kept_raw():
