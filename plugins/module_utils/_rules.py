@@ -299,12 +299,12 @@ def check_scope(value, param):
 def infer_family(raw):
     """The family a rule's own content implies ('ipv4', 'ipv6'), or None.
 
-    Looks at the explicit family, the addresses and the ICMP protocol, in
-    that order; unparsable values are left for make_rule() to report.
+    Looks at the explicit family, the addresses (also the conntrack match's)
+    and the ICMP protocol, in that order; unparsable values are left for make_rule() to report.
     """
     if raw.get('family'):
         return raw['family']
-    for key in ('source', 'destination', 'to_source', 'to_destination'):
+    for key in ('source', 'destination', 'to_source', 'to_destination') + CT_ADDRESSES:
         value = raw.get(key)
         if not _given(value) or not isinstance(value, str):
             continue
