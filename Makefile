@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export NO_COLOR := 1
 
-# Molecule scenarios, run in this order by `make molecule`.
+# Molecule scenarios, run by `make molecule`.
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard tests/molecule/*/molecule.yml)))
 
 .PHONY: help setup test demo unit sanity lint molecule clean-lab docs changelog doc-examples lab lab-clean
@@ -29,15 +29,16 @@ setup:
 
 test: setup
 	@bash tests/host_guard.sh snapshot .cache/host-guard
-	@bash tests/stages.sh \
+	@rc=0; bash tests/stages.sh \
 	  "unit:$(MAKE) --no-print-directory unit" \
 	  "sanity:$(MAKE) --no-print-directory sanity" \
 	  "lint:$(MAKE) --no-print-directory lint" \
 	  "smoke:$(MAKE) --no-print-directory smoke" \
-	  "molecule:$(MAKE) --no-print-directory molecule" \
 	  "demo:bash tests/demo/demo.sh" \
 	  "docs:$(MAKE) --no-print-directory doc-examples" \
-	  "host:bash tests/host_guard.sh compare .cache/host-guard"
+	  "&" \
+	  "molecule:$(MAKE) --no-print-directory molecule" || rc=1; \
+	bash tests/host_guard.sh compare .cache/host-guard || rc=1; exit $$rc
 
 demo: setup
 	@bash tests/demo/demo.sh
@@ -58,13 +59,11 @@ sanity:
 lint:
 	@rc=0; yamllint -s . || rc=1; ansible-lint --profile production || rc=1; exit $$rc
 
+# Every scenario (or SCENARIOS), in MOLECULE_LANES parallel lanes with a lab each (tests/molecule.sh).
+MOLECULE_LANES ?= 2
 molecule:
-	@trap 'bash $(CURDIR)/tests/lab/clean.sh' EXIT INT TERM HUP PIPE; \
-	export SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh); \
-	cd tests && for scenario in $(SCENARIOS); do \
-	  echo "=== molecule scenario $$scenario"; \
-	  molecule --base-config lab/molecule-base.yml test -s $$scenario || exit 1; \
-	done
+	@export SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh); \
+	bash tests/molecule.sh $(MOLECULE_LANES) $(SCENARIOS)
 
 clean-lab:
 	bash tests/lab/clean.sh

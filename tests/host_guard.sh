@@ -18,9 +18,10 @@ state() {
   echo "### sysctls"
   sysctl -a 2>/dev/null | grep -E 'forwarding|ip_forward|nf_conntrack_max|accept_dad' | sort
   echo "### lab leftovers (containers, networks, namespaces) of this run's labs"
-  # This run's labs: the suite's prefix and the demo's; other labs (a
-  # developer's, running beside the suite) are theirs to clean.
-  local labs="^(${SNF_LAB_PREFIX:-snf-lab}|snf-demo)\\."
+  # This run's labs: the molecule lanes', the smoke runs', the demo's and
+  # the docs'; other labs (a developer's, running beside the suite) are
+  # theirs to clean.
+  local labs="^(${SNF_LAB_PREFIX:-snf-lab}(-[0-9]+)?|snf-smoke-[0-9]+|snf-demo|snf-docs)\\."
   podman ps -a --format '{{.Names}}' 2>/dev/null | grep -E "$labs" || true
   podman network ls --format '{{.Name}}' 2>/dev/null | grep '^snf-' || true
   ip netns list 2>/dev/null | awk '{print $1}' | grep -E "$labs" || true
