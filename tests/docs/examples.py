@@ -114,12 +114,17 @@ class Lab:
                  if 'SNF-' in line or line.startswith(':') or line.startswith('*')]
         return '\n'.join(re.sub(r'\[[0-9]+:[0-9]+\]', '', line) for line in lines)
 
+    def probe(self, host, proto, dst):
+        """One snf-probe from host to dst; the source address the peer saw."""
+        sent = json.loads(self.podman(host, 'snf-probe', 'send', proto, dst))
+        if not sent['ok']:
+            raise ExampleError('lab traffic: %s from %s to %s got no answer: %s' % (proto, host, dst, sent))
+        return (sent.get('seen') or {}).get('src')
+
     def udp(self, host, dst, count):
         """count UDP probes from host to dst (one conntrack entry each)."""
         for dummy in range(count):
-            sent = json.loads(self.podman(host, 'snf-probe', 'send', 'udp', dst))
-            if not sent['ok']:
-                raise ExampleError('lab traffic: udp from %s to %s got no answer: %s' % (host, dst, sent))
+            self.probe(host, 'udp', dst)
 
     # --- the examples
     def block(self, name, lang=None):
@@ -323,6 +328,30 @@ def sequence(lab):
           'the hint after --check: %s' % hint)
     lab.output('flush-check-hint', hint)
 
+    say('guide: a host over its flush_max_entries fails alone; a failed canary halts the rollout')
+    flush_real = commands(lab.block('guide-flush'))[1]
+    lab.udp('lan', '203.0.113.8', 3)
+    lab.udp('gw2', '203.0.113.8', 1)
+    lab.write('inventory/host_vars/edge2.yml', 'flush_max_entries: 1\n')
+    doc = lab.play(flush_real + ['-e', '{"flush_serial": 2}'], expect_rc=2, label='guide-flush, edge2 over its flush_max_entries')
+    rows = {line.split()[0]: line.split() for line in msg_lines(doc, flush_table)[2:]}
+    check(rows['edge1'][1:4] == ['flushed', '3', '3'] and rows['edge2'][1:4] == ['failed', '2', '0']
+          and 'max_entries' in msg_lines(doc, flush_table)[3], 'max_entries run: %s' % msg_lines(doc, flush_table))
+    check(len(lab.podman('gw2', 'conntrack', '-L', '-p', 'udp', '-d', '203.0.113.8', '--dport', '5000').splitlines()) == 2,
+          'edge2 deleted entries although it refused')
+    lab.output('flush-max-entries', '\n'.join(msg_lines(doc, flush_table)))
+    os.remove(os.path.join(lab.work, 'inventory/host_vars/edge2.yml'))
+    lab.udp('lan', '203.0.113.8', 3)
+    lab.write('inventory/host_vars/edge1.yml', 'flush_max_entries: 0\n')
+    doc = lab.play(flush_real + ['-e', '{"flush_serial": 1}'], expect_rc=2, label='guide-flush, the canary edge1 refuses')
+    rows = {line.split()[0]: line for line in msg_lines(doc, flush_table)[2:]}
+    check(rows['edge1'].split()[1:4] == ['failed', '3', '0'] and 'rollout halted' in rows['edge2'],
+          'halted run: %s' % msg_lines(doc, flush_table))
+    check(len(lab.podman('gw2', 'conntrack', '-L', '-p', 'udp', '-d', '203.0.113.8', '--dport', '5000').splitlines()) == 2,
+          'the halted rollout touched edge2')
+    lab.output('flush-halted', '\n'.join(msg_lines(doc, flush_table)))
+    os.remove(os.path.join(lab.work, 'inventory/host_vars/edge1.yml'))
+
     say('guide: the kube-proxy case, on the k8s_nodes of the overlay')
     lab.run_playbook('guide-kube-proxy', 'kube-proxy.yml')
 
@@ -350,6 +379,11 @@ def sequence(lab):
     say('roles.md: the complete gateway play')
     lab.run_playbook('roles-gateway-play', 'roles-gateway.yml', extra=['--limit', 'edge1'])
     check('SNF-GW' in lab.podman('gw', 'ip6tables-save', '-t', 'nat'), 'no IPv6 translation on gw')
+    # With packets: through FORWARD's DROP policy, masqueraded (IPv4) and SNATed (IPv6) to the uplink's address.
+    for proto, dst, public in (('tcp', '203.0.113.8', '203.0.113.1'), ('udp', '203.0.113.8', '203.0.113.1'),
+                               ('tcp', '2001:db8:113::8', '2001:db8:113::1')):
+        seen = lab.probe('lan', proto, dst)
+        check(seen == public, 'roles.md play: %s from lan to %s arrived from %s, not %s' % (proto, dst, seen, public))
 
     say('conntrack.md: the examples')
     lab.udp('lan', '203.0.113.8', 1)
