@@ -39,9 +39,12 @@ def option(valid):
 
 
 ADDRESSES = ['10.0.0.1', '10.0.0.0/8', '192.168.1.0/24', '0.0.0.0/0', '2001:db8::1', 'fd53:1::/64', '::/0',
-             '10.0.0.1/33', '10.0.0.1/24', ' 10.0.0.1 ', 'fe80::1%eth0']
+             '10.0.0.1/33', '10.0.0.1/24', ' 10.0.0.1 ', 'fe80::1%eth0', '!10.0.0.0/8', '! 2001:db8::1', '!0.0.0.0/0',
+             '!', '!!10.0.0.1']
 NAT_TARGETS = ['203.0.113.1', '203.0.113.1-203.0.113.9', '203.0.113.1:1024-65535', '[2001:db8::1]:80',
-               '2001:db8::1', '10.0.0.1:0', '10.0.0.1:80']
+               '2001:db8::1', '10.0.0.1:0', '10.0.0.1:80', '2001:db8::1-2001:db8::9', '[2001:db8::1-2001:db8::9]:1025-65535',
+               '203.0.113.1:1000-2000/3000', '[2001:db8::1]:1000-1999/80', '203.0.113.1:1000/3000', '[2001:db8::1]']
+NEGATED_PORTS = st.sampled_from(['!22', '!80,443', ['!', 80, '1000-2000'], '!0-65535', '!'])
 PORTS = st.one_of(st.integers(-1, 70000), st.sampled_from(['22', '1000-2000', '1000:2000', '0-65535', '80,443', '0']),
                   st.lists(st.one_of(st.integers(0, 65536), st.just('8000-8100')), max_size=17))
 
@@ -51,19 +54,40 @@ RULES = st.fixed_dictionaries({}, optional={
                                         '17', '0', '300', 'TCP'])),
     'source': option(st.sampled_from(ADDRESSES)),
     'destination': option(st.sampled_from(ADDRESSES)),
-    'in_interface': option(st.sampled_from(['eth0', 'ppp+', 'lo', 'a' * 16, 'br-lan.10'])),
-    'out_interface': option(st.sampled_from(['eth1', 'wg0', 'veth@1'])),
-    'source_port': st.one_of(st.none(), PORTS, st.text(max_size=8)),
-    'destination_port': st.one_of(st.none(), PORTS, st.text(max_size=8)),
+    'in_interface': option(st.sampled_from(['eth0', 'ppp+', 'lo', 'a' * 16, 'br-lan.10', '!eth0', '! ppp+', '!'])),
+    'out_interface': option(st.sampled_from(['eth1', 'wg0', 'veth@1', '!wg0'])),
+    'source_port': st.one_of(st.none(), PORTS, NEGATED_PORTS, st.text(max_size=8)),
+    'destination_port': st.one_of(st.none(), PORTS, NEGATED_PORTS, st.text(max_size=8)),
+    'port': st.one_of(st.none(), PORTS, NEGATED_PORTS, st.text(max_size=8)),
+    'tcp_flags': option(st.sampled_from(['SYN,RST SYN', 'ALL NONE', '!SYN,ACK SYN,ACK', 'FIN,SYN,RST,ACK SYN',
+                                         'SYN ACK', 'NONE NONE', 'syn,fin syn,fin', {'flags': ['ALL'], 'flags_set': 'FIN'},
+                                         {'flags': 'SYN'}, {'mask': 'SYN'}])),
+    'ctorigsrc': option(st.sampled_from(ADDRESSES)),
+    'ctorigdst': option(st.sampled_from(ADDRESSES)),
+    'ctreplsrc': option(st.sampled_from(ADDRESSES)),
+    'ctrepldst': option(st.sampled_from(ADDRESSES)),
+    'ctorigsrcport': st.one_of(st.none(), PORTS, NEGATED_PORTS),
+    'ctorigdstport': st.one_of(st.none(), PORTS, NEGATED_PORTS),
+    'ctreplsrcport': st.one_of(st.none(), PORTS, NEGATED_PORTS),
+    'ctrepldstport': st.one_of(st.none(), PORTS, NEGATED_PORTS),
+    'ctstatus': st.one_of(st.none(), st.lists(st.sampled_from(['NONE', 'EXPECTED', 'SEEN_REPLY', 'ASSURED',
+                                                               'CONFIRMED', '!', '!ASSURED', 'seen_reply'])),
+                          text_with_breaks()),
+    'ctdir': option(st.sampled_from(['ORIGINAL', 'REPLY', 'reply', '!REPLY'])),
+    'helper': option(st.sampled_from(['ftp', 'tftp', 'sip', 'irc', 'Q.931', 'RAS', 'netbios-ns', 'bogus', 'FTP'])),
+    'notrack': st.one_of(st.none(), st.booleans(), st.text(max_size=3)),
+    'set_mss': st.one_of(st.none(), st.integers(-1, 70000), st.sampled_from(['1400', '88', '65495', '0', 'x'])),
+    'clamp_mss_to_pmtu': st.one_of(st.none(), st.booleans(), st.text(max_size=3)),
     'syn': st.one_of(st.none(), st.booleans(), st.text(max_size=3)),
     'icmp_type': option(st.sampled_from(['echo-request', 'echo-reply', '8', '3/3', '128', '300', 'any'])),
-    'ctstate': st.one_of(st.none(), st.lists(st.sampled_from(['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'new'])),
+    'ctstate': st.one_of(st.none(), st.lists(st.sampled_from(['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'new',
+                                                             '!', '!NEW'])),
                          text_with_breaks()),
     'limit': option(st.sampled_from(['5/min', '3/sec', '10/hour', '1/day', '0/sec', '60/min'])),
     'limit_burst': st.one_of(st.none(), st.integers(-1, 10001), st.text(max_size=3)),
     'comment': st.one_of(st.none(), st.text(max_size=40), text_with_breaks()),
     'jump': option(st.sampled_from(['ACCEPT', 'DROP', 'REJECT', 'LOG', 'RETURN', 'SNAT', 'DNAT', 'MASQUERADE',
-                                    'REDIRECT', 'SNF-HYP-T', 'accept'])),
+                                    'REDIRECT', 'SNF-HYP-T', 'accept', 'CT', 'TCPMSS'])),
     'reject_with': option(st.sampled_from(['tcp-reset', 'icmp-port-unreachable', 'icmp6-adm-prohibited'])),
     'log_prefix': st.one_of(st.none(), st.text(max_size=30), text_with_breaks()),
     'log_level': st.one_of(st.none(), st.integers(-1, 9), st.sampled_from(['info', 'warn', 'debug', '7'])),
@@ -108,7 +132,7 @@ def saved_rules(netns, family, table):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=RULES, family=st.sampled_from(['ipv4', 'ipv6']), table=st.sampled_from(['filter', 'nat']))
+@given(raw=RULES, family=st.sampled_from(['ipv4', 'ipv6']), table=st.sampled_from(['filter', 'nat', 'mangle', 'raw']))
 def test_a_rule_is_refused_naming_its_option_or_round_trips_through_iptables(netns, raw, family, table):
     raw = dict((key, value) for key, value in raw.items() if value is not None)
     raw.setdefault('jump', 'ACCEPT')
@@ -143,6 +167,18 @@ COHERENT = st.one_of(
     st.fixed_dictionaries({'protocol': st.just('tcp'), 'destination_port': st.sampled_from([80, '8080']),
                            'jump': st.just('DNAT'), 'to_destination': st.sampled_from(['192.168.1.100:80', '[fd53:1::100]:80']),
                            'name': st.text(max_size=20), 'comment': st.text(max_size=60), 'table': st.just('nat')}),
+    # The richer language (issue 14): helpers in raw, MSS in mangle, negation and conntrack matches in filter.
+    st.fixed_dictionaries({'protocol': st.sampled_from(['tcp', 'udp']), 'destination_port': PORTS, 'jump': st.just('CT'),
+                           'helper': st.sampled_from(['ftp', 'tftp', 'sip', 'sane', 'amanda']),
+                           'name': st.text(max_size=20), 'comment': st.text(max_size=60), 'table': st.just('raw')}),
+    st.fixed_dictionaries({'protocol': st.just('tcp'), 'tcp_flags': st.sampled_from(['SYN,RST SYN', 'SYN SYN']),
+                           'jump': st.just('TCPMSS'), 'set_mss': st.integers(0, 70000), 'out_interface': st.just('!lo'),
+                           'comment': st.text(max_size=60), 'table': st.just('mangle')}),
+    st.fixed_dictionaries({'protocol': st.just('tcp'), 'source': st.sampled_from(['!192.0.2.0/24', '!fd53::/16']),
+                           'ctorigdst': st.sampled_from(['198.51.100.7', '2001:db8::7', '!198.51.100.0/24']),
+                           'ctorigdstport': PORTS, 'ctstatus': st.lists(st.sampled_from(['ASSURED', 'SEEN_REPLY'])),
+                           'port': st.sampled_from(['!80,443', [22]]), 'jump': st.just('DROP'),
+                           'comment': st.text(max_size=60), 'table': st.just('filter')}),
 )
 
 
