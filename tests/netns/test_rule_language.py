@@ -165,3 +165,18 @@ def test_negated_source_and_original_destination_port_decide_with_packets(lab):
     assert not lab.connects('client', SERVER, 7070)   # the same port through the DNAT: ctorigdstport 7070
     assert lab.module('ruleset', firewall('!192.0.2.1'))['changed']
     assert not lab.connects('client', SERVER, 8080)
+
+
+def test_nat_rule_takes_negation_and_ipv6_ranges_but_no_flush_it_cannot_filter(lab):
+    snat = dict(type='snat', name='pool6', family='ipv6', source='!fd00:1::/64', out_interface='!lo',
+                to_source='2001:db8::10-2001:db8::1f')
+    first = lab.module('nat_rule', snat)
+    assert first.get('changed') is True, first
+    assert first['rule'] == ('-A SNF-NAT-POST ! -s fd00:1::/64 ! -o lo -m comment --comment "snf:pool6" -j SNAT '
+                             '--to-source 2001:db8::10-2001:db8::1f')
+    assert lab.module('nat_rule', snat)['changed'] is False
+    before = lab.run(['ip6tables-save', '-t', 'nat'])
+    refused = lab.module('nat_rule', dict(snat, to_source='2001:db8::20', flush_conntrack=True))
+    assert refused.get('failed') and refused['param'] == 'flush_conntrack' and 'negated source' in refused['msg'], refused
+    after = lab.run(['ip6tables-save', '-t', 'nat'])
+    assert [x for x in before.split('\n') if x.startswith('-A')] == [x for x in after.split('\n') if x.startswith('-A')]
