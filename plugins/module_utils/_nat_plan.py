@@ -39,7 +39,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan 
     _text,
     entry_message,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope, render
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope, negated, render
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
 
 SCOPE = 'GW'
@@ -231,10 +231,17 @@ def planned_texts(chains, family, prefix):
 
 
 def _flush_filters(spec, family):
-    """The conntrack_flush filters of the entries a translation made (none for rules of other targets)."""
+    """The conntrack_flush filters of the entries a translation made (none for rules of other targets).
+
+    A negated match ('!10.0.0.0/8') cannot be a conntrack filter: it is left out, and the filter covers more.
+    """
+    def given(key):
+        value = spec.get(key)
+        return None if negated(value) else value
+
     name = spec['name']
     if spec.get('jump') in ('SNAT', 'MASQUERADE'):
-        flt = dict(name=name, family=family, nat='snat', src=spec.get('source'))
+        flt = dict(name=name, family=family, nat='snat', src=given('source'))
         if spec['jump'] == 'SNAT':
             address, dummy = split_target(spec.get('to_source') or '')
             if '-' not in address:
@@ -243,7 +250,7 @@ def _flush_filters(spec, family):
     if spec.get('jump') != 'DNAT':
         return []
     address, port = split_target(spec.get('to_destination') or '')
-    ports = spec.get('destination_port')
+    ports = given('destination_port')
     return [dict(name=name, family=family, nat='dnat', protocol=spec.get('protocol'),
                  dport=str(dport).replace(':', '-') if dport else None,
                  reply_src=address if '-' not in address else None,

@@ -229,6 +229,16 @@ def test_ranges_are_left_out_of_the_filters():
         dict(name='snat:10.1.0.0/16@any', family='ipv4', nat='snat', src='10.1.0.0/16', reply_dst='203.0.113.1')]
 
 
+def test_negated_matches_are_left_out_of_the_filters():
+    gathered = dict(ipv4=dict(chains=[dict(rules=[
+        dict(name='masq:x', source='!10.0.0.0/8', jump='MASQUERADE'),
+        dict(name='pf:x', protocol='tcp', destination_port='!22', jump='DNAT', to_destination='10.0.0.1')])]))
+    assert npl.stale(gathered, []) == [
+        dict(name='masq:x', family='ipv4', nat='snat', src=None),
+        dict(name='pf:x', family='ipv4', nat='dnat', protocol='tcp', dport=None, reply_src='10.0.0.1',
+             reply_sport=None)]
+
+
 def test_unnamed_and_foreign_targets_are_never_stale():
     gathered = dict(ipv4=dict(chains=[dict(rules=[dict(jump='MASQUERADE'), dict(name='x', jump='REDIRECT',
                                                                                 protocol='tcp', to_ports='8080')])]))
