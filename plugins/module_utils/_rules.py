@@ -905,7 +905,6 @@ def render(spec):
     return ' '.join(out)
 
 
-
 # iptables-save option -> rule key. Matches loaded with -m must be in _MATCHES.
 _OPTIONS = {
     '-s': 'source', '-d': 'destination', '-i': 'in_interface', '-o': 'out_interface', '-p': 'protocol',
