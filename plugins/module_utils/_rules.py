@@ -367,6 +367,8 @@ def _with_not(value, neg):
 def _args(spec, name, flag):
     """['!', flag, value] or [flag, value] for a spec value (a list is joined with commas)."""
     value = spec[name]
+    if isinstance(value, str):
+        return [NOT, flag, value[1:]] if value[:1] == NOT else [flag, value]
     text = plain(value)
     if isinstance(text, list):
         text = ','.join(text)
@@ -626,10 +628,12 @@ def make_rule(raw, family, table, param=''):
     def key(name):
         return param + name
 
-    def given(name):
-        return _given(raw.get(name))
+    # The options given (what _given() says, inlined: this runs for every rule of every run).
+    present = {name for name, value in raw.items()
+               if value is not None and value != '' and value is not False and value != []}
+    given = present.__contains__
 
-    unknown = sorted(set(raw) - set(RULE_KEYS))
+    unknown = sorted(set(raw) - _RULE_KEY_SET) if not _RULE_KEY_SET.issuperset(raw) else None
     if unknown:
         raise ValidationError(key(unknown[0]), 'unknown rule option')
     spec = OrderedDict()
@@ -650,8 +654,8 @@ def make_rule(raw, family, table, param=''):
         protocol = SPEC_PROTOCOL_NAMES.get(number, str(number))
         spec['protocol'] = protocol
     neg, value = {}, {}
-    for name in NEGATABLE:
-        if given(name):
+    for name in (NEGATABLE if not present.isdisjoint(NEGATABLE) else ()):
+        if name in present:
             neg[name], value[name] = split_not(raw[name])
             if not _given(value[name]):
                 raise ValidationError(key(name), "%s: '!' negates nothing" % (show(raw[name]),))
@@ -702,7 +706,8 @@ def make_rule(raw, family, table, param=''):
             spec['tcp_flags'] = _with_not(flags, neg['tcp_flags'])
     if given('icmp_type'):
         spec['icmp_type'] = _icmp_type(raw['icmp_type'], key('icmp_type'), protocol, family)
-    _make_conntrack(raw, value, neg, spec, family, key, matches_nothing)
+    if not present.isdisjoint(CT_KEYS):
+        _make_conntrack(raw, value, neg, spec, family, key, matches_nothing)
     if given('limit'):
         spec['limit'] = canonical_rate(raw['limit'], key('limit'))
     if raw.get('limit_burst') is not None:
@@ -875,12 +880,11 @@ def render(spec):
     if 'icmp_type' in spec:
         out += ['-m', 'icmp', '--icmp-type'] if protocol == 'icmp' else ['-m', 'icmp6', '--icmpv6-type']
         out.append(spec['icmp_type'])
-    conntrack = []
-    for name in CT_KEYS:
-        if name in spec:
-            conntrack += _args(spec, name, '--' + name)
-    if conntrack:
-        out += ['-m', 'conntrack'] + conntrack
+    if not _CT_SET.isdisjoint(spec):
+        out += ['-m', 'conntrack']
+        for name in CT_KEYS:
+            if name in spec:
+                out += _args(spec, name, '--' + name)
     if 'limit' in spec:
         out += ['-m', 'limit', '--limit', spec['limit']]
         if 'limit_burst' in spec:
@@ -895,11 +899,10 @@ def render(spec):
         out += ['--log-prefix', quote(spec['log_prefix'])]
     if 'log_level' in spec:
         out += ['--log-level', str(spec['log_level'])]
-    for name, flag in (('to_source', '--to-source'), ('to_destination', '--to-destination'),
-                       ('to_ports', '--to-ports'), ('helper', '--helper'), ('set_mss', '--set-mss')):
+    for name, flag in _TARGET_VALUES:
         if name in spec:
             out += [flag, str(spec[name])]
-    for name, flag in NAT_FLAGS + TARGET_FLAGS:
+    for name, flag in _TARGET_FLAGS:
         if spec.get(name):
             out.append(flag)
     return ' '.join(out)
@@ -918,6 +921,11 @@ _OPTIONS = {
 }
 _OPTIONS.update(('--' + name, name) for name in CT_ADDRESSES + CT_PORTS)
 _FLAGS = dict((flag, name) for name, flag in NAT_FLAGS + TARGET_FLAGS)
+_CT_SET = frozenset(CT_KEYS)
+_RULE_KEY_SET = frozenset(RULE_KEYS)
+_TARGET_VALUES = (('to_source', '--to-source'), ('to_destination', '--to-destination'), ('to_ports', '--to-ports'),
+                  ('helper', '--helper'), ('set_mss', '--set-mss'))
+_TARGET_FLAGS = NAT_FLAGS + TARGET_FLAGS
 # Options whose value is a comma-separated list in save syntax.
 _LISTS = ('ctstate', 'ctstatus', 'port')
 _MATCHES = ('tcp', 'udp', 'sctp', 'multiport', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
