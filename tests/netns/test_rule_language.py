@@ -180,3 +180,17 @@ def test_nat_rule_takes_negation_and_ipv6_ranges_but_no_flush_it_cannot_filter(l
     assert refused.get('failed') and refused['param'] == 'flush_conntrack' and 'negated source' in refused['msg'], refused
     after = lab.run(['ip6tables-save', '-t', 'nat'])
     assert [x for x in before.split('\n') if x.startswith('-A')] == [x for x in after.split('\n') if x.startswith('-A')]
+
+
+def test_a_dnat_port_shift_moves_each_port_by_the_same_offset(lab):
+    lab.link('client', SERVER, CLIENT)
+    lab.listen(SERVER, 9091)
+    nat = dict(table='nat', family='ipv4', scope='S', state='overridden', chains=[
+        dict(name='SNF-S-PRE', hook='PREROUTING', rules=[
+            dict(name='shift', protocol='tcp', destination_port='6000-6009', jump='DNAT',
+                 to_destination=SERVER + ':9090-9099/6000')])])
+    assert not lab.connects('client', SERVER, 6001)
+    assert lab.module('ruleset', nat)['changed']
+    assert lab.connects('client', SERVER, 6001)       # 6001 - 6000 + 9090 = 9091, where the server listens
+    assert not lab.connects('client', SERVER, 6002)   # 9092: nobody listens
+    assert lab.module('ruleset', nat)['changed'] is False
