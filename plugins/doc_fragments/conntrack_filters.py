@@ -70,6 +70,8 @@ options:
     description:
       - Status flags that must all be set, such as V(ASSURED), V(SEEN_REPLY), V(SRC_NAT), V(DST_NAT), V(CONFIRMED),
         V(OFFLOAD) (case does not matter).
+      - A flag written with a leading V(!) must not be set (V(!ASSURED)); V(UNREPLIED) is V(!SEEN_REPLY)
+        (C(conntrack -L -u UNREPLIED)). A flag both required and refused is an error.
     type: list
     elements: str
   nat:
@@ -98,6 +100,15 @@ options:
       - Needs O(zone); the default zone V(0) applies to both directions only.
     type: str
     choices: [both, orig, reply]
+  icmp_type:
+    description:
+      - ICMP or ICMPv6 type of the original direction (V(8) echo request, V(128) ICMPv6 echo request), as
+        C(conntrack -L -p icmp --icmp-type 8). Needs O(protocol) V(icmp) or V(icmpv6).
+    type: int
+  icmp_code:
+    description:
+      - ICMP or ICMPv6 code of the original direction, as C(--icmp-code). Needs O(protocol) V(icmp) or V(icmpv6).
+    type: int
   netns:
     description:
       - Name of a network namespace under C(/run/netns) (as C(ip netns add) creates it, for example a container's)

@@ -157,7 +157,7 @@ HOST32 = struct.Struct('=I')
 
 FILTER_OPTIONS = (
     'family', 'protocol', 'src', 'dst', 'sport', 'dport', 'reply_src', 'reply_dst',
-    'reply_sport', 'reply_dport', 'state', 'status', 'nat', 'mark', 'zone', 'zone_dir',
+    'reply_sport', 'reply_dport', 'state', 'status', 'nat', 'mark', 'zone', 'zone_dir', 'icmp_type', 'icmp_code',
 )
 # The directions a zone applies to, as returned in `zone_dir` (the kernel's
 # NF_CT_ZONE_DIR_ORIG/REPL bits; the default zone 0 is `both`).
@@ -193,6 +193,8 @@ def filter_argument_spec():
         mark=dict(type='str'),
         zone=dict(type='int'),
         zone_dir=dict(type='str', choices=list(ZONE_DIRS)),
+        icmp_type=dict(type='int'),
+        icmp_code=dict(type='int'),
         netns=dict(type='str'),
     )
 
@@ -451,7 +453,7 @@ def decode_entry(buf, start, end, family):
 
 
 def _entry_text(buf, start, end, family):
-    """(JSON text of the entry, raw original tuple, TCP state, status) in one pass.
+    """(JSON text of the entry, raw original tuple, TCP state, status, raw reply tuple) in one pass.
 
     The text is the entry conntrack_info returns, written directly: a
     table of 200,000 entries is printed without building 200,000 dicts
@@ -475,7 +477,16 @@ def _entry_text(buf, start, end, family):
         _tuple_text(reply),
         '' if counters is None else _COUNTERS_TEXT % counters,
     )
-    return text, orig, state, status
+    return text, orig, state, status, reply
+
+
+def _learn(buf, start, end):
+    """Learn the shape of a message (for the next ones of its length), if it has one."""
+    shape = _Shape.of(buf, start, end)
+    if shape is not None:
+        if len(_SHAPES) >= _CACHE_SIZE:
+            _SHAPES.clear()
+        _SHAPES[end - start] = shape
 
 
 def _fields(buf, start, end):
@@ -714,18 +725,19 @@ class _FastShape:
         return fast
 
     def fields(self, key):
-        """(family, proto, state, status, original destination) of a key."""
+        """(family, proto, state, status, orig src, orig dst, reply src, reply dst) of a key."""
         has_state = self.layout[0]
         proto, state = key[0], key[1] if has_state else None
-        status, src, dst = key[1 + has_state:4 + has_state]
-        return FAMILIES['ipv4'] if len(src) == 4 else FAMILIES['ipv6'], proto, state, status, dst
+        status, src, dst, reply_src, reply_dst = key[1 + has_state:]
+        return (FAMILIES['ipv4'] if len(src) == 4 else FAMILIES['ipv6'], proto, state, status, src, dst,
+                reply_src, reply_dst)
 
     def template(self, key):
         """The text of the entries of key, numbers left as %d ('' when the path does not apply)."""
         templates = self.templates
         if len(templates) >= _TEMPLATES:
             templates.clear()
-        family, proto, state, status, dummy = self.fields(key)
+        family, proto, state, status = self.fields(key)[:4]
         if proto not in PORT_PROTOCOL_NUMBERS:
             templates[key] = ''
             return ''
@@ -839,13 +851,15 @@ class Filter:
         self.mark = None
         self.zone = None
         self.zone_dir = None
+        self.icmp = None    # (type or None, code or None) of the original tuple
 
     @property
     def narrows(self):
         """True when something besides the family limits the entries."""
         return bool(
             self.protocol is not None or self.orig or self.reply or self.states is not None
-            or self.status is not None or self.nat_any or self.mark is not None or self.zone is not None)
+            or self.status is not None or self.nat_any or self.mark is not None or self.zone is not None
+            or self.icmp is not None)
 
     @property
     def mutable(self):
@@ -861,9 +875,13 @@ class Filter:
             return False
         if self.mark is not None and _u32(buf, start, end, CTA_MARK) & self.mark[1] != self.mark[0]:
             return False
-        if self.protocol is not None or self.orig or self.zone is not None:
+        if self.protocol is not None or self.orig or self.zone is not None or self.icmp is not None:
             orig = _orig(buf, start, end)
             if self.protocol is not None and orig[0] != self.protocol:
+                return False
+            if self.icmp is not None and (
+                    orig[0] not in (ICMP, ICMPV6) or self.icmp[0] not in (None, orig[3])
+                    or self.icmp[1] not in (None, orig[4])):
                 return False
             if self.zone is not None:
                 zone, zone_dir = _zone(buf, start, end, orig)
@@ -884,7 +902,7 @@ class Filter:
         selects precisely the entries matches() accepts.
         """
         attrs = b''
-        exact = self.states is None and not self.nat_any and self.zone is None
+        exact = self.states is None and not self.nat_any and self.zone is None and self.icmp is None
         if self.mark is not None:
             attrs += _netlink.nla(CTA_MARK, BE32.pack(self.mark[0]))
             attrs += _netlink.nla(CTA_MARK_MASK, BE32.pack(self.mark[1]))
@@ -912,6 +930,30 @@ def _choices(values, allowed, param):
             raise ValidationError(param, 'unknown value %s (one of %s)' % (show(value), ', '.join(allowed)))
         result.add(name)
     return result
+
+
+def parse_status(values, param):
+    """(value, mask) of status names: NAME must be set, !NAME must not; UNREPLIED is !SEEN_REPLY.
+
+    Raises ValidationError on an unknown name or a flag both wanted and refused.
+    """
+    value = mask = 0
+    for item in values:
+        text = str(item).strip().upper()
+        negated = text.startswith('!')
+        name = text[1:].strip() if negated else text
+        if name == 'UNREPLIED':
+            name, negated = 'SEEN_REPLY', not negated
+        if name not in STATUS_BITS:
+            raise ValidationError(param, 'unknown value %s (one of %s, UNREPLIED, each may start with ! to '
+                                  'refuse it)' % (show(item), ', '.join(STATUS_FLAGS)))
+        bit = STATUS_BITS[name]
+        if mask & bit and bool(value & bit) == negated:
+            raise ValidationError(param, '%s both required and refused: nothing could match' % name)
+        mask |= bit
+        if not negated:
+            value |= bit
+    return value, mask
 
 
 def build_filter(params):
@@ -957,9 +999,7 @@ def build_filter(params):
         flt.states = frozenset(TCP_STATES.index(name) for name in _choices(params['state'], TCP_STATES, 'state'))
     value = mask = 0
     if given('status'):
-        for name in _choices(params['status'], STATUS_FLAGS, 'status'):
-            value |= STATUS_BITS[name]
-        mask = value
+        value, mask = parse_status(params['status'], 'status')
     nat = params.get('nat')
     if nat is not None:
         if nat not in NAT_CHOICES:
@@ -968,11 +1008,13 @@ def build_filter(params):
             flt.nat_any = True
         else:
             bit = dict(snat=SRC_NAT, dnat=DST_NAT, none=SRC_NAT | DST_NAT)[nat]
-            mask |= bit
             if nat != 'none':
+                if mask & bit and not value & bit:
+                    raise ValidationError('nat', '%s contradicts status !%s' % (nat, status_names(bit)[0]))
                 value |= bit
             elif value & bit:
                 raise ValidationError('nat', 'none contradicts status %s' % ', '.join(status_names(value & bit)))
+            mask |= bit
     if mask:
         flt.status = (value, mask)
     if given('mark'):
@@ -980,6 +1022,18 @@ def build_filter(params):
         if mark[0] & ~mark[1]:
             raise ValidationError('mark', 'value 0x%x has bits outside mask 0x%x: nothing could match' % mark)
         flt.mark = mark
+    icmp = []
+    for name in ('icmp_type', 'icmp_code'):
+        number = params.get(name)
+        if number is not None:
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 255:
+                raise ValidationError(name, 'must be an integer 0-255, got %s' % (show(number),))
+            if flt.protocol not in (ICMP, ICMPV6):
+                raise ValidationError(name, 'needs protocol icmp or icmpv6, not %s' % (
+                    'none' if flt.protocol is None else protocol_name(flt.protocol)))
+        icmp.append(number)
+    if icmp != [None, None]:
+        flt.icmp = tuple(icmp)
     if given('zone'):
         zone = params['zone']
         if isinstance(zone, bool) or not isinstance(zone, int) or not 0 <= zone <= 65535:
@@ -1071,63 +1125,141 @@ def _dump(sock, flt, family, what, kernel=True, trusted=False):
         raise _kernel_error(exc, what)
 
 
-class _Summary:
-    """Counts by family, protocol, TCP state and NAT kind; top destinations."""
+# Status bits the summary counts by (NAT kind, replied, assured).
+SEEN_REPLY = STATUS_BITS['SEEN_REPLY']
+ASSURED = STATUS_BITS['ASSURED']
+_SUMMARY_STATUS = SRC_NAT | DST_NAT | SEEN_REPLY | ASSURED
+HALF_OPEN = frozenset((TCP_STATES.index('SYN_SENT'), TCP_STATES.index('SYN_RECV')))
+# What summary_details adds (each a pass over every entry's fields).
+DETAILS = ('zones', 'marks', 'talkers')
 
-    def __init__(self):
+
+class _Summary:
+    """Counts by family, protocol, TCP state, NAT kind and reply status; top sources and destinations.
+
+    Everything but the details (zones, marks, talkers) is a function of an
+    entry's family, protocol, state, status and addresses, so entries of
+    one _FastShape key are counted once per key (fold); the details read
+    each entry's numbers and are computed only when asked.
+    """
+
+    def __init__(self, details=()):
         self.kinds = {}
+        self.sources = {}
         self.destinations = {}
+        self.translated = {}
         self.ports = {}
+        self.details = frozenset(details)
+        self.zones = {}
+        self.marks = {}
+        self.talkers = {}
+        self.accounted = 0
 
     def add(self, buf, start, end, family):
         """Count one message, decoding only what the summary needs."""
         orig = _orig(buf, start, end)
         state = _tcp_state(buf, start, end) if orig[0] == TCP else None
-        self.count(family, orig, state, _u32(buf, start, end, CTA_STATUS))
+        status = _u32(buf, start, end, CTA_STATUS)
+        self.count(family, orig, state, status, _reply(buf, start, end) if status & (SRC_NAT | DST_NAT) else None)
 
-    def count(self, family, orig, state, status):
-        """Count one entry from its raw original tuple, TCP state and status."""
+    def count(self, family, orig, state, status, reply):
+        """Count one entry from its raw tuples, TCP state and status."""
         proto = orig[0]
-        key = (family, proto, state if proto == TCP else None, status & (SRC_NAT | DST_NAT))
-        counts = self.kinds
-        counts[key] = counts.get(key, 0) + 1
-        key = (family, orig[2])
-        counts = self.destinations
-        counts[key] = counts.get(key, 0) + 1
+        self._kind(family, proto, state, status, orig[1], orig[2], reply and reply[1], reply and reply[2], 1)
         if proto in PORT_PROTOCOL_NUMBERS:
             key = (proto, orig[4])
             counts = self.ports
             counts[key] = counts.get(key, 0) + 1
 
+    def _kind(self, family, proto, state, status, src, dst, reply_src, reply_dst, number):
+        counts = self.kinds
+        key = (family, proto, state if proto == TCP else None, status & _SUMMARY_STATUS)
+        counts[key] = counts.get(key, 0) + number
+        counts = self.sources
+        key = (family, src)
+        counts[key] = counts.get(key, 0) + number
+        counts = self.destinations
+        key = (family, dst)
+        counts[key] = counts.get(key, 0) + number
+        if status & (SRC_NAT | DST_NAT):
+            counts = self.translated
+            if status & SRC_NAT:
+                key = (SRC_NAT, family, reply_dst)
+                counts[key] = counts.get(key, 0) + number
+            if status & DST_NAT:
+                key = (DST_NAT, family, reply_src)
+                counts[key] = counts.get(key, 0) + number
+
+    def detail(self, buf, start, end, family):
+        """Count the details of one message: its zone, mark, and bytes and packets by original source."""
+        orig, reply, dummy, dummy, mark, dummy, dummy, zone, counters = _fields(buf, start, end)
+        if 'zones' in self.details:
+            key = _zone_of(zone, orig[6], reply[6]) if zone is not None or orig[6] or reply[6] else (0, 'both')
+            self.zones[key] = self.zones.get(key, 0) + 1
+        if 'marks' in self.details:
+            self.marks[mark] = self.marks.get(mark, 0) + 1
+        if 'talkers' in self.details and counters is not None:
+            self.accounted += 1
+            key = (family, orig[1])
+            talker = self.talkers.get(key)
+            if talker is None:
+                talker = self.talkers[key] = [0, 0, 0]
+            talker[0] += counters[1] + counters[3]
+            talker[1] += counters[0] + counters[2]
+            talker[2] += 1
+
     def fold(self, tally, seen):
         """Count the entries of tally ({template: entries}) by their fields; empty both."""
-        kinds = self.kinds
-        destinations = self.destinations
+        kind = self._kind
         for template, number in tally.items():
             fast, key = seen[template]
-            family, proto, state, status, dst = fast.fields(key)
-            kind = (family, proto, state if proto == TCP else None, status & (SRC_NAT | DST_NAT))
-            kinds[kind] = kinds.get(kind, 0) + number
-            destination = (family, dst)
-            destinations[destination] = destinations.get(destination, 0) + number
+            kind(*(fast.fields(key) + (number,)))
         tally.clear()
         seen.clear()
 
+    def fold_keys(self, counted, owners):
+        """Count the entries of counted ({key: entries}, key of owners[key]) by their fields; empty both."""
+        kind = self._kind
+        for key, number in counted.items():
+            kind(*(owners[key].fields(key) + (number,)))
+        counted.clear()
+        owners.clear()
+
     def result(self):
-        by = dict(families={}, protocols={}, tcp_states={}, nat={})
-        for (family, proto, state, nat), count in self.kinds.items():
+        by = dict(families={}, protocols={}, tcp_states={}, nat={}, unreplied=0, assured=0, half_open=0)
+        for (family, proto, state, status), count in self.kinds.items():
             for table, name in ((by['families'], FAMILY_NAMES[family]), (by['protocols'], protocol_name(proto)),
-                                (by['nat'], NAT_KINDS[nat])):
+                                (by['nat'], NAT_KINDS[status & (SRC_NAT | DST_NAT)])):
                 table[name] = table.get(name, 0) + count
             if state is not None:
                 name = _state_name(state)
                 by['tcp_states'][name] = by['tcp_states'].get(name, 0) + count
-        by['top_destinations'] = [
-            dict(address=socket.inet_ntop(family, packed), count=count)
-            for (family, packed), count in _top(self.destinations)]
+                if state in HALF_OPEN:
+                    by['half_open'] += count
+            if not status & SEEN_REPLY:
+                by['unreplied'] += count
+            if status & ASSURED:
+                by['assured'] += count
+        by['top_sources'] = _addresses(self.sources)
+        by['top_destinations'] = _addresses(self.destinations)
+        for bit, name in ((SRC_NAT, 'top_translated_sources'), (DST_NAT, 'top_translated_destinations')):
+            by[name] = _addresses(dict(((family, packed), count) for (kind, family, packed), count
+                                       in self.translated.items() if kind == bit))
         by['top_ports'] = [
             dict(protocol=protocol_name(proto), port=port, count=count)
             for (proto, port), count in _top(self.ports)]
+        if 'zones' in self.details:
+            by['zones'] = [dict(zone=zone, zone_dir=zone_dir, count=count)
+                           for (zone, zone_dir), count in sorted(self.zones.items(), key=lambda item: (-item[1],
+                                                                                                        item[0]))]
+        if 'marks' in self.details:
+            by['marks'] = [dict(mark=mark, count=count) for mark, count in _top(self.marks)]
+        if 'talkers' in self.details:
+            by['accounted'] = self.accounted
+            for index, name in ((0, 'top_talkers_bytes'), (1, 'top_talkers_packets')):
+                ranked = sorted(self.talkers.items(), key=lambda item: (-item[1][index], item[0]))[:TOP_SIZE]
+                by[name] = [dict(address=socket.inet_ntop(family, packed), bytes=values[0], packets=values[1],
+                                 entries=values[2]) for (family, packed), values in ranked]
         return by
 
 
@@ -1135,7 +1267,12 @@ def _top(counts):
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_SIZE]
 
 
-def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write=None):
+def _addresses(counts):
+    """The TOP_SIZE most frequent (family, packed address) as [dict(address, count)]."""
+    return [dict(address=socket.inet_ntop(family, packed), count=count) for (family, packed), count in _top(counts)]
+
+
+def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write=None, details=()):
     """Read the table: dict(entries, count, total, max, truncated, summary).
 
     entries is an EncodedList: the entries as JSON text, decoded on access.
@@ -1148,12 +1285,15 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
     count and summary cover every matching entry; entries holds at most
     `limit` of them (0: no cap; none with summary_only). total and max are
     nf_conntrack_count and nf_conntrack_max as the namespace sees them.
+    details: names of DETAILS the summary adds (zones, marks, talkers),
+    which cost a read of every entry's numbers.
     """
     held = EncodedList()
     texts = held.texts if write is None else []
     listed = 0
     count = 0
-    summary = _Summary()
+    summary = _Summary(details)
+    detail = summary.detail if details else None
     cap = 0 if summary_only else (limit or None)
     # The fast path (see _FastShape), inlined: it runs once per entry.
     shapes = _SHAPES
@@ -1161,14 +1301,38 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
     ports = summary.ports
     tally = {}      # template -> entries listed with it, folded into summary
     seen = {}       # template -> (fast shape, key), for the fold
+    counted = {}    # key -> entries counted only (beyond the limit), folded into summary
+    owners = {}     # key -> a fast shape of that key, for the fold
     try:
         with _netlink.network_namespace(netns):
             with _open('conntrack_info') as sock:
                 for family in flt.families:
                     for chunk, start, end in _dump(sock, flt, family, 'conntrack_info'):
                         count += 1
+                        if detail is not None:
+                            detail(chunk, start, end, family)
                         if cap is not None and listed >= cap:
-                            summary.add(chunk, start, end, family)
+                            # Counted only: the key and port of a fast shape suffice.
+                            shape = shapes.get(end - start)
+                            fast = shape.fast if shape is not None else None
+                            if fast is not None and from_bytes(chunk[start:end], 'big') & fast.mask == fast.expected:
+                                values = fast.unpack(chunk, start)
+                                key = fast.key(values)
+                                number = counted.get(key)
+                                if number is None:
+                                    if len(counted) >= _TEMPLATES:
+                                        summary.fold_keys(counted, owners)
+                                    counted[key] = 1
+                                    owners[key] = fast
+                                else:
+                                    counted[key] = number + 1
+                                port = fast.port(values)
+                                if port[0] in PORT_PROTOCOL_NUMBERS:
+                                    ports[port] = ports.get(port, 0) + 1
+                            else:
+                                summary.add(chunk, start, end, family)
+                                if shape is None:
+                                    _learn(chunk, start, end)
                             continue
                         listed += 1
                         shape = shapes.get(end - start)
@@ -1195,9 +1359,9 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
                                     write(texts)
                                     texts = []
                                 continue
-                        text, orig, state, status = _entry_text(chunk, start, end, family)
+                        text, orig, state, status, reply = _entry_text(chunk, start, end, family)
                         texts.append(text)
-                        summary.count(family, orig, state, status)
+                        summary.count(family, orig, state, status, reply)
                         if write is not None and len(texts) == WRITE_BATCH:
                             write(texts)
                             texts = []
@@ -1207,6 +1371,7 @@ def list_entries(flt, netns=None, limit=DEFAULT_LIMIT, summary_only=False, write
         if write is not None:
             write(texts)
     summary.fold(tally, seen)
+    summary.fold_keys(counted, owners)
     result = dict(count=count, total=total, max=maximum, truncated=listed < count, summary=summary.result())
     if write is None:
         result = dict(entries=held, **result)

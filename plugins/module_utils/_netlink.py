@@ -27,6 +27,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._validate impor
 
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
 NETLINK_CAP_ACK = 10
 SO_RCVBUFFORCE = 33
 MSG_TRUNC = int(socket.MSG_TRUNC)
@@ -40,6 +41,7 @@ NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
 
 NLMSGHDR = struct.Struct('=IHHII')
+NLMSG_LEN_TYPE_FLAGS = struct.Struct('=IHH')
 NLMSG_LEN_TYPE_SEQ = struct.Struct('=IHxxI')
 NLA_HDR = struct.Struct('=HH')
 NLMSGERR = struct.Struct('=i')
@@ -215,6 +217,94 @@ class NetlinkSocket:
         finally:
             if not ended:
                 chunks.put(ending)
+
+    def request(self, msg_type, family, attrs=b'', version=0):
+        """Send one request (not a dump) with an acknowledgement; return its reply messages.
+
+        Each reply is (chunk, start, end) as dump() yields them; reading stops
+        at the acknowledgement. Raises NetlinkError when the kernel refuses.
+        """
+        seq = self._next_seq()
+        self.sock.send(nfmessage(msg_type, NLM_F_REQUEST | NLM_F_ACK, seq, family, version, attrs))
+        unpack = NLMSG_LEN_TYPE_SEQ.unpack_from
+        hdr = NLMSGHDR.size + NFGENMSG.size
+        replies = []
+        while True:
+            chunk = self._recv()
+            offset = 0
+            while offset + NLMSGHDR.size <= len(chunk):
+                length, kind, msg_seq = unpack(chunk, offset)
+                if length < NLMSGHDR.size:
+                    raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
+                if msg_seq == seq:
+                    if kind in (NLMSG_ERROR, NLMSG_DONE):
+                        code = 0
+                        if length >= NLMSGHDR.size + NLMSGERR.size:
+                            code = NLMSGERR.unpack_from(chunk, offset + NLMSGHDR.size)[0]
+                        if code:
+                            raise NetlinkError(-code, os.strerror(-code))
+                        return replies
+                    if length >= hdr:
+                        replies.append((chunk, offset + hdr, offset + length))
+                offset += (length + 3) & ~3
+
+    def subscribe(self, groups):
+        """Join multicast groups (numbers, as the kernel's NFNLGRP_* enum has them)."""
+        for group in groups:
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+
+    def listen(self, seconds, clock):
+        """Yield (chunk, start, end, msg_type, flags) of every message multicast to this socket for seconds.
+
+        start/end delimit the attributes, as dump() gives them. A receive
+        buffer overrun (ENOBUFS: the kernel dropped messages it could not
+        queue) does not end the listening: it is counted in self.overruns,
+        and drops() tells how many messages were lost.
+        """
+        self.overruns = 0
+        deadline = clock() + seconds
+        unpack = NLMSG_LEN_TYPE_FLAGS.unpack_from
+        hdr = NLMSGHDR.size + NFGENMSG.size
+        while True:
+            left = deadline - clock()
+            if left <= 0:
+                return
+            self.sock.settimeout(left)
+            try:
+                chunk = self._recv()
+            except socket.timeout:
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.overruns += 1
+                    continue
+                raise
+            finally:
+                self.sock.settimeout(None)
+            offset = 0
+            size = len(chunk)
+            while offset + NLMSGHDR.size <= size:
+                length, kind, flags = unpack(chunk, offset)
+                if length < NLMSGHDR.size:
+                    raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
+                if length >= hdr:
+                    yield chunk, offset + hdr, offset + length, kind, flags
+                offset += (length + 3) & ~3
+
+    def drops(self):
+        """Messages the kernel dropped for this socket (the Drops column of /proc/net/netlink), or None."""
+        inode = os.fstat(self.sock.fileno()).st_ino
+        for path in ('/proc/thread-self/net/netlink', '/proc/self/net/netlink'):
+            try:
+                with open(path) as handle:
+                    lines = handle.read().splitlines()
+            except (IOError, OSError):
+                continue
+            for line in lines[1:]:
+                fields = line.split()
+                if len(fields) >= 10 and fields[9] == str(inode):
+                    return int(fields[8])
+        return None
 
     def transact(self, messages):
         """Send (msg_type, family, version, attrs) requests in batches.

@@ -49,8 +49,23 @@ options:
       - Return no entries at all, only RV(count), RV(total), RV(max) and RV(summary).
     type: bool
     default: false
+  summary_details:
+    description:
+      - Extra counts in RV(summary), each read from every matching entry (they cost time on a large table, so they
+        are computed only when asked).
+      - V(zones) adds RV(summary.zones), entries per conntrack zone and direction; V(marks) adds RV(summary.marks),
+        the most frequent connection marks; V(talkers) adds RV(summary.top_talkers_bytes) and
+        RV(summary.top_talkers_packets), the original sources that moved the most bytes and packets (both
+        directions), when accounting is on (C(net.netfilter.nf_conntrack_acct=1); entries created before it was
+        switched on have no counters, RV(summary.accounted) tells how many had).
+    type: list
+    elements: str
+    choices: [zones, marks, talkers]
+    default: []
 seealso:
   - module: stateful.netfilter.conntrack_flush
+  - module: stateful.netfilter.conntrack_stats
+  - module: stateful.netfilter.conntrack_events
 '''
 
 EXAMPLES = r'''
@@ -84,6 +99,29 @@ EXAMPLES = r'''
     dst: 10.96.0.10
     dport: 53
   register: dns
+
+- name: Who fills the table and who moves the bytes (needs net.netfilter.nf_conntrack_acct=1)
+  stateful.netfilter.conntrack_info:
+    summary_only: true
+    summary_details: [talkers, zones, marks]
+  register: ct
+
+- name: Half-open TCP entries and the sources behind them
+  ansible.builtin.debug:
+    msg: "{{ ct.summary.half_open }} half-open; top sources {{ ct.summary.top_sources[:3] }}"
+
+- name: Entries that never saw a reply (conntrack -L -u UNREPLIED), and assured ones that are not NATed
+  stateful.netfilter.conntrack_info:
+    status: [UNREPLIED]
+
+- name: Assured entries that are not source-NATed
+  stateful.netfilter.conntrack_info:
+    status: [ASSURED, '!SRC_NAT']
+
+- name: ICMP echo requests (conntrack -L -p icmp --icmp-type 8)
+  stateful.netfilter.conntrack_info:
+    protocol: icmp
+    icmp_type: 8
 
 - name: Inspect a container's network namespace
   stateful.netfilter.conntrack_info:
@@ -146,8 +184,14 @@ truncated:
   sample: true
 summary:
   description:
-    - Counts of the matching entries by family, protocol, TCP state and NAT kind, and the ten most frequent original
-      destinations and destination ports.
+    - Counts of the matching entries by family, protocol, TCP state and NAT kind; V(unreplied) (no reply seen, as
+      C(conntrack -L -u UNREPLIED) counts), V(assured) and V(half_open) (TCP in C(SYN_SENT) or C(SYN_RECV)).
+    - The ten most frequent original sources (V(top_sources)) and destinations (V(top_destinations)), destination
+      ports (V(top_ports)), and for NAT the translated sides, V(top_translated_sources) (the addresses source NAT
+      gave the entries, which is the reply destination) and V(top_translated_destinations) (the addresses
+      destination NAT sent them to, the backends, which is the reply source).
+    - V(zones), V(marks), V(accounted), V(top_talkers_bytes) and V(top_talkers_packets) only as
+      O(summary_details) asks.
   returned: always
   type: dict
   sample:
@@ -155,14 +199,34 @@ summary:
     protocols: {udp: 201000, tcp: 1000, icmp: 400}
     tcp_states: {SYN_SENT: 990, ESTABLISHED: 10}
     nat: {snat: 202400}
+    unreplied: 202390
+    assured: 10
+    half_open: 990
+    top_sources:
+      - {address: 10.0.0.2, count: 50350}
     top_destinations:
       - {address: 198.51.100.1, count: 1012}
+    top_translated_sources:
+      - {address: 203.0.113.1, count: 201400}
+    top_translated_destinations: []
     top_ports:
       - {protocol: udp, port: 1024, count: 1004}
+    zones:
+      - {zone: 0, zone_dir: both, count: 202390}
+      - {zone: 7, zone_dir: both, count: 10}
+    marks:
+      - {mark: 0, count: 202300}
+      - {mark: 66, count: 100}
+    accounted: 202400
+    top_talkers_bytes:
+      - {address: 10.0.0.5, bytes: 9120400, packets: 6080, entries: 10}
+    top_talkers_packets:
+      - {address: 10.0.0.2, bytes: 1510000, packets: 50350, entries: 50350}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
+    DETAILS,
     ERRORS,
     build_filter,
     filter_argument_spec,
@@ -176,6 +240,7 @@ def main():
     argument_spec.update(
         limit=dict(type='int', default=100),
         summary_only=dict(type='bool', default=False),
+        summary_details=dict(type='list', elements='str', default=[], choices=list(DETAILS)),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params['limit'] < 0:
@@ -188,7 +253,7 @@ def main():
     # table); count, summary and the rest follow them in the same result.
     exit_streamed(module, dict(changed=False), 'entries', errors=ERRORS, produce=lambda write: list_entries(
         flt, netns=module.params['netns'], limit=module.params['limit'],
-        summary_only=module.params['summary_only'], write=write))
+        summary_only=module.params['summary_only'], write=write, details=module.params['summary_details']))
 
 
 if __name__ == '__main__':

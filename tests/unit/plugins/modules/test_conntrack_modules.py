@@ -85,13 +85,15 @@ def test_kernel_error_fails(monkeypatch, capsys):
 def test_info_passes_limit_and_netns(monkeypatch, capsys):
     calls = []
 
-    def fake(flt, netns=None, limit=None, summary_only=False, write=None):
-        calls.append((netns, limit, summary_only, flt.families))
+    def fake(flt, netns=None, limit=None, summary_only=False, write=None, details=()):
+        calls.append((netns, limit, summary_only, flt.families, details))
         return dict(count=0, total=5, max=262144, truncated=False, summary={})
     monkeypatch.setattr(conntrack_info, 'list_entries', fake)
     result = run(conntrack_info, {'netns': 'web1', 'limit': 0, 'summary_only': True}, capsys)
     assert not result['changed'] and result['total'] == 5
-    assert calls == [('web1', 0, True, (2, 10))]
+    assert calls == [('web1', 0, True, (2, 10), [])]
+    run(conntrack_info, {'summary_details': ['talkers', 'zones']}, capsys)
+    assert calls[-1][-1] == ['talkers', 'zones']
 
 
 def test_info_refuses_negative_limit(capsys):
