@@ -301,6 +301,18 @@ options:
               - For V(TCPMSS) in the mangle table, clamp the MSS to the path MTU less the headers. Only in chains
                 hooked from C(FORWARD), C(OUTPUT) or C(POSTROUTING).
             type: bool
+  backend:
+    description:
+      - V(iptables) manages owned chains in the iptables tables, as described above.
+      - V(nftables) renders the same chains into an C(inet) table of their own, C(snf_<table>) or
+        C(snf_<table>_<scope>), replaced in one C(nft -f) transaction after C(nft -c) accepted it; nothing
+        outside that table is touched. Needs the C(nft) command. Not yet supported with it -
+        O(rollback_timeout), the conntrack helpers of V(CT), O(chains[].rules[].port), ICMP codes and DNAT port
+        shifts are refused before any change. See docs/nftables.md.
+    type: str
+    choices: [iptables, nftables]
+    default: iptables
+    version_added: 0.1.0
   rollback_timeout:
     description:
       - Commit-confirm. Before the change is applied, the current owned chains, hooks and managed policies of
@@ -456,8 +468,18 @@ rollback:
     timer: {kind: systemd, unit: snf-rollback-3f1c0a9e5b7d2c41.timer}
     state_dir: /run/snf-netfilter/netns-4026531840/rollback/3f1c0a9e5b7d2c41
     confirm_seconds: 0.8
+nft:
+  description: With O(backend=nftables), the C(nft -f) input applied (or, in check mode, that would be applied); empty when nothing changes.
+  returned: backend is nftables and state is overridden, merged or deleted
+  type: str
+  sample: "table inet snf_filter_FW\ndelete table inet snf_filter_FW\ntable inet snf_filter_FW {\n...}\n"
+table:
+  description: With O(backend=nftables), the owned nft table.
+  returned: backend is nftables
+  type: str
+  sample: inet snf_filter_FW
 backend:
-  description: The iptables back end the host selects.
+  description: The iptables back end the host selects (V(nft) or V(legacy)), or V(nftables) with O(backend=nftables).
   returned: unless state is rendered
   type: str
   sample: nft
@@ -466,6 +488,7 @@ backend:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
+from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_ruleset as run_ruleset_nft
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
 
 
@@ -515,10 +538,13 @@ def main():
             )),
             rollback_timeout=dict(type='int'),
             rollback_confirm=dict(type='str', no_log=False),
+            backend=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
         ),
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,
     )
+    if module.params['backend'] == 'nftables':
+        run_ruleset_nft(module)
     run_ruleset(module)
 
 

@@ -1,0 +1,798 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The nftables back end: the engine's rule model rendered into a table the collection owns.
+
+Private to the collection. Pure Python except NftCommand (which runs `nft`).
+
+One ruleset scope of one iptables table (filter, nat, mangle, raw) lives in
+one `inet` table, `snf_<table>` or `snf_<table>_<scope>`, that holds nothing
+else. Inside it:
+
+- every owned chain exists once per family, as a regular chain named
+  `ipv4.<chain>` or `ipv6.<chain>` holding the rules of that family (so a rule
+  needs no family test of its own, and reading the table back tells the
+  families apart without relying on how nft prints dependencies);
+- the hooks are base chains named after the built-in chain (`INPUT`, and
+  `INPUT-LAST` for hook_position last) that jump to the owned chains with
+  `meta nfproto ipv4 jump ipv4.<chain>`; their priority is the one of the
+  iptables table the scope stands for, minus one (first) or plus one (last),
+  so the collection's chain runs just before (or after) the iptables-nft
+  chains of the same table;
+- the policy of a built-in chain is the policy of its base chain.
+
+render_table() prints the wanted state in the form `nft list table` prints it;
+parse_table() reads that listing back into the same model (per family Owned,
+as _rules.read_owned gives for iptables), so the comparison is made on the
+re-rendered text of both and a re-run is `changed: false`. The table is
+replaced in one `nft -f` transaction (create, delete, define) after `nft -c`
+accepted the same text; nothing outside it is named.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+from collections import OrderedDict
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
+    BUILTIN_CHAINS,
+    CTSTATUS,
+    NAME_TAG,
+    NOT,
+    PREFIX,
+    Chain,
+    Owned,
+    Rule,
+    kernel_comment,
+    make_rule,
+    negated,
+    plain,
+)
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError, show
+
+FAMILIES = ('ipv4', 'ipv6')
+TABLE_PREFIX = 'snf_'
+LAST_SUFFIX = '-LAST'
+# nft keeps 128 bytes of a rule comment (NFT_USERDATA_MAXLEN / 2 in libnftables' parser).
+COMMENT_MAX = 128
+# (chain type, hook, priority keyword) per iptables table and built-in chain; the keyword is the
+# priority of the iptables-nft chain of that table and hook.
+HOOKS = {
+    'filter': dict((name, ('filter', name.lower(), 'filter')) for name in BUILTIN_CHAINS['filter']),
+    'mangle': dict((name, ('filter', name.lower(), 'mangle')) for name in BUILTIN_CHAINS['mangle']),
+    'raw': dict((name, ('filter', name.lower(), 'raw')) for name in BUILTIN_CHAINS['raw']),
+    'nat': {'PREROUTING': ('nat', 'prerouting', 'dstnat'), 'INPUT': ('nat', 'input', 'srcnat'),
+            'OUTPUT': ('nat', 'output', 'dstnat'), 'POSTROUTING': ('nat', 'postrouting', 'srcnat')},
+}
+L3 = {'ipv4': 'ip', 'ipv6': 'ip6'}
+PORT_MATCH_PROTOCOLS = ('tcp', 'udp', 'sctp', 'udplite', 'dccp')
+# Conntrack states and status bits in the order nft prints them (bit order).
+NFT_CTSTATES = (('INVALID', 'invalid'), ('ESTABLISHED', 'established'), ('RELATED', 'related'), ('NEW', 'new'),
+                ('UNTRACKED', 'untracked'))
+NFT_CTSTATUS = dict((name, name.lower().replace('_', '-')) for name in CTSTATUS)
+# Protocol names as nft prints them (spec name -> nft name).
+NFT_PROTOCOLS = {'icmpv6': 'ipv6-icmp'}
+ICMP_NAMES = {
+    'ipv4': {0: 'echo-reply', 3: 'destination-unreachable', 4: 'source-quench', 5: 'redirect', 8: 'echo-request',
+             9: 'router-advertisement', 10: 'router-solicitation', 11: 'time-exceeded', 12: 'parameter-problem',
+             13: 'timestamp-request', 14: 'timestamp-reply', 17: 'address-mask-request',
+             18: 'address-mask-reply'},
+    'ipv6': {1: 'destination-unreachable', 2: 'packet-too-big', 3: 'time-exceeded', 4: 'parameter-problem',
+             128: 'echo-request', 129: 'echo-reply', 130: 'mld-listener-query', 131: 'mld-listener-report',
+             132: 'mld-listener-done', 133: 'nd-router-solicit', 134: 'nd-router-advert',
+             135: 'nd-neighbor-solicit', 136: 'nd-neighbor-advert', 137: 'nd-redirect'},
+}
+REJECT = {
+    'icmp-port-unreachable': 'icmp port-unreachable', 'icmp-net-unreachable': 'icmp net-unreachable',
+    'icmp-host-unreachable': 'icmp host-unreachable', 'icmp-proto-unreachable': 'icmp prot-unreachable',
+    'icmp-net-prohibited': 'icmp net-prohibited', 'icmp-host-prohibited': 'icmp host-prohibited',
+    'icmp-admin-prohibited': 'icmp admin-prohibited', 'tcp-reset': 'tcp reset',
+    'icmp6-port-unreachable': 'icmpv6 port-unreachable', 'icmp6-no-route': 'icmpv6 no-route',
+    'icmp6-adm-prohibited': 'icmpv6 admin-prohibited', 'icmp6-addr-unreachable': 'icmpv6 addr-unreachable',
+    'icmp6-policy-fail': 'icmpv6 policy-fail', 'icmp6-reject-route': 'icmpv6 reject-route',
+}
+LOG_LEVELS = ('emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug')
+RATE_UNITS = {'sec': 'second', 'min': 'minute', 'hour': 'hour', 'day': 'day'}
+NAT_FLAGS = (('random', 'random'), ('random_fully', 'fully-random'), ('persistent', 'persistent'))
+# Options of the rule model nft cannot take (yet), with the reason given.
+UNSUPPORTED = {
+    'port': 'nft has no match of "source or destination port" in one rule; write two rules '
+            '(source_port and destination_port)',
+    'helper': 'conntrack helper objects are not rendered by the nftables back end yet',
+}
+_QUOTE_FREE = re.compile(r'[^"\\\n]*')
+_RULE_SPLIT = re.compile(r'"[^"]*"|\S+')
+_TABLE_NAME = re.compile(r'table inet (\S+) \{')
+
+
+class NftError(Exception):
+    """A model the nftables back end cannot render, or a failed nft command."""
+
+    def __init__(self, msg, param=None, result=None):
+        super(NftError, self).__init__(msg)
+        self.param = param
+        self.result = result or {}
+
+
+def table_name(table, scope):
+    """The owned nft table of an iptables table and scope: snf_filter, snf_nat_GW."""
+    return '%s%s%s' % (TABLE_PREFIX, table, '_' + scope if scope else '')
+
+
+def chain_name(family, name):
+    return '%s.%s' % (family, name)
+
+
+def base_name(builtin, position):
+    return builtin + (LAST_SUFFIX if position == 'last' else '')
+
+
+# ---------------------------------------------------------------------------
+# Rendering a rule.
+
+def _refuse(param, msg):
+    raise ValidationError(param, msg)
+
+
+def _quoted(value, param, limit=None):
+    if not _QUOTE_FREE.fullmatch(value):
+        _refuse(param, '%s: nft cannot store a double quote or backslash here' % (show(value),))
+    if limit is not None and len(value.encode('utf-8')) > limit:
+        _refuse(param, '%s: nft keeps at most %d bytes' % (show(value), limit))
+    return '"%s"' % value
+
+
+def _cmp(value):
+    """'!= ' for a negated spec value, else ''."""
+    return '!= ' if negated(value) else ''
+
+
+def _nft_ports(value):
+    """A spec port value ('22', '1000:2000' or a list) as nft prints it ('22', '1000-2000', '{ 80, 443 }')."""
+    value = plain(value)
+    if isinstance(value, list):
+        items = sorted((p.replace(':', '-') for p in value), key=lambda p: int(p.split('-')[0]))
+        return '{ %s }' % ', '.join(items)
+    return value.replace(':', '-')
+
+
+def _protocol_name(protocol):
+    return NFT_PROTOCOLS.get(protocol, protocol)
+
+
+def _icmp(spec, family, param):
+    value = spec['icmp_type']
+    if value == 'any':
+        return None
+    if '/' in value:
+        _refuse(param + 'icmp_type', '%s: ICMP codes are not rendered by the nftables back end yet; give the type'
+                % value)
+    number = int(value)
+    keyword = 'icmp' if family == 'ipv4' else 'icmpv6'
+    return '%s type %s' % (keyword, ICMP_NAMES[family].get(number, str(number)))
+
+
+def _tcp_flags(spec, param):
+    if 'syn' in spec:
+        return 'tcp flags %ssyn / fin,syn,rst,ack' % ('' if spec['syn'] else '!= ')
+    mask, comp = plain(spec['tcp_flags']).split()
+    mask = mask.lower()
+    if comp == 'NONE':
+        if negated(spec['tcp_flags']):
+            _refuse(param + 'tcp_flags', 'a negated test of no flag set is not rendered by the nftables back end '
+                                         'yet')
+        return 'tcp flags ! %s' % mask
+    return 'tcp flags %s%s / %s' % (_cmp(spec['tcp_flags']), comp.lower(), mask)
+
+
+def _bits(value, names, param, what):
+    words = []
+    for nft_word in names:
+        if nft_word[0] in plain(value):
+            words.append(nft_word[1])
+    unknown = [item for item in plain(value) if item not in dict(names)]
+    if unknown:
+        _refuse(param, '%s %s is not rendered by the nftables back end yet' % (what, unknown[0]))
+    if negated(value):
+        return '!= ' + ' | '.join(words)
+    return ','.join(words)
+
+
+def _nat_to(spec, name, family):
+    """SNAT/DNAT's address as nft takes it: 'ip to A-B:P-Q', 'ip6 to [A]-[B]:P'."""
+    value = spec[name]
+    if family == 'ipv4' or not value.startswith('['):
+        return '%s to %s' % (L3[family], value)
+    addrs, dummy, ports = value[1:].partition(']')
+    addrs = '-'.join('[%s]' % addr for addr in addrs.split('-'))
+    return '%s to %s%s' % (L3[family], addrs, ports)
+
+
+def _nat_flags(spec):
+    flags = [word for key, word in NAT_FLAGS if spec.get(key)]
+    return [','.join(flags)] if flags else []
+
+
+def render_rule(spec, family, param=''):
+    """A rule of the model in the form `nft list` prints it (raises ValidationError for what nft cannot take)."""
+    for key, why in UNSUPPORTED.items():
+        if key in spec:
+            _refuse(param + key, why)
+    out = []
+    for key, field in (('source', 'saddr'), ('destination', 'daddr')):
+        if key in spec:
+            out.append('%s %s %s%s' % (L3[family], field, _cmp(spec[key]), plain(spec[key])))
+    for key, field in (('in_interface', 'iifname'), ('out_interface', 'oifname')):
+        if key in spec:
+            name = plain(spec[key])
+            name = name[:-1] + '*' if name.endswith('+') else name
+            out.append('%s %s%s' % (field, _cmp(spec[key]), _quoted(name, param + key)))
+    protocol = spec.get('protocol')
+    implied = False
+    for key, field in (('source_port', 'sport'), ('destination_port', 'dport')):
+        if key in spec:
+            if protocol not in PORT_MATCH_PROTOCOLS:
+                _refuse(param + key, 'ports need protocol %s' % ', '.join(PORT_MATCH_PROTOCOLS))
+            out.append('%s %s %s%s' % (protocol, field, _cmp(spec[key]), _nft_ports(spec[key])))
+            implied = True
+    if 'syn' in spec or 'tcp_flags' in spec:
+        out.append(_tcp_flags(spec, param))
+        implied = True
+    if 'icmp_type' in spec:
+        icmp = _icmp(spec, family, param)
+        if icmp:
+            out.append(icmp)
+            implied = True
+    if protocol and not implied:
+        out.append('meta l4proto %s' % _protocol_name(protocol))
+    if 'ctstate' in spec:
+        out.append('ct state %s' % _bits(spec['ctstate'], NFT_CTSTATES, param + 'ctstate', 'conntrack state'))
+    if 'ctstatus' in spec:
+        if 'NONE' in plain(spec['ctstatus']):
+            _refuse(param + 'ctstatus', 'NONE (no status bit) is not rendered by the nftables back end yet')
+        out.append('ct status %s' % _bits(spec['ctstatus'], [(k, NFT_CTSTATUS[k]) for k in CTSTATUS],
+                                          param + 'ctstatus', 'conntrack status'))
+    for key in ('ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst'):
+        if key in spec:
+            direction = 'original' if key.startswith('ctorig') else 'reply'
+            field = 'saddr' if key.endswith('src') else 'daddr'
+            out.append('ct %s %s %s %s%s' % (direction, L3[family], field, _cmp(spec[key]), plain(spec[key])))
+    for key in ('ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport'):
+        if key in spec:
+            if not protocol:
+                _refuse(param + key, 'nft matches a conntrack port only with a protocol: give protocol')
+            direction = 'original' if key.startswith('ctorig') else 'reply'
+            field = 'proto-src' if 'src' in key else 'proto-dst'
+            out.append('ct %s %s %s%s' % (direction, field, _cmp(spec[key]), _nft_ports(spec[key])))
+    if 'ctdir' in spec:
+        out.append('ct direction %s' % spec['ctdir'].lower())
+    if 'limit' in spec:
+        count, unit = spec['limit'].split('/')
+        text = 'limit rate %s/%s' % (count, RATE_UNITS[unit])
+        if 'limit_burst' in spec:
+            text += ' burst %d packets' % spec['limit_burst']
+        out.append(text)
+    out.extend(_target(spec, family, param))
+    comment = kernel_comment(spec)
+    if comment is not None:
+        out.append('comment %s' % _quoted(comment, param + 'comment', COMMENT_MAX))
+    return ' '.join(out)
+
+
+def _target(spec, family, param):
+    jump = spec['jump']
+    if jump in ('ACCEPT', 'DROP', 'RETURN'):
+        return [jump.lower()]
+    if jump.startswith(PREFIX):
+        return ['jump', chain_name(family, jump)]
+    if jump == 'REJECT':
+        return ['reject', 'with', REJECT[spec['reject_with']]]
+    if jump == 'LOG':
+        out = ['log']
+        if 'log_prefix' in spec:
+            out += ['prefix', _quoted(spec['log_prefix'], param + 'log_prefix')]
+        if 'log_level' in spec:
+            out += ['level', LOG_LEVELS[spec['log_level']]]
+        return out
+    if jump in ('SNAT', 'DNAT'):
+        name = 'to_source' if jump == 'SNAT' else 'to_destination'
+        if '/' in spec[name]:
+            _refuse(param + name, 'port shifting (/BASE) is not rendered by the nftables back end yet')
+        return [jump.lower(), _nat_to(spec, name, family)] + _nat_flags(spec)
+    if jump in ('MASQUERADE', 'REDIRECT'):
+        out = [jump.lower()]
+        if 'to_ports' in spec:
+            out += ['to', ':' + spec['to_ports']]
+        return out + _nat_flags(spec)
+    if jump == 'CT':
+        return ['notrack']
+    if jump == 'TCPMSS':
+        return ['tcp option maxseg size set %s' % ('rt mtu' if spec.get('clamp_mss_to_pmtu') else spec['set_mss'])]
+    _refuse(param + 'jump', '%s is not rendered by the nftables back end yet' % jump)
+
+
+# ---------------------------------------------------------------------------
+# Parsing a rule as `nft list` prints it.
+
+def _words(text):
+    return _RULE_SPLIT.findall(text)
+
+
+def _unquote(word):
+    return word[1:-1] if len(word) >= 2 and word[0] == '"' and word[-1] == '"' else word
+
+
+class _Tokens(object):
+    def __init__(self, words):
+        self.words = words
+        self.pos = 0
+
+    def peek(self, count=1):
+        return self.words[self.pos:self.pos + count]
+
+    def take(self, count=1):
+        out = self.words[self.pos:self.pos + count]
+        if len(out) < count:
+            raise ValueError('rule ends early')
+        self.pos += count
+        return out
+
+    def done(self):
+        return self.pos >= len(self.words)
+
+    def negation(self):
+        if self.peek() == ['!=']:
+            self.pos += 1
+            return NOT
+        return ''
+
+    def value(self):
+        """A value, or an anonymous set '{ a, b }' as a list."""
+        first = self.take()[0]
+        if first != '{':
+            return first
+        items = []
+        while True:
+            word = self.take()[0]
+            if word == '}':
+                return items
+            items.extend(part for part in word.split(',') if part)
+
+    def bits(self):
+        """'a,b' or 'a | b' (negated form)."""
+        items = self.take()[0].split(',')
+        while self.peek() == ['|']:
+            self.take()
+            items.append(self.take()[0])
+        return items
+
+
+def _ports_raw(neg, value):
+    if isinstance(value, list):
+        return ([NOT] if neg else []) + [item for item in value]
+    return neg + value
+
+
+def parse_rule(text, family, table):
+    """The spec of a rule from its nft listing, or None if the model cannot express it."""
+    try:
+        raw = _parse_raw(_Tokens(_words(text)), family)
+    except (ValueError, KeyError, IndexError):
+        return None
+    if raw is None:
+        return None
+    comment = raw.pop('comment', None)
+    if comment is not None and comment.startswith(NAME_TAG):
+        name, dummy, comment = comment[len(NAME_TAG):].partition(' ')
+        raw['name'] = name
+    if comment:
+        raw['comment'] = comment
+    try:
+        return make_rule(raw, family, table)
+    except ValidationError:
+        return None
+
+
+def _parse_raw(tok, family):
+    raw = {}
+    icmp_names = dict((name, number) for number, name in ICMP_NAMES[family].items())
+    while not tok.done():
+        word = tok.peek()[0]
+        if word in ('ip', 'ip6') and tok.peek(2)[1:] in (['saddr'], ['daddr']):
+            dummy, field = tok.take(2)
+            if word != L3[family]:
+                return None
+            raw['source' if field == 'saddr' else 'destination'] = tok.negation() + tok.value()
+        elif word in ('iifname', 'oifname'):
+            tok.take()
+            neg = tok.negation()
+            name = _unquote(tok.take()[0])
+            name = name[:-1] + '+' if name.endswith('*') else name
+            raw['in_interface' if word == 'iifname' else 'out_interface'] = neg + name
+        elif tok.peek(2) == ['meta', 'l4proto']:
+            tok.take(2)
+            name = tok.take()[0]
+            raw['protocol'] = 'icmpv6' if name == 'ipv6-icmp' else name
+        elif word in PORT_MATCH_PROTOCOLS and tok.peek(2)[1:] in (['sport'], ['dport']):
+            dummy, field = tok.take(2)
+            raw['protocol'] = word
+            neg = tok.negation()
+            raw['source_port' if field == 'sport' else 'destination_port'] = _ports_raw(neg, tok.value())
+        elif tok.peek(2) == ['tcp', 'flags']:
+            tok.take(2)
+            raw['protocol'] = 'tcp'
+            if tok.peek() == ['!']:
+                tok.take()
+                raw['tcp_flags'] = '%s NONE' % tok.take()[0].upper()
+                continue
+            neg = tok.negation()
+            comp, slash, mask = tok.take(3)
+            if slash != '/':
+                return None
+            raw['tcp_flags'] = '%s%s %s' % (neg, mask.upper(), comp.upper())
+        elif word in ('icmp', 'icmpv6') and tok.peek(2)[1:] == ['type']:
+            tok.take(2)
+            if word != ('icmp' if family == 'ipv4' else 'icmpv6'):
+                return None
+            raw['protocol'] = word
+            name = tok.take()[0]
+            raw['icmp_type'] = str(icmp_names.get(name, name))
+        elif tok.peek(2) in (['ct', 'state'], ['ct', 'status']):
+            dummy, what = tok.take(2)
+            neg = tok.negation()
+            names = [item.upper().replace('-', '_') for item in tok.bits()]
+            raw['ctstate' if what == 'state' else 'ctstatus'] = ([NOT] if neg else []) + names
+        elif tok.peek(2) == ['ct', 'direction']:
+            tok.take(2)
+            raw['ctdir'] = tok.take()[0].upper()
+        elif word == 'ct' and tok.peek(2)[1:] in (['original'], ['reply']):
+            direction = tok.take(2)[1]
+            short = 'ctorig' if direction == 'original' else 'ctrepl'
+            if tok.peek()[0] in ('proto-src', 'proto-dst'):
+                field = tok.take()[0]
+                raw[short + ('srcport' if field == 'proto-src' else 'dstport')] = tok.negation() + tok.value()
+            else:
+                l3, field = tok.take(2)
+                if l3 != L3[family]:
+                    return None
+                raw[short + ('src' if field == 'saddr' else 'dst')] = tok.negation() + tok.value()
+        elif tok.peek(2) == ['limit', 'rate']:
+            tok.take(2)
+            raw['limit'] = tok.take()[0]
+            if tok.peek() == ['burst']:
+                raw['limit_burst'] = int(tok.take(3)[1])
+        elif word == 'comment':
+            tok.take()
+            raw['comment'] = _unquote(tok.take()[0])
+        elif not _parse_target(tok, raw, family):
+            return None
+    return raw
+
+
+def _parse_flags(tok, raw):
+    if tok.peek() and tok.peek()[0] != 'comment' and tok.peek()[0] != 'to':
+        words = tok.peek()[0].split(',')
+        if all(word in dict((w, k) for k, w in NAT_FLAGS) for word in words):
+            tok.take()
+            for word in words:
+                raw[dict((w, k) for k, w in NAT_FLAGS)[word]] = True
+
+
+def _parse_target(tok, raw, family):
+    word = tok.take()[0]
+    if word in ('accept', 'drop', 'return'):
+        raw['jump'] = word.upper()
+    elif word == 'jump':
+        target = tok.take()[0]
+        if not target.startswith(family + '.'):
+            return False
+        raw['jump'] = target[len(family) + 1:]
+    elif word == 'reject':
+        if tok.take()[0] != 'with':
+            return False
+        text = ' '.join(tok.take(2))
+        found = [name for name, nft in REJECT.items() if nft == text
+                 and (name == 'tcp-reset' or name.startswith('icmp6' if family == 'ipv6' else 'icmp-'))]
+        if not found:
+            return False
+        raw['jump'], raw['reject_with'] = 'REJECT', found[0]
+    elif word == 'log':
+        raw['jump'] = 'LOG'
+        while tok.peek() and tok.peek()[0] in ('prefix', 'level'):
+            key, value = tok.take(2)
+            if key == 'prefix':
+                raw['log_prefix'] = _unquote(value)
+            else:
+                raw['log_level'] = LOG_LEVELS.index(value)
+    elif word in ('snat', 'dnat'):
+        l3, to, value = tok.take(3)
+        if l3 != L3[family] or to != 'to':
+            return False
+        if family == 'ipv6' and value.startswith('['):
+            addrs = re.findall(r'\[([^\]]*)\]', value)
+            ports = value[value.rindex(']') + 1:]
+            value = '[%s]%s' % ('-'.join(addrs), ports)
+        raw['jump'] = word.upper()
+        raw['to_source' if word == 'snat' else 'to_destination'] = value
+        _parse_flags(tok, raw)
+    elif word in ('masquerade', 'redirect'):
+        raw['jump'] = word.upper()
+        if tok.peek() == ['to']:
+            raw['to_ports'] = tok.take(2)[1].lstrip(':')
+        _parse_flags(tok, raw)
+    elif word == 'notrack':
+        raw['jump'], raw['notrack'] = 'CT', True
+    elif word == 'tcp' and tok.peek(4) == ['option', 'maxseg', 'size', 'set']:
+        tok.take(4)
+        raw['jump'] = 'TCPMSS'
+        if tok.peek() == ['rt']:
+            tok.take(2)
+            raw['clamp_mss_to_pmtu'] = True
+        else:
+            raw['set_mss'] = int(tok.take()[0])
+    else:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Tables.
+
+class NftRule(Rule):
+    """A Rule whose text is the nft form (spec None: a rule the model cannot read, kept as printed)."""
+
+    __slots__ = ()
+
+
+def rule_from_spec(spec, family, param=''):
+    return NftRule(spec, render_rule(spec, family, param))
+
+
+def convert_owned(owned, family, table):
+    """An Owned state of _rules (iptables text) with its rules rendered for nft; ValidationError names the rule."""
+    chains = []
+    for index, chain in enumerate(owned.chains.values()):
+        rules = []
+        for number, rule in enumerate(chain.rules):
+            rules.append(rule_from_spec(rule.spec, family, 'chains[%d].rules[%d].' % (index, number)))
+        chains.append(Chain(chain.name, chain.hook, rules))
+    return Owned(chains, owned.policies)
+
+
+def render_table(name, table, states):
+    """The table as `nft list table inet NAME` prints it, from {family: Owned}; '' when it would be empty."""
+    policies = OrderedDict()
+    for family in FAMILIES:
+        if family in states:
+            for builtin, policy in states[family].policies.items():
+                if policy != 'ACCEPT':
+                    policies[builtin] = policy
+    bases = []
+    for builtin in BUILTIN_CHAINS[table]:
+        for position in ('first', 'last'):
+            jumps = []
+            for family in FAMILIES:
+                for chain in (states[family].chains.values() if family in states else []):
+                    if chain.hook == (builtin, position):
+                        jumps.append('meta nfproto %s jump %s' % (family, chain_name(family, chain.name)))
+            policy = policies.get(builtin) if position == 'first' else None
+            if jumps or policy:
+                kind, hook, priority = HOOKS[table][builtin]
+                head = 'type %s hook %s priority %s %s 1; policy %s;' % (
+                    kind, hook, priority, '-' if position == 'first' else '+', (policy or 'ACCEPT').lower())
+                bases.append((base_name(builtin, position), [head] + jumps))
+    regular = []
+    for family in FAMILIES:
+        for chain in (states[family].chains.values() if family in states else []):
+            regular.append((chain_name(family, chain.name), [rule.text for rule in chain.rules]))
+    if not bases and not regular:
+        return ''
+    blocks = ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
+              for chain, lines in bases + regular]
+    return 'table inet %s {\n%s}\n' % (name, '\n'.join(blocks))
+
+
+def parse_table(text, table):
+    """{family: Owned} and the list of lines not understood, from `nft list table inet NAME` output ('' = absent).
+
+    Rules the model cannot read are kept with spec None, as their printed text.
+    """
+    states = dict((family, Owned()) for family in FAMILIES)
+    unknown = []
+    hooks = []
+    chain = None
+    for line in text.split('\n'):
+        line = line.strip()
+        if not line or line == '}' or _TABLE_NAME.fullmatch(line):
+            if line == '}':
+                chain = None
+            continue
+        if line.startswith('chain ') and line.endswith(' {'):
+            chain = line[6:-2]
+            family, dot, name = chain.partition('.')
+            if dot and family in states:
+                states[family].chains[name] = Chain(name)
+            continue
+        if chain is None:
+            unknown.append(line)
+            continue
+        family, dot, name = chain.partition('.')
+        if dot and family in states and name in states[family].chains:
+            spec = parse_rule(line, family, table)
+            states[family].chains[name].rules.append(NftRule(spec, line if spec is None else
+                                                             render_rule(spec, family)))
+            continue
+        builtin = chain[:-len(LAST_SUFFIX)] if chain.endswith(LAST_SUFFIX) else chain
+        position = 'last' if chain.endswith(LAST_SUFFIX) else 'first'
+        if builtin not in HOOKS[table]:
+            unknown.append(line)
+            continue
+        match = re.fullmatch(r'type \S+ hook \S+ priority [^;]+; policy (accept|drop);', line)
+        jump = re.fullmatch(r'meta nfproto (ipv4|ipv6) jump (ipv4|ipv6)\.(\S+)', line)
+        if match and position == 'first':
+            for family in states:
+                states[family].policies[builtin] = match.group(1).upper()
+        elif jump and jump.group(1) == jump.group(2):
+            hooks.append((jump.group(1), jump.group(3), (builtin, position)))
+        elif not match:
+            unknown.append(line)
+    for family, name, hook in hooks:
+        if name in states[family].chains:
+            states[family].chains[name].hook = hook
+        else:
+            unknown.append('jump %s.%s' % (family, name))
+    return states, unknown
+
+
+# ---------------------------------------------------------------------------
+# Running nft.
+
+class NftCommand(object):
+    """The `nft` of the host, through module.run_command (no shell)."""
+
+    def __init__(self, module):
+        self.module = module
+        self.path = module.get_bin_path('nft')
+        if not self.path:
+            raise NftError('the nftables back end needs the nft command (Debian and Ubuntu: package nftables); '
+                           'nothing was changed', param='backend')
+        rc, out, err = module.run_command([self.path, 'list', 'tables'])
+        if rc != 0:
+            raise NftError('nft cannot talk to the kernel: %s (a kernel without nf_tables?); nothing was changed'
+                           % (err.strip() or out.strip()), param='backend', result=dict(rc=rc, stderr=err))
+
+    def list_table(self, name):
+        """The listing of `inet NAME`, or '' when the table does not exist."""
+        rc, out, err = self.module.run_command([self.path, 'list', 'table', 'inet', name])
+        if rc != 0:
+            if 'No such file or directory' in err:
+                return ''
+            raise NftError('nft list table inet %s failed: %s' % (name, err.strip()),
+                           result=dict(rc=rc, stderr=err))
+        return out
+
+    def _run(self, args, text, what):
+        rc, out, err = self.module.run_command([self.path] + args + ['-f', '-'], data=text, binary_data=True)
+        if rc != 0:
+            raise NftError('%s: %s' % (what, err.strip()), result=dict(rc=rc, stderr=err, nft=text))
+
+    def check(self, text):
+        self._run(['-c'], text, 'nft -c refused the transaction; nothing was changed')
+
+    def apply(self, text):
+        self._run([], text, 'nft -f failed (the kernel applies a transaction whole or not at all)')
+
+
+def transaction(name, after):
+    """The nft -f input that replaces the owned table with `after` ('' removes it), touching nothing else."""
+    return 'table inet %s\ndelete table inet %s\n%s' % (name, name, after)
+
+
+# ---------------------------------------------------------------------------
+# The ruleset module on this back end.
+
+def _fail(module, exc, **extra):
+    result = dict(getattr(exc, 'result', None) or {})
+    result.update(extra)
+    module.fail_json(msg=str(exc), param=getattr(exc, 'param', None), **result)
+
+
+def run_ruleset(module):
+    """ruleset with backend nftables: overridden, merged, deleted, gathered, rendered; check and diff modes."""
+    # Imported here: the engine imports the iptables back end, which this path does not need at import time.
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _engine, _rollback
+    from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
+
+    params = module.params
+    table, state = params['table'], params['state']
+    families = _engine.families_of(params['family'])
+    for option in ('rollback_timeout', 'rollback_confirm'):
+        if params.get(option) is not None:
+            module.fail_json(msg='%s is not supported with backend nftables yet; nothing was changed' % option,
+                             param=option)
+    try:
+        scope_prefix = check_scope(params['scope'], 'scope')
+        drops = [chain for chain, policy in (params.get('policies') or {}).items()
+                 if str(policy).upper() != 'ACCEPT']
+        if drops and params['family'] != 'both':
+            raise ValidationError('policies.%s' % drops[0], 'with backend nftables a policy is the policy of a base '
+                                  'chain of the inet table and applies to both families: give family both')
+        desired = dict((family, convert_owned(_engine.desired_owned(params, family, table, scope_prefix,
+                                                                    state != 'deleted'), family, table))
+                       for family in families)
+    except ValidationError as exc:
+        _fail(module, exc)
+    name = table_name(table, params['scope'])
+    if state == 'rendered':
+        module.exit_json(changed=False, rendered=dict(nftables=render_table(name, table, desired)),
+                         table='inet %s' % name)
+    try:
+        nft = NftCommand(module)
+    except NftError as exc:
+        _fail(module, exc)
+    try:
+        _rollback.engine_lock()
+    except (_rollback.RollbackError, OSError) as exc:
+        module.fail_json(msg='could not take the engine lock: %s' % exc)
+    try:
+        listing = nft.list_table(name)
+    except NftError as exc:
+        _fail(module, exc)
+    live, unknown = parse_table(listing, table)
+    if state == 'gathered':
+        gathered = {}
+        for family in families:
+            owned = live[family]
+            owned.policies = OrderedDict((chain, owned.policies.get(chain, 'ACCEPT'))
+                                         for chain in BUILTIN_CHAINS[table])
+            gathered[family] = _engine.gathered_owned(owned, module, family)
+        module.exit_json(changed=False, gathered=gathered, backend='nftables', table='inet %s' % name)
+    wanted = {}
+    for family in FAMILIES:
+        if family not in families:
+            wanted[family] = live[family]
+            continue
+        wanted[family] = _engine.wanted_state(state, live[family], desired[family])
+        policies = OrderedDict(live[family].policies)
+        policies.update(desired[family].policies)
+        wanted[family].policies = policies
+    try:
+        _check_wanted(wanted, unknown, state, families)
+        before = render_table(name, table, live)
+        after = render_table(name, table, wanted)
+    except ValidationError as exc:
+        _fail(module, exc)
+    changed = before != after or bool(unknown and state == 'overridden')
+    text = transaction(name, after) if changed else ''
+    if changed and not module.check_mode:
+        try:
+            nft.check(text)
+            nft.apply(text)
+        except NftError as exc:
+            _fail(module, exc)
+    _rollback.release_engine_lock()
+    result = dict(changed=changed, nft=text, backend='nftables', table='inet %s' % name)
+    if module._diff:
+        result['diff'] = [dict(before=listing if unknown else before, after=after,
+                               before_header='inet %s (before)' % name, after_header='inet %s (after)' % name)]
+    module.exit_json(**result)
+
+
+def _check_wanted(wanted, unknown, state, families):
+    """Refuse to write back what the model cannot read, and jumps to chains that will not exist."""
+    if unknown and (state != 'overridden' or len(families) < len(FAMILIES)):
+        raise ValidationError('state', 'the owned table holds %s, which the collection did not write and cannot '
+                                       'read; replace it with state overridden and family both' % show(unknown[0]))
+    for family, owned in wanted.items():
+        for name, chain in owned.chains.items():
+            for rule in chain.rules:
+                if rule.spec is None:
+                    raise ValidationError('chains', 'the owned chain %s.%s holds a rule the collection cannot read: '
+                                                    '%s; it is never written back' % (family, name, show(rule.text)))
+                jump = rule.spec.get('jump', '')
+                if jump.startswith(PREFIX) and jump not in owned.chains:
+                    raise ValidationError('jump', 'rule %s of chain %s jumps to %s, which is not defined'
+                                          % (show(rule.text), name, jump))
