@@ -181,8 +181,8 @@ def test_the_ftp_helper_expectation_is_listed_and_filtered(lab):
     lab.restore('*raw\n-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\nCOMMIT\n')
     server = ('import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);'
               's.bind((sys.argv[1], 21)); s.listen(1); print("up", flush=True); c, a = s.accept();'
-              'c.sendall(b"220 ready\\r\\n"); time.sleep(0.3); c.sendall(b"227 Entering Passive Mode (10,99,0,1,195,80).\\r\\n");'
-              'time.sleep(60)')
+              'c.sendall(b"220 ready\\r\\n"); time.sleep(0.3);'
+              'c.sendall(b"227 Entering Passive Mode (10,99,0,1,195,80).\\r\\n"); time.sleep(60)')
     proc = subprocess.Popen(lab.cmd([sys.executable, '-c', server, SERVER]), stdout=subprocess.PIPE)
     assert proc.stdout.readline() == b'up\n'
     client = ('import socket, sys, time; c = socket.create_connection((sys.argv[1], 21)); data = b"";\n'
