@@ -145,7 +145,8 @@ def stats_parity(ns):
     cli = {}
     for line in _lab.in_ns(ns, 'conntrack', '-S').stdout.splitlines():
         fields = dict(field.split('=') for field in line.split())
-        cli[int(fields.pop('cpu'))] = dict((key, int(value)) for key, value in fields.items())
+        cpu = int(fields.pop('cpu'))
+        cli[cpu] = dict((key, int(value)) for key, value in fields.items())
     ours = dict((row['cpu'], dict((key, value) for key, value in row.items() if key != 'cpu'))
                 for row in stats['per_cpu'])
     failures += check('stats: per-CPU counters (conntrack -S)', ours, cli)

@@ -76,7 +76,7 @@ def main():
         runs = dict((key, []) for key in ('cli', 'old_full', 'new_full', 'old_summary', 'new_summary',
                                           'new_details'))
         cpu = dict((key, []) for key in runs)
-        count = None
+        counts = []
         for dummy in range(args.rounds):
             runs['cli'].append(timed(lambda: subprocess.run(['ip', 'netns', 'exec', ns, 'conntrack', '-L'],
                                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -90,9 +90,10 @@ def main():
                 elapsed, result = timed(lambda: module.list_entries(module.build_filter({}), netns=ns, **extra),
                                         cpu[label])
                 runs[label].append(elapsed)
-                assert count in (None, result['count']), (count, result['count'])
-                count = result['count']
-        print('table: %d entries; %d rounds, interleaved' % (count, args.rounds))
+                counts.append(result['count'])
+        # Entries of other namespaces share nf_conntrack_max; a few of ours may expire or be evicted meanwhile.
+        count = max(counts)
+        print('table: %d entries (%d at the least); %d rounds, interleaved' % (count, min(counts), args.rounds))
         for label in sorted(runs):
             print('%-12s median %.3f s, best %.3f s, %s entries/s (median)'
                   % (label, median(runs[label]), min(runs[label]), format(int(count / median(runs[label])), ',')))
