@@ -56,6 +56,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._validate impor
 FAMILIES = ('ipv4', 'ipv6')
 TABLE_PREFIX = 'snf_'
 LAST_SUFFIX = '-LAST'
+C_LOCALE = {'LC_ALL': 'C'}
 # nft keeps 128 bytes of a rule comment (NFT_USERDATA_MAXLEN / 2 in libnftables' parser).
 COMMENT_MAX = 128
 # (chain type, hook, priority keyword) per iptables table and built-in chain; the keyword is the
@@ -150,6 +151,12 @@ def _cmp(value):
     return '!= ' if negated(value) else ''
 
 
+def _host(network, family):
+    """A network as nft prints it: a host address without its /32 or /128."""
+    suffix = '/32' if family == 'ipv4' else '/128'
+    return network[:-len(suffix)] if network.endswith(suffix) else network
+
+
 def _nft_ports(value):
     """A spec port value ('22', '1000:2000' or a list) as nft prints it ('22', '1000-2000', '{ 80, 443 }')."""
     value = plain(value)
@@ -181,10 +188,11 @@ def _tcp_flags(spec, param):
     mask, comp = plain(spec['tcp_flags']).split()
     mask = mask.lower()
     if comp == 'NONE':
-        if negated(spec['tcp_flags']):
-            _refuse(param + 'tcp_flags', 'a negated test of no flag set is not rendered by the nftables back end '
-                                         'yet')
-        return 'tcp flags ! %s' % mask
+        # No flag of the mask set; negated: any of them set.
+        return 'tcp flags %s%s' % ('' if negated(spec['tcp_flags']) else '! ', mask)
+    if comp.lower() == mask and ',' not in mask:
+        # nft prints a one-flag mask equal to the value as a comparison.
+        return 'tcp flags & %s %s %s' % (mask, '!=' if negated(spec['tcp_flags']) else '==', mask)
     return 'tcp flags %s%s / %s' % (_cmp(spec['tcp_flags']), comp.lower(), mask)
 
 
@@ -222,9 +230,13 @@ def render_rule(spec, family, param=''):
         if key in spec:
             _refuse(param + key, why)
     out = []
+    if spec['jump'] == 'REJECT' and spec['reject_with'] != 'tcp-reset' and 'limit' in spec \
+            and not ('source' in spec or 'destination' in spec or spec.get('icmp_type', 'any') != 'any'):
+        # The family test an ICMP reject depends on: nft prints it when a statement (limit) stands between.
+        out.append('meta nfproto %s' % family)
     for key, field in (('source', 'saddr'), ('destination', 'daddr')):
         if key in spec:
-            out.append('%s %s %s%s' % (L3[family], field, _cmp(spec[key]), plain(spec[key])))
+            out.append('%s %s %s%s' % (L3[family], field, _cmp(spec[key]), _host(plain(spec[key]), family)))
     for key, field in (('in_interface', 'iifname'), ('out_interface', 'oifname')):
         if key in spec:
             name = plain(spec[key])
@@ -412,6 +424,9 @@ def _parse_raw(tok, family):
             name = _unquote(tok.take()[0])
             name = name[:-1] + '+' if name.endswith('*') else name
             raw['in_interface' if word == 'iifname' else 'out_interface'] = neg + name
+        elif tok.peek(2) == ['meta', 'nfproto']:
+            if tok.take(3)[2] != family:
+                return None
         elif tok.peek(2) == ['meta', 'l4proto']:
             tok.take(2)
             name = tok.take()[0]
@@ -427,6 +442,13 @@ def _parse_raw(tok, family):
             if tok.peek() == ['!']:
                 tok.take()
                 raw['tcp_flags'] = '%s NONE' % tok.take()[0].upper()
+                continue
+            if tok.peek() == ['&']:
+                dummy, mask, op, comp = tok.take(4)
+                raw['tcp_flags'] = '%s%s %s' % (NOT if op == '!=' else '', mask.upper(), comp.upper())
+                continue
+            if tok.peek(2)[1:] != ['/'] and tok.peek(2)[:1] != ['!=']:
+                raw['tcp_flags'] = '!%s NONE' % tok.take()[0].upper()
                 continue
             neg = tok.negation()
             comp, slash, mask = tok.take(3)
@@ -659,14 +681,14 @@ class NftCommand(object):
         if not self.path:
             raise NftError('the nftables back end needs the nft command (Debian and Ubuntu: package nftables); '
                            'nothing was changed', param='backend')
-        rc, out, err = module.run_command([self.path, 'list', 'tables'])
+        rc, out, err = module.run_command([self.path, 'list', 'tables'], environ_update=C_LOCALE)
         if rc != 0:
             raise NftError('nft cannot talk to the kernel: %s (a kernel without nf_tables?); nothing was changed'
                            % (err.strip() or out.strip()), param='backend', result=dict(rc=rc, stderr=err))
 
     def list_table(self, name):
         """The listing of `inet NAME`, or '' when the table does not exist."""
-        rc, out, err = self.module.run_command([self.path, 'list', 'table', 'inet', name])
+        rc, out, err = self.module.run_command([self.path, 'list', 'table', 'inet', name], environ_update=C_LOCALE)
         if rc != 0:
             if 'No such file or directory' in err:
                 return ''
@@ -675,7 +697,8 @@ class NftCommand(object):
         return out
 
     def _run(self, args, text, what):
-        rc, out, err = self.module.run_command([self.path] + args + ['-f', '-'], data=text, binary_data=True)
+        rc, out, err = self.module.run_command([self.path] + args + ['-f', '-'], data=text, binary_data=True,
+                                                 environ_update=C_LOCALE)
         if rc != 0:
             raise NftError('%s: %s' % (what, err.strip()), result=dict(rc=rc, stderr=err, nft=text))
 

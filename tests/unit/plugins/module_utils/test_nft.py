@@ -1,0 +1,427 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The nftables back end (_nft.py): render and parse of the rule model, tables, and the ruleset runner.
+
+The property tests draw rules from the same strategy as test_rules_property: every
+rule the model accepts is either refused by the nft renderer with a ValidationError
+naming its option, or renders to text that parses back to the same spec; with
+root and nft, the text is also loaded into an inet table of a private network
+namespace (`unshare --net`, never this machine's ruleset) and must be printed
+back by nft exactly as rendered.
+"""
+import os
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.stateful.netfilter.plugins.module_utils import _nft, _rules as r
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+
+from test_rules_engine import Exit, Failed
+from test_rules_property import EXAMPLES, RULES
+
+
+ADDRS = {'ipv4': ['10.0.0.0/8', '!192.168.1.0/24', '10.0.0.1', '!203.0.113.7'],
+         'ipv6': ['2001:db8::1', '!fd53:1::/64', 'fe80::/10']}
+PORT_VALUES = ['22', '!22', '1000-2000', '!1000:2000', [443, 80, '8000-8100'], '!80,443', ['!', 53, '5353-5360']]
+TARGETS = {
+    'filter': ['ACCEPT', 'DROP', 'RETURN', 'REJECT', 'LOG', 'SNF-HYP-T'],
+    'nat': ['ACCEPT', 'RETURN', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT', 'LOG'],
+    'mangle': ['ACCEPT', 'DROP', 'TCPMSS', 'RETURN'],
+    'raw': ['ACCEPT', 'DROP', 'CT'],
+}
+NAT_TO = {'ipv4': ['203.0.113.1', '203.0.113.1-203.0.113.9', '203.0.113.1:1024-65535', '10.0.0.1:80'],
+          'ipv6': ['2001:db8::1', '[2001:db8::1]:80', '2001:db8::1-2001:db8::9', '[2001:db8::1-2001:db8::9]:1025-65535']}
+SAFE_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=0x2fff, blacklist_characters='"\\',
+                                  blacklist_categories=('Cc', 'Cf', 'Cs', 'Co', 'Cn', 'Zl', 'Zp')), min_size=1, max_size=20)
+
+
+@st.composite
+def coherent_rules(draw):
+    """(raw, family, table): rules whose options fit together, so that most of them are valid."""
+    family = draw(st.sampled_from(['ipv4', 'ipv6']))
+    table = draw(st.sampled_from(['filter', 'nat', 'mangle', 'raw']))
+    jump = draw(st.sampled_from(TARGETS[table]))
+    protocol = draw(st.sampled_from(['tcp', 'udp', 'sctp', None, 'icmp' if family == 'ipv4' else 'icmpv6', 'gre']))
+    if jump in ('TCPMSS',) or (jump == 'CT' and draw(st.booleans())):
+        protocol = 'tcp' if jump == 'TCPMSS' else protocol
+    raw = dict(jump=jump)
+    maybe = lambda: draw(st.booleans())  # noqa: E731
+    if protocol:
+        raw['protocol'] = protocol
+    if maybe():
+        raw['name'] = draw(st.sampled_from(['ssh', 'web.1', 'a/b@c:d', 'x' * 64]))
+    for key in ('source', 'destination', 'ctorigsrc', 'ctrepldst'):
+        if maybe():
+            raw[key] = draw(st.sampled_from(ADDRS[family]))
+    for key in ('in_interface', 'out_interface'):
+        if maybe():
+            raw[key] = draw(st.sampled_from(['eth0', 'ppp+', '!lo', '!wg+', 'br-lan.10']))
+    if protocol in ('tcp', 'udp', 'sctp'):
+        for key in ('source_port', 'destination_port', 'ctorigdstport', 'ctreplsrcport'):
+            if maybe():
+                value = draw(st.sampled_from(PORT_VALUES))
+                raw[key] = value if key.endswith('_port') or not isinstance(value, list) else '8443'
+    if protocol == 'tcp' and (jump == 'TCPMSS' or maybe()):
+        if maybe() or jump == 'TCPMSS':
+            raw['tcp_flags'] = draw(st.sampled_from(['SYN,RST SYN', 'FIN,SYN,RST,ACK SYN', 'SYN SYN'] if jump == 'TCPMSS'
+                                                    else ['ALL NONE', 'ALL FIN,PSH,URG', '!SYN,ACK SYN,ACK', 'SYN,RST SYN']))
+        else:
+            raw['syn'] = draw(st.booleans())
+    if protocol in ('icmp', 'icmpv6') and maybe():
+        raw['icmp_type'] = draw(st.sampled_from(['echo-request', 'echo-reply', 'any', 'destination-unreachable',
+                                                 'neighbour-solicitation' if family == 'ipv6' else 'time-exceeded']))
+    if maybe():
+        raw['ctstate'] = draw(st.sampled_from([['NEW'], ['ESTABLISHED', 'RELATED'], ['!', 'INVALID'], ['UNTRACKED', 'NEW'],
+                                               '!NEW,ESTABLISHED']))
+    if maybe():
+        raw['ctstatus'] = draw(st.sampled_from([['ASSURED'], ['!', 'EXPECTED'], ['SEEN_REPLY', 'ASSURED', 'CONFIRMED']]))
+    if maybe():
+        raw['ctdir'] = draw(st.sampled_from(['ORIGINAL', 'REPLY']))
+    if maybe():
+        raw['limit'] = draw(st.sampled_from(['5/min', '3/sec', '10/hour', '1/day', '60/min', '7/sec']))
+        if maybe():
+            raw['limit_burst'] = draw(st.sampled_from([1, 5, 10, 10000]))
+    if maybe():
+        raw['comment'] = draw(SAFE_TEXT)
+    if jump == 'REJECT' and maybe():
+        raw['reject_with'] = draw(st.sampled_from([name for name in r.REJECT_WITH[family]
+                                                   if name != 'tcp-reset' or protocol == 'tcp']))
+    if jump == 'LOG':
+        if maybe():
+            raw['log_prefix'] = draw(SAFE_TEXT)
+        if maybe():
+            raw['log_level'] = draw(st.sampled_from(['info', 'debug', 'emerg', 4, 'notice']))
+    if jump in ('SNAT', 'DNAT'):
+        raw['to_source' if jump == 'SNAT' else 'to_destination'] = draw(st.sampled_from(NAT_TO[family]))
+    if jump in ('MASQUERADE', 'REDIRECT') and maybe():
+        raw['to_ports'] = draw(st.sampled_from(['1024-65535', '8080']))
+    for flag in ('random', 'random_fully', 'persistent'):
+        if jump in ('SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT') and maybe():
+            raw[flag] = True
+    if jump == 'CT':
+        raw['notrack'] = True
+    if jump == 'TCPMSS':
+        if maybe():
+            raw['clamp_mss_to_pmtu'] = True
+        else:
+            raw['set_mss'] = draw(st.integers(88, 65495))
+    return raw, family, table
+
+
+def spec_of(raw, family, table):
+    raw = dict((key, value) for key, value in raw.items() if value is not None)
+    raw.setdefault('jump', 'ACCEPT')
+    try:
+        return r.make_rule(raw, family, table, 'rules[0].')
+    except ValidationError:
+        return None
+
+
+def as_set(spec):
+    """The spec with port lists in nft's order: an anonymous set is a set, nft prints it sorted."""
+    out = dict(spec)
+    if out.get('icmp_type') == 'any':
+        # nft has no "any" ICMP type: the protocol match alone is the same match.
+        del out['icmp_type']
+    for key in ('source_port', 'destination_port'):
+        value = out.get(key)
+        if isinstance(value, list):
+            neg = r.negated(value)
+            ports = sorted(r.plain(value), key=lambda port: int(port.split(':')[0]))
+            out[key] = ([r.NOT] if neg else []) + ports
+    return out
+
+
+def rendered(spec, family):
+    """The nft text of a spec, or None when the renderer refuses it (naming an option of the rule)."""
+    try:
+        return _nft.render_rule(spec, family, 'rules[0].')
+    except ValidationError as exc:
+        assert exc.param.startswith('rules[0].') and exc.param[len('rules[0].'):] in r.RULE_KEYS, exc.param
+        event('refused: %s' % exc.param)
+        return None
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=RULES, family=st.sampled_from(['ipv4', 'ipv6']), table=st.sampled_from(['filter', 'nat', 'mangle', 'raw']))
+def test_a_rule_renders_and_parses_back_to_its_spec(raw, family, table):
+    spec = spec_of(raw, family, table)
+    if spec is None:
+        return
+    text = rendered(spec, family)
+    if text is None:
+        return
+    event('rendered')
+    assert '\n' not in text
+    assert as_set(_nft.parse_rule(text, family, table)) == as_set(spec), text
+
+
+def nft_listing(text):
+    """`nft list table inet t` after loading text in a network namespace of its own (rc, output)."""
+    done = subprocess.run(['unshare', '--net', 'sh', '-c', 'nft -f - && nft list table inet t'],
+                          input=text.encode('utf-8'), capture_output=True, check=False)
+    return done.returncode, done.stdout.decode('utf-8', 'replace') + done.stderr.decode('utf-8', 'replace')
+
+
+needs_nft = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('nft') or not shutil.which('unshare'),
+                               reason='needs root, nft and unshare (nft runs in a network namespace of its own)')
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=coherent_rules())
+def test_a_coherent_rule_renders_and_parses_back_to_its_spec(drawn):
+    raw, family, table = drawn
+    spec = spec_of(raw, family, table)
+    event('valid' if spec is not None else 'invalid')
+    text = rendered(spec, family) if spec is not None else None
+    if text is not None:
+        event('rendered')
+        assert as_set(_nft.parse_rule(text, family, table)) == as_set(spec), text
+
+
+@needs_nft
+@settings(max_examples=max(EXAMPLES // 2, 50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=coherent_rules())
+def test_nft_takes_the_rendered_rule_and_prints_it_back_unchanged(drawn):
+    raw, family, table = drawn
+    spec = spec_of(raw, family, table)
+    text = rendered(spec, family) if spec is not None else None
+    if text is None:
+        return
+    states = {family: r.Owned([r.Chain('SNF-HYP', rules=[_nft.NftRule(spec, text)])])}
+    if spec['jump'].startswith(r.PREFIX) and spec['jump'] != 'SNF-HYP':
+        states[family].chains[spec['jump']] = r.Chain(spec['jump'])
+    table_text = _nft.render_table('t', table, states)
+    rc, out = nft_listing(table_text)
+    assert rc == 0, (table_text, out)
+    assert out == table_text
+    parsed, unknown = _nft.parse_table(out, table)
+    assert unknown == [] and as_set(parsed[family].chains['SNF-HYP'].rules[0].spec) == as_set(spec)
+
+
+FORMS = [
+    # (family, table, rule, nft text)
+    ('ipv4', 'filter', dict(source='!10.0.0.0/8', in_interface='!lo', protocol='tcp', destination_port='!22',
+                            jump='RETURN'),
+     'ip saddr != 10.0.0.0/8 iifname != "lo" tcp dport != 22 return'),
+    ('ipv4', 'filter', dict(protocol='tcp', destination_port=[443, 80, '8000-8100'], jump='ACCEPT', name='web'),
+     'tcp dport { 80, 443, 8000-8100 } accept comment "snf:web"'),
+    ('ipv6', 'filter', dict(in_interface='ppp+', protocol='icmpv6', icmp_type='neighbour-solicitation',
+                            jump='ACCEPT'), 'iifname "ppp*" icmpv6 type nd-neighbor-solicit accept'),
+    ('ipv4', 'filter', dict(ctstate=['!', 'ESTABLISHED', 'RELATED'], jump='DROP'),
+     'ct state != established | related drop'),
+    ('ipv4', 'filter', dict(protocol='tcp', syn=False, ctstate=['NEW'], jump='DROP'),
+     'tcp flags != syn / fin,syn,rst,ack ct state new drop'),
+    ('ipv4', 'filter', dict(protocol='tcp', tcp_flags='ALL NONE', jump='DROP'),
+     'tcp flags ! fin,syn,rst,psh,ack,urg drop'),
+    ('ipv6', 'filter', dict(limit='5/min', limit_burst=10, jump='LOG', log_prefix='x: ', log_level='info'),
+     'limit rate 5/minute burst 10 packets log prefix "x: " level info'),
+    ('ipv6', 'filter', dict(jump='REJECT'), 'reject with icmpv6 port-unreachable'),
+    ('ipv4', 'nat', dict(protocol='tcp', jump='SNAT', to_source='10.0.0.1-10.0.0.9:1000-2000', random=True,
+                         persistent=True), 'meta l4proto tcp snat ip to 10.0.0.1-10.0.0.9:1000-2000 random,persistent'),
+    ('ipv6', 'nat', dict(protocol='udp', jump='DNAT', to_destination='[2001:db8::1-2001:db8::9]:53'),
+     'meta l4proto udp dnat ip6 to [2001:db8::1]-[2001:db8::9]:53'),
+    ('ipv4', 'mangle', dict(protocol='tcp', tcp_flags='SYN,RST SYN', jump='TCPMSS', clamp_mss_to_pmtu=True),
+     'tcp flags syn / syn,rst tcp option maxseg size set rt mtu'),
+    ('ipv4', 'raw', dict(protocol='udp', destination_port=53, jump='CT', notrack=True), 'udp dport 53 notrack'),
+    ('ipv4', 'filter', dict(protocol='tcp', ctorigdst='192.0.2.7', ctorigdstport=8443, ctstatus=['ASSURED'],
+                            ctdir='ORIGINAL', jump='SNF-X'),
+     'meta l4proto tcp ct status assured ct original ip daddr 192.0.2.7 ct original proto-dst 8443 '
+     'ct direction original jump ipv4.SNF-X'),
+]
+
+
+@pytest.mark.parametrize('family, table, raw, text', FORMS)
+def test_forms_nft_prints(family, table, raw, text):
+    spec = r.make_rule(raw, family, table)
+    assert _nft.render_rule(spec, family) == text
+    assert as_set(_nft.parse_rule(text, family, table)) == as_set(spec)
+
+
+@pytest.mark.parametrize('raw, param, words', [
+    (dict(protocol='tcp', port=[80, 443], jump='ACCEPT'), 'port', 'two rules'),
+    (dict(protocol='icmp', icmp_type='3/3', jump='ACCEPT'), 'icmp_type', 'ICMP codes'),
+    (dict(protocol='tcp', jump='CT', helper='ftp'), 'helper', 'helper'),
+    (dict(ctstate=['SNAT'], jump='ACCEPT'), 'ctstate', 'SNAT'),
+    (dict(ctstatus=['NONE'], jump='ACCEPT'), 'ctstatus', 'NONE'),
+    (dict(ctorigdstport=80, jump='ACCEPT'), 'ctorigdstport', 'protocol'),
+    (dict(comment='a "quoted" word', jump='ACCEPT'), 'comment', 'double quote'),
+    (dict(comment='x' * 130, jump='ACCEPT'), 'comment', '128 bytes'),
+    (dict(protocol='tcp', jump='DNAT', to_destination='10.0.0.1:1000-1099/80'), 'to_destination', 'shifting'),
+])
+def test_what_nft_cannot_take_is_refused_naming_the_option(raw, param, words):
+    table = 'nat' if raw['jump'] == 'DNAT' else 'raw' if raw['jump'] == 'CT' else 'filter'
+    spec = r.make_rule(raw, 'ipv4', table)
+    with pytest.raises(ValidationError) as exc:
+        _nft.render_rule(spec, 'ipv4', 'chains[0].rules[1].')
+    assert exc.value.param == 'chains[0].rules[1].' + param and words in str(exc.value)
+
+
+def owned(family, table, chains, policies=None):
+    return r.Owned([r.Chain(name, hook, [_nft.rule_from_spec(r.make_rule(rule, family, table), family)
+                                         for rule in rules]) for name, hook, rules in chains], policies)
+
+
+def test_table_renders_base_chains_per_hook_and_position_and_parses_back():
+    states = {
+        'ipv4': owned('ipv4', 'filter', [('SNF-A', ('INPUT', 'first'), [dict(jump='ACCEPT', in_interface='lo')]),
+                                         ('SNF-B', ('INPUT', 'last'), [dict(jump='SNF-C')]),
+                                         ('SNF-C', None, [])], {'INPUT': 'DROP', 'FORWARD': 'ACCEPT'}),
+        'ipv6': owned('ipv6', 'filter', [('SNF-A', ('INPUT', 'first'), [dict(jump='DROP')])], {'INPUT': 'DROP'}),
+    }
+    text = _nft.render_table('snf_filter_X', 'filter', states)
+    assert text.startswith('table inet snf_filter_X {\n\tchain INPUT {\n'
+                           '\t\ttype filter hook input priority filter - 1; policy drop;\n'
+                           '\t\tmeta nfproto ipv4 jump ipv4.SNF-A\n\t\tmeta nfproto ipv6 jump ipv6.SNF-A\n\t}\n\n'
+                           '\tchain INPUT-LAST {\n\t\ttype filter hook input priority filter + 1; policy accept;\n'
+                           '\t\tmeta nfproto ipv4 jump ipv4.SNF-B\n\t}\n')
+    assert 'FORWARD' not in text
+    parsed, unknown = _nft.parse_table(text, 'filter')
+    assert unknown == []
+    assert _nft.render_table('snf_filter_X', 'filter', parsed) == text
+    assert parsed['ipv4'].chains['SNF-B'].hook == ('INPUT', 'last')
+    assert parsed['ipv4'].chains['SNF-C'].hook is None
+    assert _nft.render_table('snf_filter_X', 'filter', {'ipv4': r.Owned(), 'ipv6': r.Owned()}) == ''
+
+
+def test_a_rule_nft_printed_that_the_model_cannot_read_is_kept_as_text_and_never_written_back():
+    text = ('table inet snf_filter_X {\n\tchain ipv4.SNF-A {\n\t\tmeta mark 0x1 accept\n\t}\n'
+            '\tchain OTHER {\n\t\tcounter\n\t}\n}\n')
+    parsed, unknown = _nft.parse_table(text, 'filter')
+    rule = parsed['ipv4'].chains['SNF-A'].rules[0]
+    assert rule.spec is None and rule.text == 'meta mark 0x1 accept'
+    assert unknown == ['counter']
+    with pytest.raises(ValidationError) as exc:
+        _nft._check_wanted(parsed, [], 'merged', ['ipv4', 'ipv6'])
+    assert 'never written back' in str(exc.value)
+    with pytest.raises(ValidationError) as exc:
+        _nft._check_wanted({'ipv4': r.Owned(), 'ipv6': r.Owned()}, unknown, 'merged', ['ipv4', 'ipv6'])
+    assert exc.value.param == 'state'
+
+
+class NftModule(object):
+    """Just enough of AnsibleModule for the nft runner: `nft` answered from a dict of listings."""
+
+    def __init__(self, params, nft='/usr/sbin/nft', tables=None, kernel_error=None, check_mode=False):
+        defaults = dict(table='filter', family='both', state='overridden', scope='FW', policies=None, chains=[],
+                        rollback_timeout=None, rollback_confirm=None, backend='nftables')
+        defaults.update(params)
+        self.params = defaults
+        self.nft = nft
+        self.tables = tables if tables is not None else {}
+        self.kernel_error = kernel_error
+        self.check_mode = check_mode
+        self._diff = True
+        self.calls = []
+        self.warnings = []
+
+    def get_bin_path(self, name, required=False):
+        assert name == 'nft'
+        return self.nft
+
+    def run_command(self, cmd, data=None, binary_data=False, environ_update=None):
+        assert isinstance(cmd, list) and environ_update == {'LC_ALL': 'C'}
+        self.calls.append((cmd[1:], data))
+        if cmd[1:] == ['list', 'tables']:
+            if self.kernel_error:
+                return 1, '', self.kernel_error
+            return 0, ''.join('table inet %s\n' % name for name in self.tables), ''
+        if cmd[1:4] == ['list', 'table', 'inet']:
+            if cmd[4] not in self.tables:
+                return 1, '', 'Error: No such file or directory\nlist table inet %s\n' % cmd[4]
+            return 0, self.tables[cmd[4]], ''
+        assert cmd[-2:] == ['-f', '-']
+        return 0, '', ''
+
+    def writes(self):
+        return [(args, data) for args, data in self.calls if args[-2:] == ['-f', '-']]
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+    def exit_json(self, **result):
+        raise Exit(**result)
+
+    def fail_json(self, **result):
+        raise Failed(**result)
+
+
+@pytest.fixture
+def no_lock(monkeypatch):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
+    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
+
+
+CHAINS = [dict(name='SNF-FW-IN', hook='INPUT', hook_position='first',
+               rules=[dict(name='ssh', protocol='tcp', destination_port=22, jump='ACCEPT')])]
+
+
+def outcome(module):
+    with pytest.raises((Exit, Failed)) as exc:
+        _nft.run_ruleset(module)
+    return exc.value
+
+
+def test_missing_nft_or_nf_tables_fails_before_any_change(no_lock):
+    missing = NftModule(dict(chains=CHAINS), nft=None)
+    result = outcome(missing)
+    assert isinstance(result, Failed) and result.result['param'] == 'backend' and 'package nftables' in str(result)
+    assert missing.calls == []
+    kernel = NftModule(dict(chains=CHAINS), kernel_error='Error: Could not process rule: Protocol not supported\n')
+    result = outcome(kernel)
+    assert isinstance(result, Failed) and 'nf_tables' in str(result) and kernel.writes() == []
+
+
+def test_check_mode_predicts_the_transaction_and_writes_nothing_then_apply_checks_first(no_lock):
+    check = NftModule(dict(chains=CHAINS), check_mode=True)
+    predicted = outcome(check)
+    assert isinstance(predicted, Exit) and predicted.result['changed'] is True and check.writes() == []
+    real = NftModule(dict(chains=CHAINS))
+    applied = outcome(real).result
+    assert applied['nft'] == predicted.result['nft']
+    assert applied['nft'].startswith('table inet snf_filter_FW\ndelete table inet snf_filter_FW\n'
+                                     'table inet snf_filter_FW {\n')
+    assert [args[:-2] for args, data in real.writes()] == [['-c'], []]
+    assert all(data == applied['nft'] for args, data in real.writes())
+    # The table as the kernel would print it: no change, nothing written.
+    after = applied['nft'].split('\n', 2)[2]
+    again = NftModule(dict(chains=CHAINS), tables={'snf_filter_FW': after})
+    result = outcome(again).result
+    assert result['changed'] is False and result['nft'] == '' and again.writes() == []
+
+
+def test_rendered_needs_no_host_and_gathered_reads_back(no_lock):
+    rendered = NftModule(dict(chains=CHAINS, state='rendered'), nft=None)
+    text = outcome(rendered).result['rendered']['nftables']
+    assert rendered.calls == [] and 'tcp dport 22 accept comment "snf:ssh"' in text
+    gathered = outcome(NftModule(dict(state='gathered'), tables={'snf_filter_FW': text})).result['gathered']
+    assert gathered['ipv6']['chains'] == [dict(name='SNF-FW-IN', hook='INPUT', hook_position='first', rules=[
+        dict(name='ssh', protocol='tcp', destination_port='22', jump='ACCEPT')])]
+    assert gathered['ipv4']['policies'] == {'INPUT': 'ACCEPT', 'FORWARD': 'ACCEPT', 'OUTPUT': 'ACCEPT'}
+
+
+def test_merged_for_one_family_keeps_the_other_family_of_the_table(no_lock):
+    first = outcome(NftModule(dict(chains=CHAINS))).result['nft'].split('\n', 2)[2]
+    extra = [dict(name='SNF-FW-IN', rules=[dict(name='web', protocol='tcp', destination_port=80, jump='ACCEPT')])]
+    result = outcome(NftModule(dict(chains=extra, family='ipv4', state='merged'),
+                               tables={'snf_filter_FW': first})).result
+    assert result['changed'] is True
+    parsed, unknown = _nft.parse_table(result['nft'].split('\n', 2)[2], 'filter')
+    assert [rule.name for rule in parsed['ipv4'].chains['SNF-FW-IN'].rules] == ['ssh', 'web']
+    assert [rule.name for rule in parsed['ipv6'].chains['SNF-FW-IN'].rules] == ['ssh']
+
+
+def test_bad_input_is_refused_naming_the_option(no_lock):
+    for params, param in ((dict(family='ipv4', policies={'INPUT': 'DROP'}), 'policies.INPUT'),
+                          (dict(rollback_timeout=30), 'rollback_timeout'),
+                          (dict(chains=[dict(name='SNF-FW-IN', rules=[dict(protocol='tcp', port=[1, 2],
+                                                                         jump='ACCEPT')])]),
+                           'chains[0].rules[0].port')):
+        module = NftModule(params)
+        result = outcome(module)
+        assert isinstance(result, Failed) and result.result['param'] == param, result.result
+        assert module.writes() == []
