@@ -99,8 +99,8 @@ def main():
                   % (label, median(runs[label]), min(runs[label]), format(int(count / median(runs[label])), ',')))
         for new, base in (('new_full', 'old_full'), ('new_summary', 'old_summary'), ('new_details', 'new_summary'),
                           ('new_summary', 'cli'), ('old_summary', 'cli')):
-            print('%s / %s: %.3f (median), %.3f (best)' % (new, base, median(runs[new]) / median(runs[base]),
-                                                         min(runs[new]) / min(runs[base])))
+            print('%s / %s: %.3f (median), %.3f (best)'
+                  % (new, base, median(runs[new]) / median(runs[base]), min(runs[new]) / min(runs[base])))
         # CPU time of this process (user + system of every thread, the kernel's dump work included):
         # moves less with other work on the machine than wall time.
         for new, base in (('new_full', 'old_full'), ('new_summary', 'old_summary'), ('new_details', 'new_summary')):

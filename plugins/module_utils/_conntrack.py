@@ -1249,9 +1249,8 @@ class _Summary:
             dict(protocol=protocol_name(proto), port=port, count=count)
             for (proto, port), count in _top(self.ports)]
         if 'zones' in self.details:
-            by['zones'] = [dict(zone=zone, zone_dir=zone_dir, count=count)
-                           for (zone, zone_dir), count in sorted(self.zones.items(), key=lambda item: (-item[1],
-                                                                                                        item[0]))]
+            ranked = sorted(self.zones.items(), key=lambda item: (-item[1], item[0]))
+            by['zones'] = [dict(zone=zone, zone_dir=zone_dir, count=count) for (zone, zone_dir), count in ranked]
         if 'marks' in self.details:
             by['marks'] = [dict(mark=mark, count=count) for mark, count in _top(self.marks)]
         if 'talkers' in self.details:

@@ -31,11 +31,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import ipaddress
 import socket
 import struct
 import time
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctanalysis, _netlink
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
     ValidationError,
     parse_network,
@@ -194,7 +195,7 @@ class ExpectFilter:
         for field in ('src', 'dst'):
             network = getattr(self, field)
             if network is not None and (tup.get(field) is None
-                                        or _conntrack.ipaddress.ip_address(tup[field]) not in network):
+                                        or ipaddress.ip_address(tup[field]) not in network):
                 return False
         if self.dport is not None and tup.get('dport') != self.dport:
             return False
@@ -348,10 +349,8 @@ def check_interval(value, param='interval', low=0.1, high=300):
     return seconds
 
 
-
 def argument_spec():
     """conntrack_stats' options."""
-    from ansible_collections.stateful.netfilter.plugins.module_utils._ctanalysis import thresholds_argument_spec
     return dict(
         interval=dict(type='float'),
         expectations=dict(type='bool', default=False),
@@ -364,14 +363,13 @@ def argument_spec():
             helper=dict(type='str'),
         )),
         summary=dict(type='bool', default=False),
-        thresholds=dict(type='dict', apply_defaults=True, options=thresholds_argument_spec()),
+        thresholds=dict(type='dict', apply_defaults=True, options=_ctanalysis.thresholds_argument_spec()),
         netns=dict(type='str'),
     )
 
 
 def run_module(module_class):
     """conntrack_stats: check every option, then read (see read_stats), then evaluate the checks."""
-    from ansible_collections.stateful.netfilter.plugins.module_utils import _ctanalysis
     module = module_class(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     errors = _conntrack.ERRORS

@@ -309,8 +309,8 @@ def test_the_culprits_are_those_conntrack_tools_shows(table, args):
     zones[(0, 'both')] = zones.pop(None, 0)
     assert dict(((z['zone'], z['zone_dir']), z['count']) for z in summary['zones']) == \
         dict((key, value) for key, value in zones.items() if value)
-    assert dict((m['mark'], m['count']) for m in summary['marks']) == count(int(field(tokens, 'mark'))
-                                                                           for tokens in entries)
+    marks = count(int(field(tokens, 'mark')) for tokens in entries)
+    assert dict((m['mark'], m['count']) for m in summary['marks']) == marks
     talkers = {}
     for tokens in entries:
         bytes_ = sum(int(token.split('=')[1]) for token in tokens if token.startswith('bytes='))
