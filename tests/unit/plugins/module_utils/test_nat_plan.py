@@ -245,8 +245,6 @@ def test_unnamed_and_foreign_targets_are_never_stale():
     assert npl.stale(gathered, []) == []
 
 
-
-
 def mostly(valid, invalid):
     """One of the valid values, or (one time in eight) one of the invalid ones."""
     return st.sampled_from(list(valid) * 7 + list(invalid))
