@@ -299,8 +299,9 @@ def check_scope(value, param):
 def infer_family(raw):
     """The family a rule's own content implies ('ipv4', 'ipv6'), or None.
 
-    Looks at the explicit family, the addresses (also the conntrack match's)
-    and the ICMP protocol, in that order; unparsable values are left for make_rule() to report.
+    Looks at the explicit family, the addresses (also the conntrack match's),
+    the ICMP protocol and a helper of one family (irc), in that order;
+    unparsable values are left for make_rule() to report.
     """
     if raw.get('family'):
         return raw['family']
@@ -324,7 +325,13 @@ def infer_family(raw):
             number = parse_protocol(protocol, 'protocol')
         except ValidationError:
             return None
-        return {1: 'ipv4', 58: 'ipv6'}.get(number)
+        if number in (1, 58):
+            return {1: 'ipv4', 58: 'ipv6'}[number]
+    helper = raw.get('helper')
+    if isinstance(helper, str):
+        families = dict((name.lower(), fams) for name, (dummy, fams) in HELPERS.items()).get(helper.strip().lower())
+        if families and len(families) == 1:
+            return families[0]
     return None
 
 

@@ -51,8 +51,8 @@ options:
     default: filter
   family:
     description:
-      - The address families to manage. With V(both), a rule whose addresses or ICMP protocol imply one
-        family goes to that family only; other rules go to both.
+      - The address families to manage. With V(both), a rule whose addresses (also the conntrack ones), ICMP
+        protocol or conntrack helper imply one family goes to that family only; other rules go to both.
     type: str
     choices: [ipv4, ipv6, both]
     default: both
@@ -283,7 +283,7 @@ options:
               - For V(CT) in the raw table, the conntrack helper to assign (C(-j CT --helper)), of V(ftp), V(tftp),
                 V(sip), V(irc), V(pptp), V(amanda), V(sane), V(snmp), V(snmp_trap), V(netbios-ns), V(RAS) and
                 V(Q.931). Needs the helper's protocol (V(tcp) for ftp, V(udp) for tftp); V(irc), V(pptp), V(snmp),
-                V(snmp_trap) and V(netbios-ns) are IPv4 only.
+                V(snmp_trap) and V(netbios-ns) are IPv4 only (with O(family=both), such a rule goes to IPv4 only).
               - Since Linux 6.0 helpers are never assigned by port number alone; scope such a rule as narrowly as
                 the traffic allows (interface, destination address and port).
             type: str

@@ -170,6 +170,9 @@ def test_a_family_is_inferred_from_conntrack_and_negated_addresses():
     assert r.infer_family(dict(source='!2001:db8::/32')) == 'ipv6'
     assert r.infer_family(dict(to_destination='fd00::1-fd00::9')) == 'ipv6'
     assert r.infer_family(dict(ctreplsrc='!192.0.2.0/24')) == 'ipv4'
+    assert r.infer_family(dict(protocol='tcp', jump='CT', helper='IRC')) == 'ipv4'
+    assert r.infer_family(dict(protocol='tcp', jump='CT', helper='ftp')) is None
+    assert r.infer_family(dict(protocol='tcp')) is None
 
 
 # (the user's rule, family, table, the option named, a fragment of the message)
