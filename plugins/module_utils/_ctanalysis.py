@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
+
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError, show
 
 # name -> (default threshold, kind, what the figure is). Percentages are
@@ -74,7 +76,7 @@ def _number(value):
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if number == number and abs(number) != float('inf') else None
+    return number if math.isfinite(number) else None
 
 
 def _percent(part, whole):

@@ -105,13 +105,13 @@ class NetlinkSocket:
     the thread is in when it is created, whatever happens afterwards.
     """
 
-    def __init__(self, protocol=NETLINK_NETFILTER):
+    def __init__(self, protocol=NETLINK_NETFILTER, rcvbuf=RCVBUF):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
         try:
             try:
-                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
             except OSError:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             try:
                 # Error replies then carry only the header of the failed
                 # request (Linux 4.3+); without it ACK_COST still covers

@@ -53,11 +53,11 @@ options:
     description:
       - Extra counts in RV(summary), each read from every matching entry (they cost time on a large table, so they
         are computed only when asked).
-      - V(zones) adds RV(summary.zones), entries per conntrack zone and direction; V(marks) adds RV(summary.marks),
-        the most frequent connection marks; V(talkers) adds RV(summary.top_talkers_bytes) and
-        RV(summary.top_talkers_packets), the original sources that moved the most bytes and packets (both
-        directions), when accounting is on (C(net.netfilter.nf_conntrack_acct=1); entries created before it was
-        switched on have no counters, RV(summary.accounted) tells how many had).
+      - V(zones) adds V(zones) to RV(summary), entries per conntrack zone and direction; V(marks) adds V(marks),
+        the most frequent connection marks; V(talkers) adds V(top_talkers_bytes) and V(top_talkers_packets), the
+        original sources that moved the most bytes and packets (both directions), when accounting is on
+        (C(net.netfilter.nf_conntrack_acct=1); entries created before it was switched on have no counters,
+        V(accounted) tells how many had).
     type: list
     elements: str
     choices: [zones, marks, talkers]

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from netns_lab import COLLECTIONS, MODULES, RUN_MODULE, wait_for
 

@@ -193,8 +193,10 @@ class EventSocket:
         self.overruns = overruns
         self.drop_counts = list(drops)
         self.groups = None
+        self.rcvbuf = None
 
-    def __call__(self):
+    def __call__(self, rcvbuf=None):
+        self.rcvbuf = rcvbuf
         return self
 
     def __enter__(self):
@@ -222,7 +224,7 @@ def test_a_sample_says_when_events_were_lost(monkeypatch, overruns, drops, compl
     monkeypatch.setattr(_netlink, 'NetlinkSocket', sock)
     ticks = iter(range(100))
     result = _ctevents.sample_events(ct.build_filter({}), 1.0, ['new', 'destroy'], clock=lambda: next(ticks))
-    assert sock.groups == [1, 3]
+    assert sock.groups == [1, 3] and sock.rcvbuf == _ctevents.EVENTS_RCVBUF
     assert result['events'] == {'new': 3, 'destroy': 3} and result['rates'] == {'new': 3.0, 'destroy': 3.0}
     assert result['complete'] is complete and result['lost'] == lost and result['overruns'] == overruns
     assert result['top_new_sources'] == [{'address': '127.0.0.1', 'count': 3}]
