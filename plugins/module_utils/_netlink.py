@@ -19,6 +19,7 @@ import ctypes
 import errno
 import os
 import queue
+import select
 import socket
 import struct
 import threading
@@ -265,31 +266,43 @@ class NetlinkSocket:
         deadline = clock() + seconds
         unpack = NLMSG_LEN_TYPE_FLAGS.unpack_from
         hdr = NLMSGHDR.size + NFGENMSG.size
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        receive = self.sock.recvmsg
         while True:
             left = deadline - clock()
             if left <= 0:
                 return
-            self.sock.settimeout(left)
-            try:
-                chunk = self._recv()
-            except socket.timeout:
-                return
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self.overruns += 1
-                    continue
-                raise
-            finally:
-                self.sock.settimeout(None)
-            offset = 0
-            size = len(chunk)
-            while offset + NLMSGHDR.size <= size:
-                length, kind, flags = unpack(chunk, offset)
-                if length < NLMSGHDR.size:
-                    raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
-                if length >= hdr:
-                    yield chunk, offset + hdr, offset + length, kind, flags
-                offset += (length + 3) & ~3
+            if not poller.poll(max(1, int(left * 1000))):
+                continue
+            # Each event is a message of its own: drain what is queued, one
+            # system call per message, before waiting again (a flood that
+            # never lets the queue empty still ends at the deadline).
+            drained = 0
+            while True:
+                drained += 1
+                if not drained % 4096 and clock() >= deadline:
+                    break
+                try:
+                    chunk, dummy, flags, dummy = receive(RECV_SIZE, 0, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
+                        self.overruns += 1
+                        continue
+                    raise
+                if flags & MSG_TRUNC:
+                    raise NetlinkError(errno.EMSGSIZE, 'netlink message truncated')
+                offset = 0
+                size = len(chunk)
+                while offset + NLMSGHDR.size <= size:
+                    length, kind, msg_flags = unpack(chunk, offset)
+                    if length < NLMSGHDR.size:
+                        raise NetlinkError(errno.EBADMSG, 'malformed netlink message')
+                    if length >= hdr:
+                        yield chunk, offset + hdr, offset + length, kind, msg_flags
+                    offset += (length + 3) & ~3
 
     def drops(self):
         """Messages the kernel dropped for this socket (the Drops column of /proc/net/netlink), or None."""
