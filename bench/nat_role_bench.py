@@ -85,8 +85,8 @@ def write_playbook(directory, label, port_forwards, persist, flush=True):
     return path
 
 
-# A callback of the bench's own: the time of each task, split into tasks that run on the controller only
-# (planning, checks) and tasks that run a module on the host.
+# A callback of the bench's own: the time of each task, split into tasks that ran a module on the host and
+# the rest (planning, checks, includes, skipped tasks: the controller only).
 CALLBACK = '''
 import json, os, time
 from ansible.plugins.callback import CallbackBase
@@ -101,16 +101,24 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__()
         self.current = None
         self.split = dict(controller=0.0, host=0.0, host_tasks=0)
+        self.ran = False
     def _close(self):
         if self.current:
             action, start = self.current
-            local = action.split('.')[-1] in LOCAL
-            self.split['controller' if local else 'host'] += time.time() - start
-            self.split['host_tasks'] += 0 if local else 1
+            host = self.ran and action.split('.')[-1] not in LOCAL
+            self.split['host' if host else 'controller'] += time.time() - start
+            self.split['host_tasks'] += 1 if host else 0
         self.current = None
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._close()
         self.current = (task.action, time.time())
+        self.ran = False
+    def v2_runner_item_on_ok(self, result):
+        self.ran = True
+    def v2_runner_on_ok(self, result):
+        self.ran = self.ran or not result._result.get('skipped')
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self.ran = True
     def v2_playbook_on_stats(self, stats):
         self._close()
         with open(os.environ['SNF_BENCH_SPLIT'], 'w') as handle:
