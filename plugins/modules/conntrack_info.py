@@ -110,7 +110,7 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ ct.summary.half_open }} half-open; top sources {{ ct.summary.top_sources[:3] }}"
 
-- name: Entries that never saw a reply (conntrack -L -u UNREPLIED), and assured ones that are not NATed
+- name: Entries that never saw a reply (conntrack -L -u UNREPLIED)
   stateful.netfilter.conntrack_info:
     status: [UNREPLIED]
 
