@@ -652,14 +652,18 @@ def parse_table(text, table):
         if builtin not in HOOKS[table]:
             unknown.append(line)
             continue
-        match = re.fullmatch(r'type \S+ hook \S+ priority [^;]+; policy (accept|drop);', line)
+        kind, hook, priority = HOOKS[table][builtin]
+        match = re.fullmatch(r'type %s hook %s priority %s %s 1; policy (accept|drop);' % (
+            kind, hook, priority, re.escape('-' if position == 'first' else '+')), line)
         jump = re.fullmatch(r'meta nfproto (ipv4|ipv6) jump (ipv4|ipv6)\.(\S+)', line)
-        if match and position == 'first':
-            for family in states:
-                states[family].policies[builtin] = match.group(1).upper()
+        if match and (position == 'first' or match.group(1) == 'accept'):
+            if position == 'first':
+                for family in states:
+                    states[family].policies[builtin] = match.group(1).upper()
         elif jump and jump.group(1) == jump.group(2):
             hooks.append((jump.group(1), jump.group(3), (builtin, position)))
-        elif not match:
+        else:
+            # A base chain whose type, hook or priority is not the one rendered, or a rule someone added to it.
             unknown.append(line)
     for family, name, hook in hooks:
         if name in states[family].chains:

@@ -425,3 +425,15 @@ def test_bad_input_is_refused_naming_the_option(no_lock):
         result = outcome(module)
         assert isinstance(result, Failed) and result.result['param'] == param, result.result
         assert module.writes() == []
+
+
+def test_a_base_chain_someone_changed_is_noticed_and_replaced_by_overridden(no_lock):
+    text = outcome(NftModule(dict(chains=CHAINS))).result['nft'].split('\n', 2)[2]
+    tampered = text.replace('priority filter - 1', 'priority filter + 10')
+    assert tampered != text
+    parsed, unknown = _nft.parse_table(tampered, 'filter')
+    assert unknown == ['type filter hook input priority filter + 10; policy accept;']
+    result = outcome(NftModule(dict(chains=CHAINS), tables={'snf_filter_FW': tampered})).result
+    assert result['changed'] is True and result['nft'].split('\n', 2)[2] == text
+    merged = outcome(NftModule(dict(chains=CHAINS, state='merged'), tables={'snf_filter_FW': tampered}))
+    assert isinstance(merged, Failed) and merged.result['param'] == 'state'
