@@ -40,6 +40,7 @@ from collections import OrderedDict
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     BUILTIN_CHAINS,
     CTSTATUS,
+    HELPERS,
     NAME_TAG,
     NOT,
     PREFIX,
@@ -102,7 +103,6 @@ NAT_FLAGS = (('random', 'random'), ('random_fully', 'fully-random'), ('persisten
 UNSUPPORTED = {
     'port': 'nft has no match of "source or destination port" in one rule; write two rules '
             '(source_port and destination_port)',
-    'helper': 'conntrack helper objects are not rendered by the nftables back end yet',
 }
 _QUOTE_FREE = re.compile(r'[^"\\\n]*')
 _RULE_SPLIT = re.compile(r'"[^"]*"|\S+')
@@ -129,6 +129,17 @@ def chain_name(family, name):
 
 def base_name(builtin, position):
     return builtin + (LAST_SUFFIX if position == 'last' else '')
+
+
+def helper_object(helper, protocol):
+    """The ct helper object of a kernel helper and protocol: snf-ftp-tcp, snf-q-931-tcp."""
+    return 'snf-%s-%s' % (re.sub(r'[^a-z0-9]', '-', helper.lower()), protocol)
+
+
+def helper_body(helper, protocol):
+    """The lines of a ct helper object as nft prints them (l3proto ip for the IPv4-only helpers)."""
+    return ['type "%s" protocol %s' % (helper, protocol),
+            'l3proto %s' % ('ip' if HELPERS[helper][1] == ('ipv4',) else 'inet')]
 
 
 # ---------------------------------------------------------------------------
@@ -231,7 +242,7 @@ def render_rule(spec, family, param=''):
             _refuse(param + key, why)
     out = []
     if spec['jump'] == 'REJECT' and spec['reject_with'] != 'tcp-reset' and 'limit' in spec \
-            and not ('source' in spec or 'destination' in spec or spec.get('icmp_type', 'any') != 'any'):
+            and not ('source' in spec or 'destination' in spec or spec.get('protocol') in ('icmp', 'icmpv6')):
         # The family test an ICMP reject depends on: nft prints it when a statement (limit) stands between.
         out.append('meta nfproto %s' % family)
     for key, field in (('source', 'saddr'), ('destination', 'daddr')):
@@ -320,6 +331,8 @@ def _target(spec, family, param):
             out += ['to', ':' + spec['to_ports']]
         return out + _nat_flags(spec)
     if jump == 'CT':
+        if 'helper' in spec:
+            return ['ct helper set "%s"' % helper_object(spec['helper'], spec['protocol'])]
         return ['notrack']
     if jump == 'TCPMSS':
         return ['tcp option maxseg size set %s' % ('rt mtu' if spec.get('clamp_mss_to_pmtu') else spec['set_mss'])]
@@ -545,6 +558,14 @@ def _parse_target(tok, raw, family):
         if tok.peek() == ['to']:
             raw['to_ports'] = tok.take(2)[1].lstrip(':')
         _parse_flags(tok, raw)
+    elif word == 'ct' and tok.peek(2) == ['helper', 'set']:
+        tok.take(2)
+        name = _unquote(tok.take()[0])
+        found = [helper for helper in HELPERS for protocol in HELPERS[helper][0]
+                 if helper_object(helper, protocol) == name]
+        if not found:
+            return False
+        raw['jump'], raw['helper'] = 'CT', found[0]
     elif word == 'notrack':
         raw['jump'], raw['notrack'] = 'CT', True
     elif word == 'tcp' and tok.peek(4) == ['option', 'maxseg', 'size', 'set']:
@@ -606,13 +627,22 @@ def render_table(name, table, states):
                 head = 'type %s hook %s priority %s %s 1; policy %s;' % (
                     kind, hook, priority, '-' if position == 'first' else '+', (policy or 'ACCEPT').lower())
                 bases.append((base_name(builtin, position), [head] + jumps))
+    objects = OrderedDict()
+    for family in FAMILIES:
+        for chain in (states[family].chains.values() if family in states else []):
+            for rule in chain.rules:
+                if rule.spec and rule.spec.get('helper'):
+                    helper, protocol = rule.spec['helper'], rule.spec['protocol']
+                    objects[helper_object(helper, protocol)] = helper_body(helper, protocol)
     regular = []
     for family in FAMILIES:
         for chain in (states[family].chains.values() if family in states else []):
             regular.append((chain_name(family, chain.name), [rule.text for rule in chain.rules]))
     if not bases and not regular:
         return ''
-    blocks = ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
+    blocks = ['\tct helper %s {\n%s\t}\n' % (obj, ''.join('\t\t%s\n' % line for line in objects[obj]))
+              for obj in sorted(objects)]
+    blocks += ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
               for chain, lines in bases + regular]
     return 'table inet %s {\n%s}\n' % (name, '\n'.join(blocks))
 
@@ -626,11 +656,20 @@ def parse_table(text, table):
     unknown = []
     hooks = []
     chain = None
+    helper = None
+    objects = {}
     for line in text.split('\n'):
         line = line.strip()
         if not line or line == '}' or _TABLE_NAME.fullmatch(line):
             if line == '}':
-                chain = None
+                chain = helper = None
+            continue
+        if line.startswith('ct helper ') and line.endswith(' {') and chain is None:
+            helper = line[10:-2]
+            objects[helper] = []
+            continue
+        if helper is not None:
+            objects[helper].append(line)
             continue
         if line.startswith('chain ') and line.endswith(' {'):
             chain = line[6:-2]
@@ -665,6 +704,10 @@ def parse_table(text, table):
         else:
             # A base chain whose type, hook or priority is not the one rendered, or a rule someone added to it.
             unknown.append(line)
+    wanted = dict((helper_object(h, p), helper_body(h, p)) for h in HELPERS for p in HELPERS[h][0])
+    for name, body in objects.items():
+        if wanted.get(name) != body:
+            unknown.append('ct helper %s { %s }' % (name, '; '.join(body)))
     for family, name, hook in hooks:
         if name in states[family].chains:
             states[family].chains[name].hook = hook

@@ -153,12 +153,18 @@ def test_mangle_and_raw_targets(lab):
                 dict(name='clamp', protocol='tcp', tcp_flags='SYN,RST SYN', jump='TCPMSS', clamp_mss_to_pmtu=True),
                 dict(name='set', protocol='tcp', syn=True, out_interface='ppp0', jump='TCPMSS', set_mss=1400)])]),
             ('raw', [dict(name='SNF-NF-RAW', hook='PREROUTING', rules=[
-                dict(name='dns', protocol='udp', destination_port=53, jump='CT', notrack=True)])])):
+                dict(name='dns', protocol='udp', destination_port=53, jump='CT', notrack=True),
+                dict(name='ftp', protocol='tcp', destination_port=21, jump='CT', helper='ftp'),
+                dict(name='irc', protocol='tcp', destination_port=6667, jump='CT', helper='irc')])])):
         args = dict(table=table, family='both', scope='NF', state='overridden', chains=chains)
         first = ruleset(lab, **args)
         assert first['changed'] is True, first
         assert ruleset(lab, **args)['changed'] is False, table
         assert ruleset(lab, _ansible_check_mode=True, **args)['changed'] is False, table
+    listing = nft(lab, 'list', 'table', 'inet', 'snf_raw_NF')
+    assert 'ct helper snf-ftp-tcp {' in listing and 'tcp dport 21 ct helper set "snf-ftp-tcp"' in listing
+    # irc is IPv4 only: its rule is in the IPv4 chain alone, its object an l3proto ip one.
+    assert 'l3proto ip\n' in listing and listing.count('snf-irc-tcp"') == 1
 
 
 def test_what_nft_cannot_take_is_refused_naming_the_option_before_any_change(lab):

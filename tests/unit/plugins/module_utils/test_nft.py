@@ -102,7 +102,12 @@ def coherent_rules(draw):
         if jump in ('SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT') and maybe():
             raw[flag] = True
     if jump == 'CT':
-        raw['notrack'] = True
+        helpers = [name for name, (protocols, families) in sorted(r.HELPERS.items())
+                   if protocol in protocols and family in families]
+        if helpers and maybe():
+            raw['helper'] = draw(st.sampled_from(helpers))
+        else:
+            raw['notrack'] = True
     if jump == 'TCPMSS':
         if maybe():
             raw['clamp_mss_to_pmtu'] = True
@@ -227,6 +232,9 @@ FORMS = [
     ('ipv4', 'mangle', dict(protocol='tcp', tcp_flags='SYN,RST SYN', jump='TCPMSS', clamp_mss_to_pmtu=True),
      'tcp flags syn / syn,rst tcp option maxseg size set rt mtu'),
     ('ipv4', 'raw', dict(protocol='udp', destination_port=53, jump='CT', notrack=True), 'udp dport 53 notrack'),
+    ('ipv6', 'raw', dict(protocol='tcp', destination_port=21, jump='CT', helper='ftp'),
+     'tcp dport 21 ct helper set "snf-ftp-tcp"'),
+    ('ipv4', 'raw', dict(protocol='tcp', jump='CT', helper='q.931'), 'meta l4proto tcp ct helper set "snf-q-931-tcp"'),
     ('ipv4', 'filter', dict(protocol='tcp', ctorigdst='192.0.2.7', ctorigdstport=8443, ctstatus=['ASSURED'],
                             ctdir='ORIGINAL', jump='SNF-X'),
      'meta l4proto tcp ct status assured ct original ip daddr 192.0.2.7 ct original proto-dst 8443 '
@@ -244,7 +252,6 @@ def test_forms_nft_prints(family, table, raw, text):
 @pytest.mark.parametrize('raw, param, words', [
     (dict(protocol='tcp', port=[80, 443], jump='ACCEPT'), 'port', 'two rules'),
     (dict(protocol='icmp', icmp_type='3/3', jump='ACCEPT'), 'icmp_type', 'ICMP codes'),
-    (dict(protocol='tcp', jump='CT', helper='ftp'), 'helper', 'helper'),
     (dict(ctstate=['SNAT'], jump='ACCEPT'), 'ctstate', 'SNAT'),
     (dict(ctstatus=['NONE'], jump='ACCEPT'), 'ctstatus', 'NONE'),
     (dict(ctorigdstport=80, jump='ACCEPT'), 'ctorigdstport', 'protocol'),
@@ -437,3 +444,17 @@ def test_a_base_chain_someone_changed_is_noticed_and_replaced_by_overridden(no_l
     assert result['changed'] is True and result['nft'].split('\n', 2)[2] == text
     merged = outcome(NftModule(dict(chains=CHAINS, state='merged'), tables={'snf_filter_FW': tampered}))
     assert isinstance(merged, Failed) and merged.result['param'] == 'state'
+
+
+def test_helper_rules_bring_their_ct_helper_objects():
+    states = {'ipv4': owned('ipv4', 'raw', [('SNF-R', ('PREROUTING', 'first'), [
+        dict(protocol='tcp', destination_port=21, jump='CT', helper='ftp'),
+        dict(protocol='tcp', destination_port=6667, jump='CT', helper='irc')])])}
+    text = _nft.render_table('snf_raw', 'raw', states)
+    assert text.startswith('table inet snf_raw {\n\tct helper snf-ftp-tcp {\n\t\ttype "ftp" protocol tcp\n'
+                           '\t\tl3proto inet\n\t}\n\n\tct helper snf-irc-tcp {\n\t\ttype "irc" protocol tcp\n'
+                           '\t\tl3proto ip\n\t}\n\n\tchain PREROUTING {\n')
+    parsed, unknown = _nft.parse_table(text, 'raw')
+    assert unknown == [] and _nft.render_table('snf_raw', 'raw', parsed) == text
+    parsed, unknown = _nft.parse_table(text.replace('"irc"', '"ftp"'), 'raw')
+    assert unknown == ['ct helper snf-irc-tcp { type "ftp" protocol tcp; l3proto ip }']
