@@ -87,6 +87,13 @@ ICMP_NAMES = {
              132: 'mld-listener-done', 133: 'nd-router-solicit', 134: 'nd-router-advert',
              135: 'nd-neighbor-solicit', 136: 'nd-neighbor-advert', 137: 'nd-redirect'},
 }
+# ICMP codes nft prints by name (others as numbers).
+ICMP_CODES = {
+    'ipv4': {0: 'net-unreachable', 1: 'host-unreachable', 2: 'prot-unreachable', 3: 'port-unreachable',
+             4: 'frag-needed', 9: 'net-prohibited', 10: 'host-prohibited', 13: 'admin-prohibited'},
+    'ipv6': {0: 'no-route', 1: 'admin-prohibited', 3: 'addr-unreachable', 4: 'port-unreachable', 5: 'policy-fail',
+             6: 'reject-route'},
+}
 REJECT = {
     'icmp-port-unreachable': 'icmp port-unreachable', 'icmp-net-unreachable': 'icmp net-unreachable',
     'icmp-host-unreachable': 'icmp host-unreachable', 'icmp-proto-unreachable': 'icmp prot-unreachable',
@@ -185,12 +192,12 @@ def _icmp(spec, family, param):
     value = spec['icmp_type']
     if value == 'any':
         return None
-    if '/' in value:
-        _refuse(param + 'icmp_type', '%s: ICMP codes are not rendered by the nftables back end yet; give the type'
-                % value)
-    number = int(value)
+    number, dummy, code = value.partition('/')
     keyword = 'icmp' if family == 'ipv4' else 'icmpv6'
-    return '%s type %s' % (keyword, ICMP_NAMES[family].get(number, str(number)))
+    text = '%s type %s' % (keyword, ICMP_NAMES[family].get(int(number), number))
+    if code:
+        text += ' %s code %s' % (keyword, ICMP_CODES[family].get(int(code), code))
+    return text
 
 
 def _tcp_flags(spec, param):
@@ -475,6 +482,10 @@ def _parse_raw(tok, family):
             raw['protocol'] = word
             name = tok.take()[0]
             raw['icmp_type'] = str(icmp_names.get(name, name))
+            if tok.peek(2) == [word, 'code']:
+                code = tok.take(3)[2]
+                codes = dict((text, number) for number, text in ICMP_CODES[family].items())
+                raw['icmp_type'] += '/%s' % codes.get(code, code)
         elif tok.peek(2) in (['ct', 'state'], ['ct', 'status']):
             dummy, what = tok.take(2)
             neg = tok.negation()

@@ -307,8 +307,8 @@ options:
       - V(nftables) renders the same chains into an C(inet) table of their own, C(snf_<table>) or
         C(snf_<table>_<scope>), replaced in one C(nft -f) transaction after C(nft -c) accepted it; nothing
         outside that table is touched. Needs the C(nft) command. Not yet supported with it -
-        O(rollback_timeout), O(chains[].rules[].port), ICMP codes and DNAT port shifts are refused before any
-        change. See docs/nftables.md.
+        O(rollback_timeout), O(chains[].rules[].port) and DNAT port shifts are refused before any change. See
+        docs/nftables.md.
     type: str
     choices: [iptables, nftables]
     default: iptables
