@@ -404,7 +404,7 @@ class _Tokens(object):
 
 def _ports_raw(neg, value):
     if isinstance(value, list):
-        return ([NOT] if neg else []) + [item for item in value]
+        return ([NOT] if neg else []) + list(value)
     return neg + value
 
 
@@ -654,7 +654,7 @@ def render_table(name, table, states):
     blocks = ['\tct helper %s {\n%s\t}\n' % (obj, ''.join('\t\t%s\n' % line for line in objects[obj]))
               for obj in sorted(objects)]
     blocks += ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
-              for chain, lines in bases + regular]
+               for chain, lines in bases + regular]
     return 'table inet %s {\n%s}\n' % (name, '\n'.join(blocks))
 
 
@@ -756,7 +756,7 @@ class NftCommand(object):
 
     def _run(self, args, text, what):
         rc, out, err = self.module.run_command([self.path] + args + ['-f', '-'], data=text, binary_data=True,
-                                                 environ_update=C_LOCALE)
+                                               environ_update=C_LOCALE)
         if rc != 0:
             raise NftError('%s: %s' % (what, err.strip()), result=dict(rc=rc, stderr=err, nft=text))
 

@@ -54,6 +54,13 @@ def ruleset(lab, **args):
     return lab.module('ruleset', args)
 
 
+def but(args, **changes):
+    """A copy of module arguments with some changed."""
+    out = dict(args)
+    out.update(changes)
+    return out
+
+
 def test_filter_table_applies_reads_back_is_idempotent_and_leaves_foreign_rules_alone(lab):
     lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
     lab.restore('*filter\n:DOCKER-USER - [0:0]\n-A DOCKER-USER -s 192.0.2.0/24 -j RETURN\n'
@@ -70,7 +77,7 @@ def test_filter_table_applies_reads_back_is_idempotent_and_leaves_foreign_rules_
     assert first['changed'] is True, first
     listing = nft(lab, 'list', 'table', 'inet', 'snf_filter_NF')
     # The kernel prints back exactly the canonical text the engine renders.
-    rendered = ruleset(lab, **dict(args, state='rendered'))['rendered']['nftables']
+    rendered = ruleset(lab, **but(args, state='rendered'))['rendered']['nftables']
     assert listing == rendered
     assert 'tcp dport { 80, 443, 8000-8100 } accept comment "snf:web"' in listing
     assert 'type filter hook input priority filter - 1; policy drop;' in listing
@@ -84,12 +91,12 @@ def test_filter_table_applies_reads_back_is_idempotent_and_leaves_foreign_rules_
     assert [rule['name'] for rule in gathered['ipv6']['chains'][0]['rules']] == \
         [rule['name'] for rule in FILTER_RULES if rule['name'] not in ('ping', 'ssh', 'neg', 'ct')]
     # What gathered returns is accepted as input and changes nothing.
-    back = dict(args, chains=[dict(name=c['name'], hook=c['hook'], rules=c['rules'])
-                              for c in gathered['ipv4']['chains']], family='ipv4', policies={})
+    back = but(args, chains=[dict(name=c['name'], hook=c['hook'], rules=c['rules'])
+                             for c in gathered['ipv4']['chains']], family='ipv4', policies={})
     assert ruleset(lab, **back)['changed'] is False
     # A change: one rule less, policy back to ACCEPT.
-    changed = ruleset(lab, **dict(args, policies={'INPUT': 'ACCEPT'},
-                                  chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=FILTER_RULES[:3])]))
+    changed = ruleset(lab, **but(args, policies={'INPUT': 'ACCEPT'},
+                                 chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=FILTER_RULES[:3])]))
     assert changed['changed'] is True
     assert 'policy accept' in nft(lab, 'list', 'table', 'inet', 'snf_filter_NF')
     # Removal: the table goes, everything else is as it was.

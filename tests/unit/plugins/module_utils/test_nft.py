@@ -48,7 +48,10 @@ def coherent_rules(draw):
     if jump in ('TCPMSS',) or (jump == 'CT' and draw(st.booleans())):
         protocol = 'tcp' if jump == 'TCPMSS' else protocol
     raw = dict(jump=jump)
-    maybe = lambda: draw(st.booleans())  # noqa: E731
+
+    def maybe():
+        return draw(st.booleans())
+
     if protocol:
         raw['protocol'] = protocol
     if maybe():
@@ -429,8 +432,8 @@ def test_merged_for_one_family_keeps_the_other_family_of_the_table(no_lock):
 def test_bad_input_is_refused_naming_the_option(no_lock):
     for params, param in ((dict(family='ipv4', policies={'INPUT': 'DROP'}), 'policies.INPUT'),
                           (dict(rollback_timeout=30), 'rollback_timeout'),
-                          (dict(chains=[dict(name='SNF-FW-IN', rules=[dict(protocol='tcp', port=[1, 2],
-                                                                         jump='ACCEPT')])]),
+                          (dict(chains=[dict(name='SNF-FW-IN',
+                                             rules=[dict(protocol='tcp', port=[1, 2], jump='ACCEPT')])]),
                            'chains[0].rules[0].port')):
         module = NftModule(params)
         result = outcome(module)
