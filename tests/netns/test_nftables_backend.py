@@ -187,3 +187,27 @@ def test_what_nft_cannot_take_is_refused_naming_the_option_before_any_change(lab
     result = ruleset(lab, table='filter', scope='NF', rollback_timeout=30)
     assert result.get('failed') and result['param'] == 'rollback_timeout', result
     assert nft(lab, 'list', 'tables').split() == ['table', 'inet', 'foreign']
+
+
+def test_every_base_chain_decides_an_accept_elsewhere_does_not_override_a_drop(lab):
+    """What docs/nftables.md says about coexistence, with packets: each table's base chain can drop."""
+    lab.link('snf-h25-c', SERVER, CLIENT)
+    lab.listen(SERVER, 8080)
+    lab.listen(SERVER, 8081)
+    # iptables-nft (Docker-like) accepts 8080; the owned table's policy drop still drops it.
+    lab.restore('*filter\n-A INPUT -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n')
+    args = dict(table='filter', family='both', scope='NF', state='overridden', policies={'INPUT': 'DROP'},
+                chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=[
+                    dict(name='est', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'),
+                    dict(name='web', protocol='tcp', destination_port=8081, jump='ACCEPT')])])
+    assert ruleset(lab, **args)['changed'] is True
+    assert not lab.connects('snf-h25-c', SERVER, 8080, timeout=0.5)
+    assert lab.connects('snf-h25-c', SERVER, 8081)
+    # A foreign table that drops 8081 wins over the owned table's accept.
+    lab.run(['nft', '-f', '-'], data=b'table inet foreign {\n chain input {\n  type filter hook input priority 10;'
+                                     b' policy accept;\n  tcp dport 8081 drop\n }\n}\n')
+    assert not lab.connects('snf-h25-c', SERVER, 8081, timeout=0.5)
+    # Neither the iptables-nft rule nor the foreign table was touched by a re-run.
+    before = nft(lab, 'list', 'ruleset')
+    assert ruleset(lab, **args)['changed'] is False
+    assert nft(lab, 'list', 'ruleset') == before
