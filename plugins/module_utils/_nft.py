@@ -74,18 +74,20 @@ PORT_MATCH_PROTOCOLS = ('tcp', 'udp', 'sctp', 'udplite', 'dccp')
 # Conntrack states and status bits in the order nft prints them (bit order).
 NFT_CTSTATES = (('INVALID', 'invalid'), ('ESTABLISHED', 'established'), ('RELATED', 'related'), ('NEW', 'new'),
                 ('UNTRACKED', 'untracked'))
+NAT_STATES = (('SNAT', 'snat'), ('DNAT', 'dnat'))
 NFT_CTSTATUS = dict((name, name.lower().replace('_', '-')) for name in CTSTATUS)
 # Protocol names as nft prints them (spec name -> nft name).
 NFT_PROTOCOLS = {'icmpv6': 'ipv6-icmp'}
 ICMP_NAMES = {
     'ipv4': {0: 'echo-reply', 3: 'destination-unreachable', 4: 'source-quench', 5: 'redirect', 8: 'echo-request',
              9: 'router-advertisement', 10: 'router-solicitation', 11: 'time-exceeded', 12: 'parameter-problem',
-             13: 'timestamp-request', 14: 'timestamp-reply', 17: 'address-mask-request',
-             18: 'address-mask-reply'},
+             13: 'timestamp-request', 14: 'timestamp-reply', 15: 'info-request', 16: 'info-reply',
+             17: 'address-mask-request', 18: 'address-mask-reply'},
     'ipv6': {1: 'destination-unreachable', 2: 'packet-too-big', 3: 'time-exceeded', 4: 'parameter-problem',
              128: 'echo-request', 129: 'echo-reply', 130: 'mld-listener-query', 131: 'mld-listener-report',
              132: 'mld-listener-done', 133: 'nd-router-solicit', 134: 'nd-router-advert',
-             135: 'nd-neighbor-solicit', 136: 'nd-neighbor-advert', 137: 'nd-redirect'},
+             135: 'nd-neighbor-solicit', 136: 'nd-neighbor-advert', 137: 'nd-redirect', 138: 'router-renumbering',
+             141: 'ind-neighbor-solicit', 142: 'ind-neighbor-advert', 143: 'mld2-listener-report'},
 }
 # ICMP codes nft prints by name (others as numbers).
 ICMP_CODES = {
@@ -279,7 +281,15 @@ def render_rule(spec, family, param=''):
     if protocol and not implied:
         out.append('meta l4proto %s' % _protocol_name(protocol))
     if 'ctstate' in spec:
-        out.append('ct state %s' % _bits(spec['ctstate'], NFT_CTSTATES, param + 'ctstate', 'conntrack state'))
+        states = plain(spec['ctstate'])
+        nat = [state for state in states if state in ('SNAT', 'DNAT')]
+        if nat and len(nat) < len(states):
+            _refuse(param + 'ctstate', 'SNAT and DNAT are conntrack status bits in nft (ct status snat): they cannot '
+                                       'be listed with other states in one rule; write two rules')
+        if nat:
+            out.append('ct status %s' % _bits(spec['ctstate'], NAT_STATES, param + 'ctstate', 'conntrack state'))
+        else:
+            out.append('ct state %s' % _bits(spec['ctstate'], NFT_CTSTATES, param + 'ctstate', 'conntrack state'))
     if 'ctstatus' in spec:
         if 'NONE' in plain(spec['ctstatus']):
             _refuse(param + 'ctstatus', 'NONE (no status bit) is not rendered by the nftables back end yet')
@@ -490,7 +500,10 @@ def _parse_raw(tok, family):
             dummy, what = tok.take(2)
             neg = tok.negation()
             names = [item.upper().replace('-', '_') for item in tok.bits()]
-            raw['ctstate' if what == 'state' else 'ctstatus'] = ([NOT] if neg else []) + names
+            key = 'ctstate' if what == 'state' or set(names) <= set(['SNAT', 'DNAT']) else 'ctstatus'
+            if key in raw:
+                return None
+            raw[key] = ([NOT] if neg else []) + names
         elif tok.peek(2) == ['ct', 'direction']:
             tok.take(2)
             raw['ctdir'] = tok.take()[0].upper()

@@ -177,7 +177,7 @@ def test_mangle_and_raw_targets(lab):
 def test_what_nft_cannot_take_is_refused_naming_the_option_before_any_change(lab):
     lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
     for rule, param in ((dict(protocol='tcp', port=[80, 443], jump='ACCEPT'), 'port'),
-                        (dict(ctstate=['SNAT'], jump='ACCEPT'), 'ctstate'),
+                        (dict(ctstate=['SNAT', 'NEW'], jump='ACCEPT'), 'ctstate'),
                         (dict(comment='say "hi"', jump='ACCEPT'), 'comment')):
         result = ruleset(lab, table='filter', family='ipv4', scope='NF', state='overridden',
                          chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=[rule])])

@@ -78,10 +78,10 @@ def coherent_rules(draw):
             ['echo-request', 'echo-reply', 'any', 'destination-unreachable', '3/0', '3/3', '3/4', '3/7', '3/13', '11/1',
              '5/1', '12/2'] if family == 'ipv4' else
             ['echo-request', 'neighbour-solicitation', '1/0', '1/1', '1/2', '1/3', '1/4', '1/5', '1/6', '3/1', '4/0',
-             '137', '143']))
+             '137', '138', '141', '142', '143', '200']))
     if maybe():
         raw['ctstate'] = draw(st.sampled_from([['NEW'], ['ESTABLISHED', 'RELATED'], ['!', 'INVALID'], ['UNTRACKED', 'NEW'],
-                                               '!NEW,ESTABLISHED']))
+                                               '!NEW,ESTABLISHED', ['SNAT'], ['DNAT', 'SNAT'], '!DNAT', '!SNAT,DNAT']))
     if maybe():
         raw['ctstatus'] = draw(st.sampled_from([['ASSURED'], ['!', 'EXPECTED'], ['SEEN_REPLY', 'ASSURED', 'CONFIRMED']]))
     if maybe():
@@ -224,6 +224,8 @@ FORMS = [
                             jump='ACCEPT'), 'iifname "ppp*" icmpv6 type nd-neighbor-solicit accept'),
     ('ipv4', 'filter', dict(protocol='icmp', icmp_type='fragmentation-needed', jump='ACCEPT'),
      'icmp type destination-unreachable icmp code frag-needed accept'),
+    ('ipv4', 'filter', dict(ctstate=['DNAT'], ctstatus=['ASSURED'], jump='ACCEPT'),
+     'ct status dnat ct status assured accept'),
     ('ipv4', 'filter', dict(ctstate=['!', 'ESTABLISHED', 'RELATED'], jump='DROP'),
      'ct state != established | related drop'),
     ('ipv4', 'filter', dict(protocol='tcp', syn=False, ctstate=['NEW'], jump='DROP'),
@@ -259,7 +261,7 @@ def test_forms_nft_prints(family, table, raw, text):
 
 @pytest.mark.parametrize('raw, param, words', [
     (dict(protocol='tcp', port=[80, 443], jump='ACCEPT'), 'port', 'two rules'),
-    (dict(ctstate=['SNAT'], jump='ACCEPT'), 'ctstate', 'SNAT'),
+    (dict(ctstate=['SNAT', 'NEW'], jump='ACCEPT'), 'ctstate', 'two rules'),
     (dict(ctstatus=['NONE'], jump='ACCEPT'), 'ctstatus', 'NONE'),
     (dict(ctorigdstport=80, jump='ACCEPT'), 'ctorigdstport', 'protocol'),
     (dict(comment='a "quoted" word', jump='ACCEPT'), 'comment', 'double quote'),
@@ -465,3 +467,17 @@ def test_helper_rules_bring_their_ct_helper_objects():
     assert unknown == [] and _nft.render_table('snf_raw', 'raw', parsed) == text
     parsed, unknown = _nft.parse_table(text.replace('"irc"', '"ftp"'), 'raw')
     assert unknown == ['ct helper snf-irc-tcp { type "ftp" protocol tcp; l3proto ip }']
+
+
+@needs_nft
+@pytest.mark.parametrize('family', ['ipv4', 'ipv6'])
+def test_every_icmp_type_and_code_is_printed_by_nft_as_rendered(family):
+    protocol = 'icmp' if family == 'ipv4' else 'icmpv6'
+    values = [str(number) for number in range(256)] + ['3/%d' % code for code in range(256)]
+    rules = [_nft.rule_from_spec(r.make_rule(dict(protocol=protocol, icmp_type=value, jump='ACCEPT'), family,
+                                             'filter'), family) for value in values]
+    text = _nft.render_table('t', 'filter', {family: r.Owned([r.Chain('SNF-HYP', rules=rules)])})
+    rc, out = nft_listing(text)
+    assert rc == 0 and out == text
+    parsed, unknown = _nft.parse_table(out, 'filter')
+    assert [rule.spec['icmp_type'] for rule in parsed[family].chains['SNF-HYP'].rules] == values
