@@ -120,9 +120,10 @@ class Lab(object):
         return self.run([sys.executable, '-c', code, address, str(port), str(timeout)], netns).strip() == 'open'
 
     def close(self):
-        # Every process still in the lab's mount namespace (listeners, rollback timers), then the holder.
+        # Every process in the lab's mount namespace (the `sleep` that holds it, listeners, rollback
+        # timers), then unshare itself.
         for pid in os.listdir('/proc'):
-            if not pid.isdigit() or pid == self.pid:
+            if not pid.isdigit():
                 continue
             try:
                 if os.stat('/proc/%s/ns/mnt' % pid).st_ino == self.mntns:
