@@ -54,7 +54,9 @@ def in_ns(ns, *argv, **kwargs):
 
 @contextlib.contextmanager
 def namespace(name):
-    """Create the namespace `name`, yield it, always remove it."""
+    """Create the namespace `name`, yield it, always remove it (in the private /run of private_run())."""
+    if os.environ.get('SNF_BENCH_PRIVATE_RUN') != '1':
+        raise RuntimeError('call _lab.private_run() first: `ip netns add` would write to this machine\'s /run/netns')
     sh('ip', 'netns', 'add', name)
     try:
         yield name

@@ -27,6 +27,7 @@ OUT = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'conntrack')
 
 
 def main():
+    _lab.private_run()
     # SNF_LAB_PREFIX keeps concurrent runs' namespaces apart (as the lab's).
     name = '%s-ct-fixture-%d' % (os.environ.get('SNF_LAB_PREFIX', 'snf'), os.getpid())
     os.makedirs(OUT, exist_ok=True)

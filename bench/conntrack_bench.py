@@ -354,6 +354,7 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit('needs root (network namespaces, conntrack)')
+    _lab.private_run()
     # SIGTERM unwinds like Ctrl-C, so the namespace is removed either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(bench(args.rounds))

@@ -107,6 +107,7 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit('needs root (network namespaces, conntrack)')
+    _lab.private_run()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     ansible = os.path.join(os.path.dirname(sys.executable), 'ansible')
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.cache', 'collections'),
