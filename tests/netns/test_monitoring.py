@@ -108,8 +108,8 @@ def test_statistics_count_the_invalid_packets_sent_and_match_the_table(lab):
     # The busiest source holds every entry: the share check fires once it is allowed to look.
     checked = lab.module('conntrack_stats', dict(summary=True, thresholds=dict(min_entries=5, top_source_percent=50)))
     assert checked['summary']['top_sources'] == [{'address': CLIENT, 'count': 9}], checked
-    assert checked['checks']['top_source_percent'] == dict(evaluated=True, threshold=50.0, value=100.0, fired=True,
-                                                          source=CLIENT)
+    assert checked['checks']['top_source_percent'] == dict(evaluated=True, threshold=50.0, value=100.0,
+                                                           fired=True, source=CLIENT)
     assert [anomaly['check'] for anomaly in checked['anomalies']] == ['top_source_percent']
     assert not checked['checks']['half_open_percent']['evaluated']      # no TCP entries
 
