@@ -41,7 +41,6 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     BUILTIN_CHAINS,
     CTSTATUS,
     HELPERS,
-    NAME_TAG,
     NOT,
     PREFIX,
     Chain,
@@ -51,6 +50,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     make_rule,
     negated,
     plain,
+    take_name,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError, show
 
@@ -426,12 +426,7 @@ def parse_rule(text, family, table):
         return None
     if raw is None:
         return None
-    comment = raw.pop('comment', None)
-    if comment is not None and comment.startswith(NAME_TAG):
-        name, dummy, comment = comment[len(NAME_TAG):].partition(' ')
-        raw['name'] = name
-    if comment:
-        raw['comment'] = comment
+    take_name(raw)
     try:
         return make_rule(raw, family, table)
     except ValidationError:

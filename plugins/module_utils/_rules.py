@@ -938,6 +938,16 @@ _LISTS = ('ctstate', 'ctstatus', 'port')
 _MATCHES = ('tcp', 'udp', 'sctp', 'multiport', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
 
 
+def take_name(raw):
+    """Moves a rule's name out of its comment (NAME_TAG NAME [COMMENT]) into raw['name'], in place."""
+    comment = raw.pop('comment', None)
+    if comment is not None and comment.startswith(NAME_TAG):
+        name, dummy, comment = comment[len(NAME_TAG):].partition(' ')
+        raw['name'] = name
+    if comment:
+        raw['comment'] = comment
+
+
 def parse_rule(args, family, table):
     """The spec of a rule from its iptables-save arguments, or None if the model cannot express it."""
     try:
@@ -969,12 +979,7 @@ def parse_rule(args, family, table):
             pos += 2
         else:
             return None
-    comment = raw.pop('comment', None)
-    if comment is not None and comment.startswith(NAME_TAG):
-        name, dummy, comment = comment[len(NAME_TAG):].partition(' ')
-        raw['name'] = name
-    if comment:
-        raw['comment'] = comment
+    take_name(raw)
     for name in _LISTS:
         if name in raw:
             raw[name] = raw[name].split(',')
