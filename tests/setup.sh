@@ -11,7 +11,8 @@ top=$PWD
 
 # Pins that are not Python requirements of the venv itself.
 ANSIBLE_WHEEL_VERSION=12.3.0     # the `ansible` release that matches ansible-core 2.19
-SYSTEM_PACKAGES="podman runc netavark aardvark-dns debootstrap conntrack iptables iproute2 make git rsync"
+# chromium: the docs stage renders the conntrack report's HTML page headless (tests/docs/browser.py).
+SYSTEM_PACKAGES="podman runc netavark aardvark-dns debootstrap conntrack iptables iproute2 make git rsync chromium"
 
 export CONTAINERS_CONF=$top/tests/lab/containers.conf
 
