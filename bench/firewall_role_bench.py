@@ -65,6 +65,7 @@ PLAYBOOK = '''---
       vars:
         firewall_input_allow: "{{{{ lookup('ansible.builtin.file', '{allow}') | from_json }}}}"
         firewall_persist: {persist}
+        firewall_persist_require_systemd: false  # the lab container does not run systemd
 '''
 
 

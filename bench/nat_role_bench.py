@@ -70,6 +70,7 @@ PLAYBOOK = '''---
         nat_gateway_masquerade: {masquerade}
         nat_gateway_port_forwards: "{{{{ lookup('ansible.builtin.file', '{forwards}') | from_json }}}}"
         nat_gateway_persist: {persist}
+        nat_gateway_persist_require_systemd: false  # the lab container does not run systemd
         nat_gateway_flush_stale: {flush}
 '''
 
