@@ -27,12 +27,20 @@ import re
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import desired_owned, families_of
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
+    LOG_LEVEL_ALIASES,
+    LOG_LEVELS,
+    LOG_PREFIX_MAX,
     Plan,
+    canonical_rate,
     check_scope,
     empty_table,
     read_owned,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
+    FAMILIES,
+    ValidationError,
+    check_comment,
+)
 
 # ICMPv6 types that keep IPv6 working on a link (RFC 4861 neighbour discovery).
 NDP_TYPES = ('router-solicitation', 'router-advertisement', 'neighbour-solicitation', 'neighbour-advertisement')
@@ -44,7 +52,12 @@ NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,47}')
 # also takes udplite and dccp. Names and numbers, as the engine accepts them.
 SINGLE_PORT_PROTOCOLS = ('tcp', 'udp', 'sctp', '6', '17', '132')
 PORT_LIST_PROTOCOLS = SINGLE_PORT_PROTOCOLS + ('udplite', 'dccp', '136', '33')
-ALLOW_VARIABLES = {'INPUT': 'firewall_input_allow', 'FORWARD': 'firewall_forward_allow'}
+ALLOW_VARIABLES = {'INPUT': 'firewall_input_allow', 'FORWARD': 'firewall_forward_allow',
+                   'OUTPUT': 'firewall_output_allow'}
+# The chains firewall_log_chains configures, and the settings of each.
+LOG_CHAINS = ('input', 'forward', 'output')
+LOG_SETTINGS = ('enabled', 'prefix', 'rate', 'burst', 'level')
+LOG_BURST_MAX = 10000
 # The model keys of an allow rule, and the entry option each comes from.
 ENTRY_OPTIONS = {'source': 'sources', 'destination': 'destinations', 'destination_port': 'port'}
 VERDICTS = ('ACCEPT', 'DROP', 'REJECT')
@@ -59,7 +72,9 @@ DEFAULTS = dict(
     firewall_allow_icmp=True,
     firewall_input_allow=[],
     firewall_forward_allow=[],
+    firewall_output_allow=[],
     firewall_log_dropped=False,
+    firewall_log_chains={},
 )
 
 
@@ -92,7 +107,7 @@ def check_input(settings):
     problems = []
     if not settings['firewall_families']:
         problems.append('firewall_families: give ipv4, ipv6 or both.')
-    for variable in ('firewall_input_allow', 'firewall_forward_allow'):
+    for variable in ('firewall_input_allow', 'firewall_forward_allow', 'firewall_output_allow'):
         entries = settings[variable]
         names = [entry.get('name') for entry in entries]
         bad = [name for name in names if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name)]
@@ -113,8 +128,84 @@ def check_input(settings):
         if portless:
             problems.append('%s: a port needs protocol tcp, udp or sctp (a list of ports also udplite or dccp): %s.'
                             % (variable, ', '.join(portless)))
+    problems.extend(_output_problems(settings))
+    problems.extend(_log_problems(settings))
     if problems:
         raise PlanError(' '.join(problems))
+
+
+def _output_problems(settings):
+    """What the argument spec cannot check of firewall_output_allow: the policy it needs, family against addresses."""
+    problems = []
+    entries = settings['firewall_output_allow']
+    if entries and str(settings['firewall_output_policy']).lower() != 'drop':
+        problems.append('firewall_output_allow: needs firewall_output_policy drop (with accept everything leaves '
+                        'anyway): %s.' % ', '.join(str(entry.get('name')) for entry in entries))
+    for entry in entries:
+        family = entry.get('family')
+        if family is None:
+            continue
+        if family not in FAMILIES:
+            problems.append('firewall_output_allow entry %s: family: %s is not ipv4 or ipv6.'
+                            % (entry.get('name'), _quoted(family)))
+            continue
+        other = [str(address) for address in entry.get('destinations') or [] if _family_of(address) != family]
+        if other:
+            problems.append('firewall_output_allow entry %s: destinations: %s %s not %s (family %s).'
+                            % (entry.get('name'), ', '.join(other), 'is' if len(other) == 1 else 'are', family,
+                               family))
+    return problems
+
+
+def _log_problems(settings):
+    """firewall_log_chains checked with the engine's own LOG and limit checks; each problem names its setting."""
+    problems = []
+    chains = settings['firewall_log_chains']
+    if not isinstance(chains, dict):
+        return ['firewall_log_chains: expected a dictionary of input, forward and output, got %s.'
+                % type(chains).__name__]
+    for chain, given in sorted(chains.items(), key=lambda item: str(item[0])):
+        if chain not in LOG_CHAINS:
+            problems.append('firewall_log_chains: %s is not a chain (input, forward or output).' % _quoted(chain))
+            continue
+        given = {} if given is None else given
+        if not isinstance(given, dict):
+            problems.append('firewall_log_chains.%s: expected a dictionary of %s, got %s.'
+                            % (chain, ', '.join(LOG_SETTINGS), type(given).__name__))
+            continue
+        unknown = sorted(str(key) for key in given if key not in LOG_SETTINGS)
+        if unknown:
+            problems.append('firewall_log_chains.%s: unknown settings %s (known: %s).'
+                            % (chain, ', '.join(unknown), ', '.join(LOG_SETTINGS)))
+        try:
+            _log_rule(chain, given)
+        except ValidationError as exc:
+            problems.append('%s.' % exc)
+        if given.get('enabled') and str(settings['firewall_%s_policy' % chain]).lower() != 'drop':
+            problems.append('firewall_log_chains.%s.enabled: needs firewall_%s_policy drop (what meets a drop '
+                            'policy is logged).' % (chain, chain))
+    return problems
+
+
+def _log_rule(chain, given):
+    """The LOG rule of a chain's settings in firewall_log_chains (ValidationError names the setting)."""
+    param = 'firewall_log_chains.%s.' % chain
+    prefix = given.get('prefix')
+    prefix = 'snf-fw-%s-drop: ' % chain if prefix is None else check_comment(_text(prefix), param + 'prefix',
+                                                                                LOG_PREFIX_MAX)
+    rate = canonical_rate(LOG_LIMIT if given.get('rate') is None else given['rate'], param + 'rate')
+    burst = LOG_BURST if given.get('burst') is None else given['burst']
+    if isinstance(burst, bool) or not str(burst).isdigit() or not 1 <= int(burst) <= LOG_BURST_MAX:
+        raise ValidationError(param + 'burst', '%r is not a burst (1-%d)' % (burst, LOG_BURST_MAX))
+    rule = dict(name='log', limit=rate, limit_burst=int(burst), jump='LOG', log_prefix=prefix)
+    level = given.get('level')
+    if level is not None:
+        text = str(level).strip().lower()
+        if isinstance(level, bool) or text not in LOG_LEVELS + tuple(LOG_LEVEL_ALIASES) \
+                and not (text.isdigit() and int(text) < len(LOG_LEVELS)):
+            raise ValidationError(param + 'level', '%r is not a log level (0-7 or %s)' % (level, ', '.join(LOG_LEVELS)))
+        rule['log_level'] = text
+    return rule
 
 
 def _quoted(name):
@@ -137,7 +228,7 @@ def _allow_rules(variable, entries, single, with_destinations):
             families = [_family_of(address) for address in (source, destination) if address is not None]
             if len(set(families)) > 1:
                 continue  # an IPv4 source with an IPv6 destination: no packet matches both
-            family = families[0] if families else None
+            family = families[0] if families else entry.get('family')
             if single is not None and family not in (None, single):
                 continue
             if single is not None and protocol in ('icmp', 'icmpv6') and protocol != _icmp_of(single):
@@ -148,6 +239,8 @@ def _allow_rules(variable, entries, single, with_destinations):
                        ('out_interface', _text(entry.get('out_interface')) if with_destinations else None),
                        ('destination_port', port), ('comment', _text(entry.get('comment')))]
             rule.update((key, value) for key, value in options if _given(value))
+            if entry.get('family') and not families:
+                rule['family'] = entry['family']
             planned.append((rule, (variable, entry['name'])))
     return planned
 
@@ -187,8 +280,10 @@ def plan(variables, scope='FW'):
                          for kind in NDP_TYPES)
     # (chain index, rule index) -> the entry a rule came from; the INPUT and FORWARD chains come first.
     origins = {}
+    # The OUTPUT chain is the third only with an OUTPUT policy drop, which firewall_output_allow needs.
     for index, (chain, variable, with_destinations) in enumerate(((inputs, 'firewall_input_allow', False),
-                                                                  (forward, 'firewall_forward_allow', True))):
+                                                                  (forward, 'firewall_forward_allow', True),
+                                                                  (output, 'firewall_output_allow', True))):
         for rule, origin in _allow_rules(variable, settings[variable], single, with_destinations):
             origins[(index, len(chain))] = origin
             chain.append(rule)
@@ -199,11 +294,12 @@ def plan(variables, scope='FW'):
               dict(name=prefix + 'FORWARD', hook='FORWARD', hook_position='first', rules=forward)]
     if policies['OUTPUT'] == 'DROP':
         chains.append(dict(name=prefix + 'OUTPUT', hook='OUTPUT', hook_position='first', rules=output))
-    if settings['firewall_log_dropped']:
-        chains.extend(dict(name='%s%s-LOG' % (prefix, builtin), hook=builtin, hook_position='last',
-                           rules=[dict(name='log', limit=LOG_LIMIT, limit_burst=LOG_BURST, jump='LOG',
-                                       log_prefix='snf-fw-%s-drop: ' % builtin.lower())])
-                      for builtin in ('INPUT', 'FORWARD', 'OUTPUT') if policies[builtin] == 'DROP')
+    for builtin in ('INPUT', 'FORWARD', 'OUTPUT'):
+        given = settings['firewall_log_chains'].get(builtin.lower()) or {}
+        enabled = given.get('enabled')
+        if policies[builtin] == 'DROP' and (settings['firewall_log_dropped'] if enabled is None else enabled):
+            chains.append(dict(name='%s%s-LOG' % (prefix, builtin), hook=builtin, hook_position='last',
+                               rules=[_log_rule(builtin.lower(), given)]))
     model = dict(family=single or 'both', policies=policies, chains=chains)
     _check_rules(model, prefix, origins)
     return model
@@ -307,6 +403,51 @@ def _decides(rule, flow, family):
     return _interface_matches(rule['in_interface'], flow['interface'])
 
 
+def _decides_reply(rule, flow, family):
+    """Whether a rule matches a reply of the SSH server in OUTPUT (conntrack ESTABLISHED, not a SYN).
+
+    Rules the check cannot decide do not match; None when the answer depends
+    on the leaving interface and flow has none.
+    """
+    if rule.get('family'):
+        rule_family = rule['family']
+    elif 'destination' in rule or 'source' in rule:
+        rule_family = _family_of(rule.get('destination', rule.get('source')))
+    else:
+        rule_family = {'icmp': 'ipv4', 'icmpv6': 'ipv6'}.get(rule.get('protocol'), family)
+    matches = (rule_family == family
+               and ('protocol' not in rule or str(rule['protocol']).lower() in ('tcp', '6'))
+               and ('source' not in rule or _contains(rule['source'], flow['server']))
+               and ('destination' not in rule or _contains(rule['destination'], flow['client']))
+               and ('source_port' not in rule or _port_in(rule['source_port'], flow['port']))
+               and ('destination_port' not in rule or _port_in(rule['destination_port'], flow['client_port']))
+               and ('ctstate' not in rule or 'ESTABLISHED' in rule['ctstate'])
+               and rule.get('syn', False) is False
+               and not any(key in rule for key in ('limit', 'icmp_type', 'in_interface')))
+    if not matches or 'out_interface' not in rule:
+        return matches
+    if flow['interface'] is None:
+        return None
+    return _interface_matches(rule['out_interface'], flow['interface'])
+
+
+def _first_verdict(model, builtin, decides, flow, family):
+    """(verdict, decided_by) of the owned chains hooked first into builtin, then its policy; None: route needed."""
+    for chain in model['chains']:
+        if chain.get('hook') != builtin or chain.get('hook_position', 'first') != 'first':
+            continue
+        for rule in chain['rules']:
+            if rule.get('jump') not in VERDICTS:
+                continue
+            decided = decides(rule, flow, family)
+            if decided is None:
+                return None, rule.get('name')
+            if decided:
+                return rule['jump'], '%s rule %s' % (chain['name'], rule.get('name'))
+    policy = model['policies'].get(builtin, 'ACCEPT')
+    return policy, 'the %s policy %s' % (builtin, policy)
+
+
 def route_interface(route):
     """The interface of `ip route get` output ('... dev eth0 ...'), or None."""
     match = re.search(r'\bdev (\S+)', route or '')
@@ -314,60 +455,59 @@ def route_interface(route):
 
 
 def ssh_verdict(model, connection, route=None, families=FAMILIES, host='the host'):
-    """Would the planned INPUT chain and policy accept a new connection of the SSH client?
+    """Would the planned INPUT chain and policy accept a new connection of the SSH client, and OUTPUT its replies?
 
     connection is SSH_CONNECTION ('client cport server sport'); route the
     output of `ip route get CLIENT` (the interface the client's packets
-    arrive on), or None when not read yet. The ESTABLISHED,RELATED rule is
-    not counted: it keeps the current flow only while conntrack tracks it,
-    and the next connection Ansible opens is NEW. Returns {accepted,
-    checked, needs_route, family, decided_by, message}; needs_route (and
-    accepted false) when route is None and a rule naming an interface
-    could decide: call again with the route.
+    arrive on and the replies leave by), or None when not read yet. In
+    INPUT the ESTABLISHED,RELATED rule is not counted: it keeps the current
+    flow only while conntrack tracks it, and the next connection Ansible
+    opens is NEW. In OUTPUT the server's replies (the SYN-ACK included) are
+    ESTABLISHED to conntrack, the current connection's and the next one's
+    alike. Returns {accepted, checked, needs_route, family, decided_by,
+    output_decided_by, message}; needs_route (and accepted false) when route
+    is None and a rule naming an interface could decide: call again with
+    the route.
     """
     fields = (connection or '').split()
     if len(fields) != 4:
         return dict(accepted=True, checked=False, needs_route=False, family=None, decided_by=None,
+                    output_decided_by=None,
                     message='firewall_ssh_guard: no SSH_CONNECTION in the environment of %s (a local, container or '
                             'other non-SSH connection); nothing to check.' % host)
-    client, server, port = fields[0], fields[2], fields[3]
-    try:
-        port_number = int(port)
-    except ValueError:
-        port_number = -1
-    flow = dict(client=client, server=server, port=port_number,
+    client, client_port, server, port = fields
+
+    def number(text):
+        try:
+            return int(text)
+        except ValueError:
+            return -1
+
+    flow = dict(client=client, server=server, port=number(port), client_port=number(client_port),
                 interface=None if route is None else route_interface(route) or '')
     family = _family_of(client)
-    verdict, decided_by = None, None
     if family not in families:
-        verdict, decided_by = 'ACCEPT', '%s is not managed by the role' % family
+        verdict = output = 'ACCEPT'
+        decided_by = output_by = '%s is not managed by the role' % family
     else:
-        for chain in model['chains']:
-            if chain.get('hook') != 'INPUT' or chain.get('hook_position', 'first') != 'first':
-                continue
-            for rule in chain['rules']:
-                if rule.get('jump') not in VERDICTS:
-                    continue
-                decides = _decides(rule, flow, family)
-                if decides is None:
-                    return dict(accepted=False, checked=False, needs_route=True, family=family,
-                                decided_by=None, message='firewall_ssh_guard: the arrival interface of %s is '
-                                                         'needed (rule %s names one)' % (client, rule.get('name')))
-                if decides:
-                    verdict, decided_by = rule['jump'], '%s rule %s' % (chain['name'], rule.get('name'))
-                    break
-            if verdict:
-                break
-        if verdict is None:
-            verdict = model['policies']['INPUT']
-            decided_by = 'the INPUT policy %s' % verdict
-    accepted = verdict == 'ACCEPT'
-    if accepted:
-        message = ('firewall_ssh_guard: a new SSH connection from %s to port %s is accepted by %s'
-                   % (client, port, decided_by))
-    else:
+        verdict, decided_by = _first_verdict(model, 'INPUT', _decides, flow, family)
+        output, output_by = _first_verdict(model, 'OUTPUT', _decides_reply, flow, family)
+        for needs, rule in ((verdict, decided_by), (output, output_by)):
+            if needs is None:
+                return dict(accepted=False, checked=False, needs_route=True, family=family, decided_by=None,
+                            output_decided_by=None,
+                            message='firewall_ssh_guard: the interface of %s is needed (rule %s names one)'
+                                    % (client, rule))
+    if verdict != 'ACCEPT':
         message = ('firewall_ssh_guard: refusing to apply; a new SSH connection from %s to port %s (%s) would be '
                    'dropped by %s. Allow it in firewall_input_allow (tcp port %s from %s), or set firewall_ssh_guard '
                    'to false. Nothing was changed.' % (client, port, family, decided_by, port, client))
-    return dict(accepted=accepted, checked=True, needs_route=False, family=family, decided_by=decided_by,
-                message=message)
+    elif output != 'ACCEPT':
+        message = ('firewall_ssh_guard: refusing to apply; the replies of the SSH connection from %s to port %s (%s) '
+                   'would be dropped by %s: they leave as ESTABLISHED, keep them accepted before any drop in OUTPUT, '
+                   'or set firewall_ssh_guard to false. Nothing was changed.' % (client, port, family, output_by))
+    else:
+        message = ('firewall_ssh_guard: a new SSH connection from %s to port %s is accepted by %s, its replies by %s'
+                   % (client, port, decided_by, output_by))
+    return dict(accepted=verdict == 'ACCEPT' and output == 'ACCEPT', checked=True, needs_route=False, family=family,
+                decided_by=decided_by, output_decided_by=output_by, message=message)

@@ -197,7 +197,7 @@ def test_guard_verdicts(allow, accepted, decided_by):
     assert result['checked'] and not result['needs_route']
     if accepted:
         assert result['message'] == ('firewall_ssh_guard: a new SSH connection from 203.0.113.8 to port 22 is '
-                                     'accepted by %s' % decided_by)
+                                     'accepted by %s, its replies by the OUTPUT policy ACCEPT' % decided_by)
     else:
         assert result['message'].startswith('firewall_ssh_guard: refusing to apply; a new SSH connection from '
                                             '203.0.113.8 to port 22 (ipv4) would be dropped by %s.' % decided_by)
@@ -273,3 +273,174 @@ def test_guard_without_ssh_connection(connection):
 ])
 def test_route_interface(route, interface):
     assert fp.route_interface(route) == interface
+
+
+# Egress filtering: firewall_output_allow and the OUTPUT side of the SSH guard.
+
+EGRESS = dict(firewall_output_policy='drop', firewall_output_allow=[
+    dict(name='dns', protocol='udp', port=53, destinations=['192.0.2.53', '2001:db8::53'], comment='resolver'),
+    dict(name='web', port=[80, 443], out_interface='eth1'),
+    dict(name='ntp4', protocol='udp', port=123, family='ipv4'),
+])
+
+
+def test_output_allow_after_the_state_aware_base():
+    model = fp.plan(EGRESS)
+    assert names(model, 'SNF-FW-OUTPUT') == ['base:loopback', 'base:established', 'base:invalid', 'base:icmp',
+                                             'base:icmpv6', 'allow:dns.0', 'allow:dns.1', 'allow:web', 'allow:ntp4']
+    assert chain(model, 'SNF-FW-OUTPUT')['rules'][5:] == [
+        dict(name='allow:dns.0', jump='ACCEPT', protocol='udp', destination='192.0.2.53', destination_port=53,
+             comment='resolver'),
+        dict(name='allow:dns.1', jump='ACCEPT', protocol='udp', destination='2001:db8::53', destination_port=53,
+             comment='resolver'),
+        dict(name='allow:web', jump='ACCEPT', protocol='tcp', out_interface='eth1', destination_port=[80, 443]),
+        dict(name='allow:ntp4', jump='ACCEPT', protocol='udp', destination_port=123, family='ipv4'),
+    ]
+    # Both families render: the ipv4-only entry lands in the IPv4 table only.
+    rendered = fp.render(model, 'FW')
+    assert '-A SNF-FW-OUTPUT -p udp -m udp --dport 123 ' in rendered['ipv4']
+    assert '--dport 123' not in rendered['ipv6']
+    assert '-A SNF-FW-OUTPUT -d 2001:db8::53/128 -p udp -m udp --dport 53 ' in rendered['ipv6']
+
+
+def test_output_allow_of_one_family():
+    model = fp.plan(dict(EGRESS, firewall_families=['ipv6']))
+    assert names(model, 'SNF-FW-OUTPUT')[-2:] == ['allow:dns.1', 'allow:web']
+    assert 'allow:ntp4' not in names(fp.plan(dict(EGRESS, firewall_families=['ipv6'])), 'SNF-FW-OUTPUT')
+
+
+def test_output_without_drop_invalid_or_loopback():
+    model = fp.plan(dict(EGRESS, firewall_drop_invalid=False, firewall_allow_loopback=False, firewall_allow_icmp=False))
+    # ESTABLISHED,RELATED first; NEW only through the allow entries (and neighbour discovery).
+    assert names(model, 'SNF-FW-OUTPUT')[0] == 'base:established'
+    assert 'base:invalid' not in names(model, 'SNF-FW-OUTPUT')
+
+
+@pytest.mark.parametrize('variables, message', [
+    (dict(firewall_output_allow=[dict(name='dns', protocol='udp', port=53)]),
+     'firewall_output_allow: needs firewall_output_policy drop (with accept everything leaves anyway): dns.'),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='x', family='ipv4',
+                                                                    destinations=['2001:db8::1'])]),
+     'firewall_output_allow entry x: destinations: 2001:db8::1 is not ipv4 (family ipv4).'),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='x', family='ip4')]),
+     'firewall_output_allow entry x: family: "ip4" is not ipv4 or ipv6.'),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='a b')]),
+     'firewall_output_allow: names must be'),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='a'), dict(name='a')]),
+     'firewall_output_allow: a name is used twice: a.'),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='gre', protocol='gre', port=1)]),
+     'firewall_output_allow: a port needs protocol'),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='to', destinations=['10.0.0.300'])]),
+     'firewall_output_allow entry to: destinations: '),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='o', out_interface='eth 1')]),
+     'firewall_output_allow entry o: out_interface: '),
+    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='p', port=70000)]),
+     'firewall_output_allow entry p: port: '),
+])
+def test_bad_output_allow_names_the_variable_and_the_entry(variables, message):
+    with pytest.raises(fp.PlanError) as info:
+        fp.plan(variables)
+    assert str(info.value).startswith(message)
+
+
+def test_log_chains_settings_per_chain():
+    model = fp.plan(dict(firewall_output_policy='drop', firewall_log_dropped=True, firewall_log_chains=dict(
+        input=dict(prefix='in-drop ', rate='60/min', burst=3, level='info'),
+        forward=dict(enabled=False),
+        output=dict(prefix='egress: ', level=4))))
+    assert [c['name'] for c in model['chains'] if c['hook_position'] == 'last'] == ['SNF-FW-INPUT-LOG',
+                                                                                     'SNF-FW-OUTPUT-LOG']
+    assert chain(model, 'SNF-FW-INPUT-LOG')['rules'] == [dict(name='log', limit='1/sec', limit_burst=3, jump='LOG',
+                                                              log_prefix='in-drop ', log_level='info')]
+    assert chain(model, 'SNF-FW-OUTPUT-LOG')['rules'] == [dict(name='log', limit='5/min', limit_burst=10,
+                                                               jump='LOG', log_prefix='egress: ', log_level='4')]
+    rendered = fp.render(model, 'FW')['ipv4']
+    assert ('-A SNF-FW-INPUT-LOG -m limit --limit 1/sec --limit-burst 3 -m comment --comment "snf:log" -j LOG '
+            '--log-prefix "in-drop " --log-level 6') in rendered
+    assert '--log-prefix "egress: "\n' in rendered
+
+
+def test_log_chain_enabled_without_log_dropped():
+    model = fp.plan(dict(firewall_log_chains=dict(forward=dict(enabled=True), input=dict(prefix='x'))))
+    assert [c['name'] for c in model['chains'] if c['hook_position'] == 'last'] == ['SNF-FW-FORWARD-LOG']
+    assert chain(model, 'SNF-FW-FORWARD-LOG')['rules'][0]['log_prefix'] == 'snf-fw-forward-drop: '
+
+
+@pytest.mark.parametrize('chains, message', [
+    (dict(input=dict(prefix='p' * 30)), 'firewall_log_chains.input.prefix: is longer than 29 bytes.'),
+    (dict(output=dict(rate='0/sec')), "firewall_log_chains.output.rate: rate '0/sec' is out of range."),
+    (dict(output=dict(rate='fast')), "firewall_log_chains.output.rate: 'fast' is not a rate"),
+    (dict(forward=dict(burst=0)), 'firewall_log_chains.forward.burst: 0 is not a burst (1-10000).'),
+    (dict(forward=dict(burst=True)), 'firewall_log_chains.forward.burst: True is not a burst'),
+    (dict(input=dict(level='loud')), "firewall_log_chains.input.level: 'loud' is not a log level (0-7 or emerg"),
+    (dict(input=dict(level=8)), 'firewall_log_chains.input.level: 8 is not a log level'),
+    (dict(prerouting={}), 'firewall_log_chains: "prerouting" is not a chain (input, forward or output).'),
+    (dict(input=dict(colour='red')), 'firewall_log_chains.input: unknown settings colour (known: enabled, prefix'),
+    (dict(input='yes'), 'firewall_log_chains.input: expected a dictionary of enabled, prefix'),
+    (dict(output=dict(enabled=True)),
+     'firewall_log_chains.output.enabled: needs firewall_output_policy drop (what meets a drop policy is logged).'),
+])
+def test_bad_log_chains_name_the_setting(chains, message):
+    with pytest.raises(fp.PlanError) as info:
+        fp.plan(dict(firewall_log_chains=chains))
+    assert str(info.value).startswith(message)
+
+
+def test_bad_log_chains_all_at_once():
+    with pytest.raises(fp.PlanError) as info:
+        fp.plan(dict(firewall_log_chains=dict(input=dict(prefix='p' * 30), output=dict(rate='0/min', level='x'))))
+    assert str(info.value) == ('firewall_log_chains.input.prefix: is longer than 29 bytes. '
+                               "firewall_log_chains.output.rate: rate '0/min' is out of range.")
+
+
+def test_guard_counts_the_replies_in_output():
+    result = verdict([SSH], **EGRESS)
+    assert result['accepted'] and result['output_decided_by'] == 'SNF-FW-OUTPUT rule base:established'
+    assert result['message'].endswith('its replies by SNF-FW-OUTPUT rule base:established')
+    # DNS or NTP are not what keeps SSH alive: nothing but the allow entries lets NEW out.
+    assert 'allow:dns.0' in names(fp.plan(EGRESS), 'SNF-FW-OUTPUT')
+
+
+def output_model(rules, policy='DROP'):
+    return dict(policies={'INPUT': 'ACCEPT', 'OUTPUT': policy},
+                chains=[dict(name='SNF-FW-OUTPUT', hook='OUTPUT', hook_position='first', rules=rules),
+                        dict(name='SNF-FW-OUTPUT-LOG', hook='OUTPUT', hook_position='last',
+                             rules=[dict(name='late', jump='ACCEPT')])])
+
+
+@pytest.mark.parametrize('rules, accepted, decided_by', [
+    ([], False, 'the OUTPUT policy DROP'),
+    ([dict(name='est', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT')], True, 'SNF-FW-OUTPUT rule est'),
+    ([dict(name='new', ctstate=['NEW'], jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='sport', protocol='tcp', source_port=22, jump='ACCEPT')], True, 'SNF-FW-OUTPUT rule sport'),
+    ([dict(name='dport', protocol='tcp', destination_port=40022, destination='203.0.113.0/24', jump='ACCEPT')],
+     True, 'SNF-FW-OUTPUT rule dport'),
+    ([dict(name='other', protocol='tcp', destination_port=22, jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='udp', protocol='udp', jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='v6', destination='2001:db8::/32', jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='v6f', family='ipv6', jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='syn', protocol='tcp', syn=True, jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='notsyn', protocol='tcp', syn=False, jump='ACCEPT')], True, 'SNF-FW-OUTPUT rule notsyn'),
+    ([dict(name='limited', limit='1/sec', jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+    ([dict(name='cut', destination='203.0.113.8', jump='DROP'),
+      dict(name='est', ctstate=['ESTABLISHED'], jump='ACCEPT')], False, 'SNF-FW-OUTPUT rule cut'),
+    ([dict(name='eth1', out_interface='eth+', jump='ACCEPT')], True, 'SNF-FW-OUTPUT rule eth1'),
+    ([dict(name='eth0', out_interface='eth0', jump='ACCEPT')], False, 'the OUTPUT policy DROP'),
+])
+def test_guard_output_verdicts(rules, accepted, decided_by):
+    result = fp.ssh_verdict(output_model(rules), CONNECTION, ROUTE)
+    assert (result['accepted'], result['output_decided_by'], result['decided_by']) == (
+        accepted, decided_by, 'the INPUT policy ACCEPT')
+    if not accepted:
+        assert result['message'] == (
+            'firewall_ssh_guard: refusing to apply; the replies of the SSH connection from 203.0.113.8 to port 22 '
+            '(ipv4) would be dropped by %s: they leave as ESTABLISHED, keep them accepted before any drop in '
+            'OUTPUT, or set firewall_ssh_guard to false. Nothing was changed.' % decided_by)
+
+
+def test_guard_output_needs_the_route_for_an_interface_rule():
+    model = output_model([dict(name='eth1', out_interface='eth1', jump='ACCEPT')])
+    first = fp.ssh_verdict(model, CONNECTION, None)
+    assert first['needs_route'] and not first['accepted'] and 'rule eth1 names one' in first['message']
+    assert fp.ssh_verdict(model, CONNECTION, ROUTE)['accepted']
+    assert fp.ssh_verdict(output_model([]), CONNECTION, None)['checked']
