@@ -65,7 +65,7 @@ BUILTIN_CHAINS = {
 POLICIES = ('ACCEPT', 'DROP')
 TARGETS = {
     'filter': ('ACCEPT', 'DROP', 'REJECT', 'LOG', 'RETURN'),
-    'nat': ('ACCEPT', 'RETURN', 'LOG', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT'),
+    'nat': ('ACCEPT', 'RETURN', 'LOG', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP'),
     'mangle': ('ACCEPT', 'DROP', 'RETURN', 'LOG', 'TCPMSS'),
     'raw': ('ACCEPT', 'DROP', 'RETURN', 'LOG', 'CT'),
 }
@@ -76,6 +76,12 @@ RULE_KEYS = (
     'random', 'random_fully', 'persistent',
     'port', 'tcp_flags', 'ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport',
     'ctreplsrcport', 'ctrepldstport', 'ctstatus', 'ctdir', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
+    'to_prefix',
+) + (
+    'connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr',
+    'hashlimit_upto', 'hashlimit_above', 'hashlimit_burst', 'hashlimit_mode', 'hashlimit_name', 'hashlimit_srcmask',
+    'hashlimit_dstmask', 'hashlimit_htable_size', 'hashlimit_htable_max', 'hashlimit_htable_gcinterval',
+    'hashlimit_htable_expire',
 )
 # Options a leading '!' negates ('!10.0.0.0/8', '!eth0', '!22', ['!', 80, 443]), as iptables' '! -s ...'.
 NEGATABLE = (
@@ -113,6 +119,9 @@ HELPERS = {
 MSS_RANGE = (88, 65495)
 # The hooks TCPMSS --clamp-mss-to-pmtu works in (xt_TCPMSS refuses the others).
 CLAMP_HOOKS = ('FORWARD', 'OUTPUT', 'POSTROUTING')
+# What NETMAP rewrites, by the hook its chain is reached from (xt_NETMAP: the destination before
+# routing and in OUTPUT, the source in POSTROUTING and INPUT), and the match on that address.
+NETMAP_SIDES = {'PREROUTING': 'destination', 'OUTPUT': 'destination', 'POSTROUTING': 'source', 'INPUT': 'source'}
 
 # Order in which iptables prints conntrack states.
 CTSTATES = ('INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT')
@@ -176,6 +185,31 @@ REJECT_WITH = {
     'ipv6': ('icmp6-port-unreachable', 'icmp6-no-route', 'icmp6-adm-prohibited',
              'icmp6-addr-unreachable', 'icmp6-policy-fail', 'icmp6-reject-route', 'tcp-reset'),
 }
+# connlimit (per-source or per-destination connection counts, from conntrack) and hashlimit
+# (token buckets per address/port): the options in the order libxt_connlimit/libxt_hashlimit save them.
+CONNLIMIT_KEYS = ('connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr')
+CONNLIMIT_MAX = 4294967295
+HASHLIMIT_MODES = ('srcip', 'srcport', 'dstip', 'dstport')
+HASHLIMIT_TABLE = (('hashlimit_htable_size', '--hashlimit-htable-size'),
+                   ('hashlimit_htable_max', '--hashlimit-htable-max'),
+                   ('hashlimit_htable_gcinterval', '--hashlimit-htable-gcinterval'),
+                   ('hashlimit_htable_expire', '--hashlimit-htable-expire'))
+HASHLIMIT_MASKS = (('hashlimit_srcmask', '--hashlimit-srcmask', 'srcip'),
+                   ('hashlimit_dstmask', '--hashlimit-dstmask', 'dstip'))
+HASHLIMIT_KEYS = ('hashlimit_upto', 'hashlimit_above', 'hashlimit_burst', 'hashlimit_mode', 'hashlimit_name') + \
+    tuple(name for name, dummy in HASHLIMIT_TABLE) + tuple(name for name, dummy, dummy2 in HASHLIMIT_MASKS)
+# libxt_hashlimit: rates in 1/1000000 s (XT_HASHLIMIT_SCALE_v2), burst 1-1000000 (default 5), garbage
+# collection every 1000 ms by default, entries expire after one unit of the rate as written by default.
+HASHLIMIT_SCALE = 1000000
+HASHLIMIT_BURST_MAX = 1000000
+DEFAULT_HASHLIMIT_BURST = 5
+DEFAULT_HASHLIMIT_GCINTERVAL = 1000
+# The kernel refuses a burst whose credit overflows (measured: 1/day with burst 2, 2/day with burst 4;
+# its test wraps around, so larger products pass by accident): the model allows a full burst to
+# take at most one day to refill.
+HASHLIMIT_REFILL_MAX = 86400
+UNIT_SECONDS = (('day', 86400), ('hour', 3600), ('min', 60), ('sec', 1))
+_HASHLIMIT_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}')
 LOG_LEVELS = ('emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug')
 LOG_LEVEL_ALIASES = {'err': 3, 'warn': 4, 'panic': 0}
 DEFAULT_LOG_LEVEL = 4
@@ -198,6 +232,7 @@ TARGET_OPTIONS = {
     'notrack': ('CT',),
     'set_mss': ('TCPMSS',),
     'clamp_mss_to_pmtu': ('TCPMSS',),
+    'to_prefix': ('NETMAP',),
 }
 # Order of the flags after a NAT target, as iptables-save prints them.
 NAT_FLAGS = (('random', '--random'), ('random_fully', '--random-fully'), ('persistent', '--persistent'))
@@ -305,7 +340,7 @@ def infer_family(raw):
     """
     if raw.get('family'):
         return raw['family']
-    for key in ('source', 'destination', 'to_source', 'to_destination') + CT_ADDRESSES:
+    for key in ('source', 'destination', 'to_source', 'to_destination', 'to_prefix') + CT_ADDRESSES:
         value = raw.get(key)
         if not _given(value) or not isinstance(value, str):
             continue
@@ -521,6 +556,28 @@ def check_hook(spec, builtin, param=''):
     if spec.get('clamp_mss_to_pmtu') and builtin not in CLAMP_HOOKS:
         raise ValidationError(param + 'clamp_mss_to_pmtu', 'works in chains hooked from %s only (the kernel '
                                                            'refuses it in %s)' % (', '.join(CLAMP_HOOKS), builtin))
+    if spec['jump'] == 'NETMAP':
+        check_netmap(spec, builtin, param)
+
+
+def check_netmap(spec, builtin, param=''):
+    """Fail when NETMAP's match on the address it rewrites has another prefix length than to_prefix.
+
+    xt_NETMAP keeps the host bits of the packet's address below the length of
+    the --to prefix and replaces the rest: a match of another length would map
+    several networks onto one (longer --to) or a part of a network to a
+    different block than written (shorter). 1:1 means equal lengths.
+    """
+    side = NETMAP_SIDES[builtin]
+    match = spec.get(side)
+    if not match or negated(match):
+        return
+    length = int(match.partition('/')[2] or (32 if ':' not in match else 128))
+    to_length = int(spec['to_prefix'].partition('/')[2])
+    if length != to_length:
+        raise ValidationError(param + 'to_prefix', '%s is a /%d, but NETMAP from %s maps the %s, matched as %s '
+                                                   '(a /%d): a 1:1 mapping needs prefixes of the same length'
+                              % (spec['to_prefix'], to_length, builtin, side, match, length))
 
 
 def kernel_comment(spec):
@@ -625,6 +682,117 @@ def _make_conntrack(raw, value, neg, spec, family, key, matches_nothing):
         spec['ctdir'] = ctdir.strip().upper()
 
 
+def _count(value, param, low, high, what):
+    """A whole number in [low, high] from an int or its digits; bools and anything else are refused."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ''
+    if not is_digits(text) or not low <= int(text) <= high:
+        raise ValidationError(param, '%s is not %s (%d-%d)' % (show(value), what, low, high))
+    return int(text)
+
+
+def _one_of(raw, names, key, what):
+    """The one of names given (exactly one must be), for options that exclude each other."""
+    found = [name for name in names if _given(raw.get(name))]
+    if len(found) != 1:
+        raise ValidationError(key(found[1] if found else names[0]), '%s: give exactly one of %s'
+                              % (what, ', '.join(names)))
+    return found[0]
+
+
+def _make_connlimit(raw, spec, family, key, given):
+    """connlimit: --connlimit-above/--connlimit-upto N connections per source (or destination) network."""
+    name = _one_of(raw, ('connlimit_above', 'connlimit_upto'), key, 'connlimit counts connections')
+    # 0 would make the match always (above) or never (upto) true: refused as a mistake, not rendered.
+    spec[name] = _count(raw[name], key(name), 1, CONNLIMIT_MAX, 'a number of connections')
+    width = 32 if family == 'ipv4' else 128
+    mask = raw.get('connlimit_mask')
+    spec['connlimit_mask'] = width if mask is None else _count(mask, key('connlimit_mask'), 0, width,
+                                                               'a prefix length of %s' % family)
+    if _flag(raw, 'connlimit_daddr', key):
+        spec['connlimit_daddr'] = True
+
+
+def hashlimit_rate(value, param):
+    """(canonical rate, expire default in ms, printed unit in ms, period in 1/HASHLIMIT_SCALE s) of a hashlimit rate.
+
+    libxt_hashlimit stores the period and prints the largest unit that keeps
+    the count exact enough (print_rate); an entry expires after one unit of
+    the rate as written unless htable_expire says otherwise.
+    """
+    text = check_text(str(value), param).strip().lower() if not isinstance(value, bool) else ''
+    match = _RATE.fullmatch(text)
+    unit = match and [secs for name, secs in UNIT_SECONDS if RATE_UNIT_WORDS[name].startswith(match.group(2))]
+    if not unit:
+        raise ValidationError(param, '%s is not a rate of packets (e.g. 10/sec, 30/min, 100/hour, 2/day)'
+                              % (show(value),))
+    count = int(match.group(1))
+    if count == 0:
+        raise ValidationError(param, 'a rate of 0 matches nothing (upto) or everything (above): give at least 1')
+    period = HASHLIMIT_SCALE * unit[0] // count
+    if period == 0:
+        raise ValidationError(param, 'rate %s is too fast (at most %d/sec)' % (show(value), HASHLIMIT_SCALE))
+    index = 1
+    while index < len(UNIT_SECONDS):
+        mult = UNIT_SECONDS[index][1] * HASHLIMIT_SCALE
+        if period > mult or mult // period < mult % period:
+            break
+        index += 1
+    name, secs = UNIT_SECONDS[index - 1]
+    return '%d/%s' % (secs * HASHLIMIT_SCALE // period, name), unit[0] * 1000, secs * 1000, period
+
+
+def _make_hashlimit(raw, spec, family, key, given):
+    """hashlimit: a token bucket per source/destination address/port group (--hashlimit-upto/above)."""
+    which = _one_of(raw, ('hashlimit_upto', 'hashlimit_above'), key, 'hashlimit needs a rate')
+    rate, expire, printed, period = hashlimit_rate(raw[which], key(which))
+    spec[which] = rate
+    burst = DEFAULT_HASHLIMIT_BURST
+    if raw.get('hashlimit_burst') is not None:
+        burst = _count(raw['hashlimit_burst'], key('hashlimit_burst'), 1, HASHLIMIT_BURST_MAX, 'a burst')
+    if period * burst > HASHLIMIT_REFILL_MAX * HASHLIMIT_SCALE:
+        raise ValidationError(key('hashlimit_burst'), 'a burst of %d at %s takes more than a day to refill; the '
+                                                      'kernel\'s credit counter overflows: lower the burst or raise '
+                                                      'the rate' % (burst, rate))
+    if burst != DEFAULT_HASHLIMIT_BURST:
+        spec['hashlimit_burst'] = burst
+    modes = []
+    if given('hashlimit_mode'):
+        modes = [mode.lower() for mode in _names(raw['hashlimit_mode'], key('hashlimit_mode'), 'a mode')]
+        bad = [mode for mode in modes if mode not in HASHLIMIT_MODES]
+        if bad:
+            raise ValidationError(key('hashlimit_mode'), '%s is not a hashlimit mode (%s)'
+                                  % (show(bad[0]), ', '.join(HASHLIMIT_MODES)))
+        spec['hashlimit_mode'] = [mode for mode in HASHLIMIT_MODES if mode in modes]
+    name = raw.get('hashlimit_name')
+    if not _given(name):
+        raise ValidationError(key('hashlimit_name'), 'is required with hashlimit (the kernel\'s table of buckets; '
+                                                     'rules with the same name share one table)')
+    if not isinstance(name, str) or not _HASHLIMIT_NAME.fullmatch(name):
+        raise ValidationError(key('hashlimit_name'), '%s is not a hashlimit table name (1-31 letters, digits, _ . -, '
+                                                     'not starting with .)' % (show(name),))
+    spec['hashlimit_name'] = name
+    for option, dummy in HASHLIMIT_TABLE:
+        if raw.get(option) is not None:
+            value = _count(raw[option], key(option), 1, CONNLIMIT_MAX,
+                           'a number of milliseconds' if option.endswith(('gcinterval', 'expire')) else 'a size')
+            default = {'hashlimit_htable_gcinterval': DEFAULT_HASHLIMIT_GCINTERVAL,
+                       'hashlimit_htable_expire': printed}.get(option)
+            if option == 'hashlimit_htable_expire':
+                expire = value
+            elif value != default:
+                spec[option] = value
+    if expire != printed:
+        spec['hashlimit_htable_expire'] = expire
+    width = 32 if family == 'ipv4' else 128
+    for option, dummy, mode in HASHLIMIT_MASKS:
+        if raw.get(option) is not None:
+            if mode not in modes:
+                raise ValidationError(key(option), 'groups addresses of hashlimit_mode %s, which is not given' % mode)
+            mask = _count(raw[option], key(option), 0, width, 'a prefix length of %s' % family)
+            if mask != width:
+                spec[option] = mask
+
+
 def make_rule(raw, family, table, param=''):
     """Validate a rule dict and return its spec (canonical values, empty keys dropped).
 
@@ -725,6 +893,10 @@ def make_rule(raw, family, table, param=''):
             raise ValidationError(key('limit_burst'), '%s is not a burst (1-10000)' % (show(burst),))
         if int(burst) != DEFAULT_LIMIT_BURST:
             spec['limit_burst'] = int(burst)
+    if not present.isdisjoint(CONNLIMIT_KEYS):
+        _make_connlimit(raw, spec, family, key, given)
+    if not present.isdisjoint(HASHLIMIT_KEYS):
+        _make_hashlimit(raw, spec, family, key, given)
     if given('comment'):
         spec['comment'] = check_comment(raw['comment'], key('comment'), COMMENT_LIMIT)
         if spec['comment'].startswith(NAME_TAG):
@@ -779,6 +951,8 @@ def _make_target(raw, spec, family, table, key, given):
         _make_ct(raw, spec, family, key)
     elif jump == 'TCPMSS':
         _make_tcpmss(raw, spec, key)
+    elif jump == 'NETMAP':
+        spec['to_prefix'] = _netmap_prefix(raw.get('to_prefix'), key('to_prefix'), family)
     elif given('to_ports'):
         spec['to_ports'] = _nat_ports(raw['to_ports'], key('to_ports'))
         has_ports = True
@@ -823,6 +997,17 @@ def _make_ct(raw, spec, family, key):
     if family not in families:
         raise ValidationError(key('helper'), 'the kernel has no %s helper for %s' % (helper, family))
     spec['helper'] = helper
+
+
+def _netmap_prefix(value, param, family):
+    """Canonical NETMAP --to: NETWORK/LENGTH as both back ends print it (a lone address is its /32 or /128)."""
+    if not _given(value):
+        raise ValidationError(param, 'is required with jump NETMAP (the prefix to map to, e.g. 198.51.100.0/24)')
+    net = parse_network(value, param, family)
+    if not net.prefixlen:
+        raise ValidationError(param, '%s maps no bit of the address (prefix length 0): NETMAP would change '
+                                     'nothing' % (show(value),))
+    return str(net.with_prefixlen)
 
 
 def _syn_test(spec):
@@ -896,6 +1081,10 @@ def render(spec):
         out += ['-m', 'limit', '--limit', spec['limit']]
         if 'limit_burst' in spec:
             out += ['--limit-burst', str(spec['limit_burst'])]
+    if 'connlimit_above' in spec or 'connlimit_upto' in spec:
+        out += _render_connlimit(spec)
+    if 'hashlimit_name' in spec:
+        out += _render_hashlimit(spec)
     comment = kernel_comment(spec)
     if comment is not None:
         out += ['-m', 'comment', '--comment', quote(comment)]
@@ -915,6 +1104,29 @@ def render(spec):
     return ' '.join(out)
 
 
+def _render_connlimit(spec):
+    which = 'connlimit_above' if 'connlimit_above' in spec else 'connlimit_upto'
+    return ['-m', 'connlimit', '--' + which.replace('_', '-'), str(spec[which]),
+            '--connlimit-mask', str(spec['connlimit_mask']),
+            '--connlimit-daddr' if spec.get('connlimit_daddr') else '--connlimit-saddr']
+
+
+def _render_hashlimit(spec):
+    which = 'hashlimit_upto' if 'hashlimit_upto' in spec else 'hashlimit_above'
+    out = ['-m', 'hashlimit', '--' + which.replace('_', '-'), spec[which],
+           '--hashlimit-burst', str(spec.get('hashlimit_burst', DEFAULT_HASHLIMIT_BURST))]
+    if 'hashlimit_mode' in spec:
+        out += ['--hashlimit-mode', ','.join(spec['hashlimit_mode'])]
+    out += ['--hashlimit-name', spec['hashlimit_name']]
+    for name, flag in HASHLIMIT_TABLE:
+        if name in spec:
+            out += [flag, str(spec[name])]
+    for name, flag, dummy in HASHLIMIT_MASKS:
+        if name in spec:
+            out += [flag, str(spec[name])]
+    return out
+
+
 # iptables-save option -> rule key. Matches loaded with -m must be in _MATCHES.
 _OPTIONS = {
     '-s': 'source', '-d': 'destination', '-i': 'in_interface', '-o': 'out_interface', '-p': 'protocol',
@@ -924,18 +1136,21 @@ _OPTIONS = {
     '--comment': 'comment', '-j': 'jump', '--reject-with': 'reject_with', '--log-prefix': 'log_prefix',
     '--log-level': 'log_level', '--to-source': 'to_source', '--to-destination': 'to_destination',
     '--to-ports': 'to_ports', '--ctstatus': 'ctstatus', '--ctdir': 'ctdir', '--helper': 'helper',
-    '--set-mss': 'set_mss',
+    '--set-mss': 'set_mss', '--to': 'to_prefix',
+    '--connlimit-above': 'connlimit_above', '--connlimit-upto': 'connlimit_upto', '--connlimit-mask': 'connlimit_mask',
 }
+_OPTIONS.update(('--' + name.replace('_', '-'), name) for name in HASHLIMIT_KEYS)
 _OPTIONS.update(('--' + name, name) for name in CT_ADDRESSES + CT_PORTS)
 _FLAGS = dict((flag, name) for name, flag in NAT_FLAGS + TARGET_FLAGS)
 _CT_SET = frozenset(CT_KEYS)
 _RULE_KEY_SET = frozenset(RULE_KEYS)
 _TARGET_VALUES = (('to_source', '--to-source'), ('to_destination', '--to-destination'), ('to_ports', '--to-ports'),
-                  ('helper', '--helper'), ('set_mss', '--set-mss'))
+                  ('helper', '--helper'), ('set_mss', '--set-mss'), ('to_prefix', '--to'))
 _TARGET_FLAGS = NAT_FLAGS + TARGET_FLAGS
 # Options whose value is a comma-separated list in save syntax.
-_LISTS = ('ctstate', 'ctstatus', 'port')
-_MATCHES = ('tcp', 'udp', 'sctp', 'multiport', 'icmp', 'icmp6', 'conntrack', 'limit', 'comment')
+_LISTS = ('ctstate', 'ctstatus', 'port', 'hashlimit_mode')
+_MATCHES = ('tcp', 'udp', 'sctp', 'multiport', 'icmp', 'icmp6', 'conntrack', 'limit', 'connlimit', 'hashlimit',
+            'comment')
 
 
 def take_name(raw):
@@ -960,6 +1175,9 @@ def parse_rule(args, family, table):
         token = tokens[pos]
         if token in _FLAGS:
             raw[_FLAGS[token]] = True
+            pos += 1
+        elif token in ('--connlimit-saddr', '--connlimit-daddr') and 'connlimit_daddr' not in raw:
+            raw['connlimit_daddr'] = token == '--connlimit-daddr'
             pos += 1
         elif token == '--tcp-flags' and pos + 2 < len(tokens) and 'tcp_flags' not in raw:
             raw['tcp_flags'] = '%s %s' % (tokens[pos + 1], tokens[pos + 2])

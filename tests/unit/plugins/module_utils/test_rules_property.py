@@ -87,13 +87,15 @@ RULES = st.fixed_dictionaries({}, optional={
     'limit_burst': st.one_of(st.none(), st.integers(-1, 10001), st.text(max_size=3)),
     'comment': st.one_of(st.none(), st.text(max_size=40), text_with_breaks()),
     'jump': option(st.sampled_from(['ACCEPT', 'DROP', 'REJECT', 'LOG', 'RETURN', 'SNAT', 'DNAT', 'MASQUERADE',
-                                    'REDIRECT', 'SNF-HYP-T', 'accept', 'CT', 'TCPMSS'])),
+                                    'REDIRECT', 'SNF-HYP-T', 'accept', 'CT', 'TCPMSS', 'NETMAP'])),
     'reject_with': option(st.sampled_from(['tcp-reset', 'icmp-port-unreachable', 'icmp6-adm-prohibited'])),
     'log_prefix': st.one_of(st.none(), st.text(max_size=30), text_with_breaks()),
     'log_level': st.one_of(st.none(), st.integers(-1, 9), st.sampled_from(['info', 'warn', 'debug', '7'])),
     'to_source': option(st.sampled_from(NAT_TARGETS)),
     'to_destination': option(st.sampled_from(NAT_TARGETS)),
     'to_ports': st.one_of(st.none(), PORTS, st.text(max_size=8)),
+    'to_prefix': option(st.sampled_from(['198.51.100.0/24', '198.51.100.7', '10.0.0.1/24', '0.0.0.0/0',
+                                         '2001:db8:1::/64', '2001:db8::7/128', '::/0', '!10.0.0.0/8'])),
     'random': st.one_of(st.none(), st.booleans()),
     'random_fully': st.one_of(st.none(), st.booleans()),
     'persistent': st.one_of(st.none(), st.booleans()),
@@ -179,6 +181,9 @@ COHERENT = st.one_of(
                            'ctorigdstport': PORTS, 'ctstatus': st.lists(st.sampled_from(['ASSURED', 'SEEN_REPLY'])),
                            'port': st.sampled_from(['!80,443', [22]]), 'jump': st.just('DROP'),
                            'comment': st.text(max_size=60), 'table': st.just('filter')}),
+    st.fixed_dictionaries({'source': st.sampled_from(['10.0.5.0/24', 'fd00:5::/64', '10.0.5.7']),
+                           'to_prefix': st.sampled_from(['198.51.100.0/24', '2001:db8:5::/64', '198.51.100.7']),
+                           'jump': st.just('NETMAP'), 'name': st.text(max_size=20), 'table': st.just('nat')}),
 )
 
 
