@@ -39,7 +39,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan 
     _text,
     entry_message,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope, negated, render
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import HELPERS, check_scope, negated, render
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
 
 SCOPE = 'GW'
@@ -54,7 +54,19 @@ DEFAULTS = dict(
     nat_gateway_forward_outbound=True,
     nat_gateway_conntrack_max=None,
     nat_gateway_conntrack_timeouts={},
+    nat_gateway_helpers=[],
+    nat_gateway_mss_clamping=[],
 )
+# The well-known port of each conntrack helper: the port a helper entry scopes to when it names none.
+HELPER_PORTS = {
+    'ftp': 21, 'tftp': 69, 'irc': 6667, 'sip': 5060, 'amanda': 10080, 'pptp': 1723, 'sane': 6566,
+    'snmp': 161, 'snmp_trap': 162, 'netbios-ns': 137, 'RAS': 1719, 'Q.931': 1720,
+}
+# The entry options of the raw and mangle rules, by model key.
+HELPER_OPTIONS = {'destination_port': 'port'}
+MSS_OPTIONS = {'set_mss': 'mss', 'clamp_mss_to_pmtu': 'clamp_to_pmtu'}
+# TCPMSS changes SYN packets only: SYN and SYN/ACK (both directions of a connection's handshake).
+MSS_SYN_TEST = 'SYN,RST SYN'
 # The model keys of a planned rule, and the entry option each comes from.
 ENTRY_OPTIONS = {'destination_port': 'port', 'to_destination': 'to', 'destination': 'to'}
 # The variable that sets a sysctl, by the sysctl's name (first match).
@@ -98,6 +110,108 @@ def _option(entry, name):
     return value if value else None
 
 
+def _helper_name(value):
+    """The kernel's spelling of a helper name given in any case, or None for an unknown one."""
+    if not isinstance(value, str):
+        return None
+    return dict((name.lower(), name) for name in HELPERS).get(value.strip().lower())
+
+
+def _check_helpers(settings):
+    """The problems of nat_gateway_helpers, the helper of port forwards and nat_gateway_mss_clamping."""
+    problems = []
+    helpers = settings['nat_gateway_helpers']
+    names = [entry.get('name') for entry in helpers]
+    bad = [name for name in names if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name)]
+    if bad:
+        problems.append('nat_gateway_helpers: names must be 1-48 letters, digits, _ . : / @ or -, starting '
+                        'with a letter or a digit: %s.' % ', '.join(_quoted(name) for name in bad))
+    twice = sorted(set(name for name in names if isinstance(name, str) and names.count(name) > 1))
+    if twice:
+        problems.append('nat_gateway_helpers: a name is used twice: %s.' % ', '.join(twice))
+    for entry in helpers:
+        name = entry.get('name')
+        if not _helper_name(entry.get('helper')):
+            problems.append('nat_gateway_helpers entry %s: helper: %s is not a conntrack helper (%s).'
+                            % (name, _quoted(entry.get('helper')), ', '.join(sorted(HELPERS))))
+        if not _option(entry, 'in_interface') and not _option(entry, 'destination'):
+            problems.append('nat_gateway_helpers entry %s: give in_interface (where the control connections arrive) '
+                            'and/or destination (the servers): a helper for every connection to a port is what the '
+                            'kernel\'s secure helper use warns against.' % name)
+    for entry in settings['nat_gateway_port_forwards']:
+        if entry.get('helper') is None:
+            continue
+        if not _helper_name(entry.get('helper')):
+            problems.append('nat_gateway_port_forwards entry %s: helper: %s is not a conntrack helper (%s).'
+                            % (entry.get('name'), _quoted(entry.get('helper')), ', '.join(sorted(HELPERS))))
+        if not _option(entry, 'in_interface'):
+            problems.append('nat_gateway_port_forwards entry %s: helper needs in_interface (where the control '
+                            'connections arrive), so that only the forwarded connections get the helper.'
+                            % entry.get('name'))
+    clamps = settings['nat_gateway_mss_clamping']
+    interfaces = [_option(entry, 'out_interface') for entry in clamps]
+    if None in interfaces:
+        problems.append('nat_gateway_mss_clamping: every entry needs out_interface (the uplink whose MTU is '
+                        'smaller), %d entries have none.' % interfaces.count(None))
+    twice = sorted(set(name for name in interfaces if name and interfaces.count(name) > 1))
+    if twice:
+        problems.append('nat_gateway_mss_clamping: an out_interface is given twice: %s.' % ', '.join(twice))
+    for entry, interface in zip(clamps, interfaces):
+        clamp, mss = entry.get('clamp_to_pmtu'), entry.get('mss')
+        if clamp not in (None, True, False):
+            problems.append('nat_gateway_mss_clamping entry %s: clamp_to_pmtu: expected true or false, got %s.'
+                            % (interface, _quoted(clamp)))
+        elif clamp and mss is not None:
+            problems.append('nat_gateway_mss_clamping entry %s: clamp_to_pmtu and mss conflict: give one of them.'
+                            % interface)
+        elif not clamp and mss is None:
+            problems.append('nat_gateway_mss_clamping entry %s: give clamp_to_pmtu: true or an mss.' % interface)
+    return problems
+
+
+def _helper_rules(settings, origins):
+    """The CT --helper rules of the raw table: helper entries, then port forwards with a helper."""
+    rules = []
+    for entry in settings['nat_gateway_helpers']:
+        helper = _helper_name(entry.get('helper'))
+        protocol = _text(entry.get('protocol')) or HELPERS[helper][0][0]
+        port = entry.get('port')
+        rule = dict(name='helper:%s' % entry['name'], protocol=protocol,
+                    destination_port=HELPER_PORTS[helper] if port is None or port == '' else port,
+                    jump='CT', helper=helper)
+        rule.update((field, _option(entry, field)) for field in ('in_interface', 'source', 'destination')
+                    if _option(entry, field))
+        origins[len(rules)] = ('nat_gateway_helpers', entry['name'])
+        rules.append(rule)
+    for entry in settings['nat_gateway_port_forwards']:
+        if entry.get('helper') is None:
+            continue
+        # The raw table comes before the DNAT: the rule matches the gateway's port, as the DNAT rule does.
+        rule = dict(name='pf:%s' % entry['name'], protocol=_text(entry.get('protocol')) or 'tcp',
+                    destination_port=entry.get('port'), in_interface=_option(entry, 'in_interface'), jump='CT',
+                    helper=_helper_name(entry['helper']))
+        origins[len(rules)] = ('nat_gateway_port_forwards', entry['name'])
+        rules.append(rule)
+    return rules
+
+
+def _mss_rules(settings, origins):
+    """The TCPMSS rules of the mangle table (FORWARD), one per outbound interface, on SYN packets only."""
+    rules = []
+    for entry in settings['nat_gateway_mss_clamping']:
+        interface = _option(entry, 'out_interface')
+        name = interface[:-1] + '.x' if interface.endswith('+') else interface
+        rule = dict(name='mss:%s' % name, protocol='tcp', tcp_flags=MSS_SYN_TEST, out_interface=interface,
+                    jump='TCPMSS')
+        if entry.get('clamp_to_pmtu'):
+            rule['clamp_mss_to_pmtu'] = True
+        else:
+            rule['set_mss'] = entry.get('mss')
+        origins[len(rules)] = ('nat_gateway_mss_clamping', interface)
+        rules.append(rule)
+    return rules
+
+
 def check_input(settings):
     """Raise PlanError for what the argument spec cannot check, every problem at once, naming variable and entries."""
     problems = []
@@ -132,12 +246,14 @@ def check_input(settings):
     if maximum is not None and (isinstance(maximum, bool) or not SECONDS_PATTERN.fullmatch(str(maximum))
                                 or int(maximum) <= 0):
         problems.append('nat_gateway_conntrack_max: expected a positive number, got %s.' % _quoted(maximum))
+    problems.extend(_check_helpers(settings))
     if problems:
         raise PlanError(' '.join(problems))
 
 
 def plan(variables, scope=SCOPE):
-    """{nat_chains, filter_chains, sysctls}: the owned chains of both tables and the sysctls, checked.
+    """{nat_chains, filter_chains, raw_chains, mangle_chains, sysctls}: the owned chains of each table and the
+    sysctls, checked.
 
     Raises PlanError naming the variable and the entry.
     """
@@ -199,6 +315,18 @@ def plan(variables, scope=SCOPE):
         filter_chains.append(dict(name=prefix + 'FORWARD', hook='FORWARD', hook_position='first', rules=forward))
     _check_rules(nat_chains, 'nat', prefix, nat_origins)
     _check_rules(filter_chains, 'filter', prefix, filter_origins)
+    # Conntrack helpers (raw PREROUTING, before conntrack sees a connection) and MSS clamping (mangle FORWARD).
+    raw_chains, mangle_chains, helper_origins, mss_origins = [], [], {}, {}
+    helpers = _helper_rules(settings, helper_origins)
+    if helpers:
+        raw_chains.append(dict(name=prefix + 'HELPERS', hook='PREROUTING', hook_position='first', rules=helpers))
+    clamps = _mss_rules(settings, mss_origins)
+    if clamps:
+        mangle_chains.append(dict(name=prefix + 'MSS', hook='FORWARD', hook_position='first', rules=clamps))
+    _check_rules(raw_chains, 'raw', prefix, dict(((0, index), origin) for index, origin in helper_origins.items()),
+                 HELPER_OPTIONS)
+    _check_rules(mangle_chains, 'mangle', prefix, dict(((0, index), origin) for index, origin in mss_origins.items()),
+                 MSS_OPTIONS)
 
     sysctls = {}
     if settings['nat_gateway_forwarding']:
@@ -209,16 +337,17 @@ def plan(variables, scope=SCOPE):
         sysctls['net.netfilter.nf_conntrack_max'] = int(settings['nat_gateway_conntrack_max'])
     for key, value in settings['nat_gateway_conntrack_timeouts'].items():
         sysctls['net.netfilter.%s' % key] = int(value)
-    return dict(nat_chains=nat_chains, filter_chains=filter_chains, sysctls=sysctls)
+    return dict(nat_chains=nat_chains, filter_chains=filter_chains, raw_chains=raw_chains,
+                mangle_chains=mangle_chains, sysctls=sysctls)
 
 
-def _check_rules(chains, table, prefix, origins):
+def _check_rules(chains, table, prefix, origins, options=None):
     """Check every planned rule of a table in each family; an error names the variable and the entry."""
     try:
         for family in FAMILIES:
             desired_owned(dict(family='both', chains=chains), family, table, prefix)
     except ValidationError as exc:
-        raise PlanError(entry_message(exc, origins, ENTRY_OPTIONS, 'nat_gateway'))
+        raise PlanError(entry_message(exc, origins, options or ENTRY_OPTIONS, 'nat_gateway'))
 
 
 # ---------------------------------------------------------------------------

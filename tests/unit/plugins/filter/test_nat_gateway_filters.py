@@ -60,7 +60,7 @@ def test_sysctls_arguments():
 
 def test_through_the_filters():
     model = function('nat_gateway_plan')(VARIABLES, scope='GW')
-    assert sorted(model) == ['filter_chains', 'nat_chains', 'sysctls']
+    assert sorted(model) == ['filter_chains', 'mangle_chains', 'nat_chains', 'raw_chains', 'sysctls']
     assert model['sysctls'] == {'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': 1}
     render = ruleset_rendered.FilterModule().filters()['ruleset_rendered']
     nat = render(dict(table='nat', family='both', chains=model['nat_chains']), scope='GW')

@@ -27,7 +27,8 @@ def chain(chains, name):
 
 def test_nothing_to_do_plans_no_chains_but_forwarding():
     model = npl.plan({})
-    assert model == dict(nat_chains=[], filter_chains=[], sysctls={'net.ipv4.ip_forward': 1})
+    assert model == dict(nat_chains=[], filter_chains=[], raw_chains=[], mangle_chains=[],
+                         sysctls={'net.ipv4.ip_forward': 1})
     assert npl.plan(dict(nat_gateway_forwarding=False))['sysctls'] == {}
 
 
