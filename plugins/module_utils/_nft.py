@@ -113,9 +113,13 @@ UNSUPPORTED = {
     'port': 'nft has no match of "source or destination port" in one rule; write two rules '
             '(source_port and destination_port)',
 }
+# The oldest nft this back end is for: NAT in inet tables, the priority keywords (dstnat, srcnat) and the
+# listing format the comparison relies on. Measured on 1.0.6 (Debian 12).
+NFT_MIN_VERSION = (0, 9, 3)
 _QUOTE_FREE = re.compile(r'[^"\\\n]*')
 _RULE_SPLIT = re.compile(r'"[^"]*"|\S+')
 _TABLE_NAME = re.compile(r'table inet (\S+) \{')
+_TABLE_NAME_WORD = re.compile(r'snf_[A-Za-z0-9_]+')
 
 
 class NftError(Exception):
@@ -738,6 +742,14 @@ def parse_table(text, table):
 # ---------------------------------------------------------------------------
 # Running nft.
 
+def parse_version(text):
+    """(major, minor, patch) of `nft --version` output ('nftables v1.0.6 (Lester Gooch #5)'), or None."""
+    match = re.search(r'\bv(\d+)\.(\d+)(?:\.(\d+))?', text or '')
+    if not match:
+        return None
+    return tuple(int(part or 0) for part in match.groups())
+
+
 class NftCommand(object):
     """The `nft` of the host, through module.run_command (no shell)."""
 
@@ -747,6 +759,12 @@ class NftCommand(object):
         if not self.path:
             raise NftError('the nftables back end needs the nft command (Debian and Ubuntu: package nftables); '
                            'nothing was changed', param='backend')
+        rc, out, err = module.run_command([self.path, '--version'], environ_update=C_LOCALE)
+        self.version = parse_version(out) if rc == 0 else None
+        if self.version is None or self.version < NFT_MIN_VERSION:
+            raise NftError('the nftables back end needs nft %s or later; %s says %s; nothing was changed'
+                           % ('.'.join(str(part) for part in NFT_MIN_VERSION), self.path,
+                              show((out or err).strip())), param='backend', result=dict(rc=rc, stderr=err))
         rc, out, err = module.run_command([self.path, 'list', 'tables'], environ_update=C_LOCALE)
         if rc != 0:
             raise NftError('nft cannot talk to the kernel: %s (a kernel without nf_tables?); nothing was changed'
@@ -780,6 +798,95 @@ def transaction(name, after):
     return 'table inet %s\ndelete table inet %s\n%s' % (name, name, after)
 
 
+def check_saved(name, table, text):
+    """Refuse a saved table (a rollback record's) that the collection would not have written: ValueError.
+
+    The text must read back into the model with nothing left over and re-render to itself, exactly
+    like a table read from the kernel; '' (the table did not exist) is accepted.
+    """
+    if text == '':
+        return
+    match = _TABLE_NAME.match(text)
+    if not match or match.group(1) != name:
+        raise ValueError('the saved text is not the table inet %s' % name)
+    states, unknown = parse_table(text, table)
+    unreadable = [rule.text for owned in states.values() for chain in owned.chains.values()
+                  for rule in chain.rules if rule.spec is None]
+    if unknown or unreadable:
+        raise ValueError('the saved table holds %s, which the collection does not write' % show((unknown
+                                                                                                 + unreadable)[0]))
+    try:
+        again = render_table(name, table, states)
+    except ValidationError as exc:
+        raise ValueError('the saved table does not render: %s' % exc)
+    if again != text:
+        raise ValueError('the saved table is not in the form the collection writes')
+
+
+def restore_transaction(commands, name, table, saved):
+    """Put the owned table back as saved, in one nft -f after nft -c; (changed, the transaction).
+
+    commands: an AnsibleModule or the rollback runner's HostCommands. Raises NftError, ValueError.
+    """
+    check_saved(name, table, saved)
+    nft = NftCommand(commands)
+    if nft.list_table(name) == saved:
+        return False, ''
+    text = transaction(name, saved)
+    nft.check(text)
+    nft.apply(text)
+    return True, text
+
+
+# ---------------------------------------------------------------------------
+# Persistence: the owned tables as one nft -f file, from the model.
+
+PERSIST_HEADER = ('#!/usr/sbin/nft -f\n# Written by stateful.netfilter: the tables it owns. Loading it (nft -f) '
+                  'replaces each of\n# them whole and touches nothing else (no flush ruleset).\n')
+
+
+def persistence_file(tables):
+    """The nft -f file that restores the owned tables [(name, listing)] at boot, in one transaction.
+
+    A table whose listing is '' is removed. Each table is created (empty) before it is deleted, so the
+    file loads whether the table exists or not; the kernel takes the whole file or none of it.
+    """
+    parts = [PERSIST_HEADER]
+    for name, listing in tables:
+        if not _TABLE_NAME_WORD.fullmatch(name):
+            raise ValidationError('table', '%s is not an owned table name' % show(name))
+        parts.append('\n' + transaction(name, listing))
+    return ''.join(parts)
+
+
+def render_params(params, table=None):
+    """(owned table name, its listing) for ruleset-shaped parameters (table, scope, family, policies,
+    chains): what ruleset with backend nftables and state overridden writes. Raises ValidationError.
+
+    For the roles' persistence: the file is rendered from the same model as the live table.
+    """
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _engine
+    from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
+
+    table = table or params.get('table') or 'filter'
+    full = dict(params)
+    full.setdefault('family', 'both')
+    scope_prefix = check_scope(full.get('scope'), 'scope')
+    _check_policies(full)
+    states = dict((family, convert_owned(_engine.desired_owned(full, family, table, scope_prefix),
+                                         family, table))
+                  for family in _engine.families_of(full['family']))
+    name = table_name(table, full.get('scope'))
+    return name, render_table(name, table, states)
+
+
+def _check_policies(params):
+    drops = [chain for chain, policy in (params.get('policies') or {}).items() if str(policy).upper() != 'ACCEPT']
+    if drops and params['family'] != 'both':
+        raise ValidationError('policies.%s' % drops[0], 'with backend nftables a policy is the policy of a base '
+                              'chain of the inet table and applies to both families: give family both')
+
+
 # ---------------------------------------------------------------------------
 # The ruleset module on this back end.
 
@@ -798,17 +905,22 @@ def run_ruleset(module):
     params = module.params
     table, state = params['table'], params['state']
     families = _engine.families_of(params['family'])
-    for option in ('rollback_timeout', 'rollback_confirm'):
-        if params.get(option) is not None:
-            module.fail_json(msg='%s is not supported with backend nftables yet; nothing was changed' % option,
-                             param=option)
+    if params.get('rollback_confirm'):
+        # A record says which back end armed it: confirming is the same for both.
+        try:
+            _rollback.check_id(params['rollback_confirm'])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc), param='rollback_confirm')
+        _rollback.confirm(module, params['rollback_confirm'])
+    timeout = params.get('rollback_timeout')
+    if timeout is not None:
+        try:
+            _rollback.check_timeout(timeout)
+        except ValueError as exc:
+            module.fail_json(msg=str(exc), param='rollback_timeout')
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
-        drops = [chain for chain, policy in (params.get('policies') or {}).items()
-                 if str(policy).upper() != 'ACCEPT']
-        if drops and params['family'] != 'both':
-            raise ValidationError('policies.%s' % drops[0], 'with backend nftables a policy is the policy of a base '
-                                  'chain of the inet table and applies to both families: give family both')
+        _check_policies(params)
         desired = dict((family, convert_owned(_engine.desired_owned(params, family, table, scope_prefix,
                                                                     state != 'deleted'), family, table))
                        for family in families)
@@ -856,6 +968,95 @@ def run_ruleset(module):
         _fail(module, exc)
     changed = before != after or bool(unknown and state == 'overridden')
     text = transaction(name, after) if changed else ''
+    # A pending rollback of this scope would undo the change when it fires. (Policies of other scopes do
+    # not meet here as they do in iptables: each scope has base chains of its own.)
+    _rollback.guard(module, table, scope_prefix, families, changed=changed)
+    armed = None
+    if changed and not module.check_mode:
+        unreadable = unknown + [rule.text for owned in live.values() for chain in owned.chains.values()
+                                for rule in chain.rules if rule.spec is None]
+        if timeout is not None and unreadable:
+            module.fail_json(msg='rollback_timeout: the owned table inet %s holds %s, which the collection cannot '
+                                 'read and a rollback would have to restore; nothing was applied'
+                                 % (name, show(unreadable[0])), param='rollback_timeout')
+        try:
+            nft.check(text)
+        except NftError as exc:
+            _fail(module, exc)
+        if timeout is not None:
+            armed = _rollback.arm_nft(module, table, scope_prefix, name, before, timeout)
+        try:
+            nft.apply(text)
+        except NftError as exc:
+            # The kernel took none of it: the timer has nothing to undo.
+            _rollback.cancel(module, armed)
+            _fail(module, exc)
+    _rollback.release_engine_lock()
+    result = dict(changed=changed, nft=text, backend='nftables', table='inet %s' % name)
+    if timeout is not None:
+        result['rollback'] = _rollback.public(armed, armed=True) if armed else dict(armed=False)
+    if module._diff:
+        result['diff'] = [dict(before=listing if unknown else before, after=after,
+                               before_header='inet %s (before)' % name, after_header='inet %s (after)' % name)]
+    module.exit_json(**result)
+
+
+def run_nat_rule(module):
+    """nat_rule with backend nftables: the rule in the owned NAT table inet snf_nat_NAT (chains SNF-NAT-POST and
+    SNF-NAT-PRE per family), the same options, placement, check and diff modes and conntrack flush as the
+    iptables back end."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _engine, _rollback
+    from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
+
+    params = module.params
+    chain = _engine.NAT_TYPES[params['type']][1]
+    try:
+        specs = _engine.nat_rule_specs(params)
+        rules = dict((family, rule if rule.spec is None or rule.text is None
+                      else rule_from_spec(rule.spec, family)) for family, rule in specs.items())
+    except ValidationError as exc:
+        _fail(module, exc)
+    scope_prefix = check_scope(_engine.NAT_SCOPE, 'scope')
+    name = table_name('nat', _engine.NAT_SCOPE)
+    try:
+        nft = NftCommand(module)
+    except NftError as exc:
+        _fail(module, exc)
+    try:
+        _rollback.engine_lock()
+    except (_rollback.RollbackError, OSError) as exc:
+        module.fail_json(msg='could not take the engine lock: %s' % exc)
+    try:
+        listing = nft.list_table(name)
+    except NftError as exc:
+        _fail(module, exc)
+    live, unknown = parse_table(listing, 'nat')
+    if unknown:
+        module.fail_json(msg='the owned table inet %s holds %s, which the collection did not write and cannot read; '
+                             'nothing was changed (remove it, or replace the table with ruleset, table nat, scope '
+                             '%s, state overridden)' % (name, show(unknown[0]), _engine.NAT_SCOPE), param='backend')
+    wanted, touched = dict(live), []
+    try:
+        for family, rule in rules.items():
+            wanted[family], changed_specs = _engine.place_nat_rule(live[family], rule, params)
+            touched.extend((family, spec) for spec in changed_specs)
+        _check_wanted(wanted, unknown, 'merged', FAMILIES)
+        before = render_table(name, 'nat', live)
+        after = render_table(name, 'nat', wanted)
+    except ValidationError as exc:
+        _fail(module, exc)
+    if params['flush_conntrack']:
+        for family, spec in touched:
+            inverted = [key for key in _engine.FLUSH_KEYS if negated(spec.get(key))]
+            if inverted:
+                module.fail_json(msg='flush_conntrack: a conntrack filter cannot match the negated %s %r of the rule; '
+                                     'nothing was changed (flush with conntrack_flush instead)'
+                                     % (inverted[0], spec[inverted[0]]), param='flush_conntrack')
+    conntrack = _engine._load_conntrack(module) if params['flush_conntrack'] and touched else None
+    changed = before != after
+    text = transaction(name, after) if changed else ''
+    # A pending rollback of ruleset in this scope would undo the rule when it fires.
+    _rollback.guard(module, 'nat', scope_prefix, list(rules), changed=changed)
     if changed and not module.check_mode:
         try:
             nft.check(text)
@@ -863,9 +1064,14 @@ def run_ruleset(module):
         except NftError as exc:
             _fail(module, exc)
     _rollback.release_engine_lock()
-    result = dict(changed=changed, nft=text, backend='nftables', table='inet %s' % name)
+    deleted = _engine._flush_conntrack(module, conntrack, touched) if conntrack else 0
+    shown = [(family, rule) for family, rule in rules.items() if rule.text]
+    result = dict(changed=changed, chain=chain, families=list(rules),
+                  rule='add rule inet %s %s %s' % (name, chain_name(shown[0][0], chain), shown[0][1].text)
+                  if shown else None,
+                  conntrack_deleted=deleted, backend='nftables', table='inet %s' % name, nft=text)
     if module._diff:
-        result['diff'] = [dict(before=listing if unknown else before, after=after,
+        result['diff'] = [dict(before=before, after=after,
                                before_header='inet %s (before)' % name, after_header='inet %s (after)' % name)]
     module.exit_json(**result)
 

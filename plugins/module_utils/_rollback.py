@@ -69,10 +69,11 @@ STATUSES = ('pending', 'confirmed', 'cancelled', 'rolled_back', 'failed')
 UNIT_PREFIX = 'snf-rollback-'
 PACKAGE = 'ansible_collections.stateful.netfilter.plugins.module_utils'
 # What the runner imports on the host, copied from the module's own payload.
-LIB_MODULES = ('_rollback', '_rules', '_iptables', '_validate')
+LIB_MODULES = ('_rollback', '_rules', '_iptables', '_validate', '_nft')
 TIMEOUT_MIN = 5
 TIMEOUT_MAX = 86400
 PENDING = 'pending'
+NFTABLES = 'nftables'
 SEARCH_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin')
 RUNNER = '''# Written by stateful.netfilter: restores the owned iptables state saved here (run as python -I -B).
 import os
@@ -347,8 +348,13 @@ def check_record(record, state_dir):
     if not isinstance(scope_prefix, str) or not scope_prefix.startswith(PREFIX) \
             or check_scope_text(scope) != scope_prefix:
         raise ValueError('scope_prefix %s is not a scope' % show(scope_prefix))
-    if record.get('backend') not in ('nft', 'legacy'):
-        raise ValueError('backend %s is not nft or legacy' % show(record.get('backend')))
+    if record.get('backend') not in ('nft', 'legacy', NFTABLES):
+        raise ValueError('backend %s is not nft, legacy or nftables' % show(record.get('backend')))
+    if record['backend'] == NFTABLES:
+        saved = record.get('nft')
+        wanted = nft_table_name(table, scope_prefix)
+        if not isinstance(saved, dict) or saved.get('table') != wanted or not isinstance(saved.get('text'), str):
+            raise ValueError('nft %s is not the saved owned table %s' % (show(saved), wanted))
     for key in ('created', 'timeout', 'deadline'):
         if not _number(record.get(key)):
             raise ValueError('%s %s is not a number' % (key, show(record.get(key))))
@@ -367,6 +373,12 @@ def check_record(record, state_dir):
                 (not isinstance(timer['pid'], int) or isinstance(timer['pid'], bool)):
             raise ValueError('timer pid %s is not a process id' % show(timer.get('pid')))
     return record
+
+
+def nft_table_name(table, scope_prefix):
+    """The owned nft table of a table and scope prefix (as _nft.table_name: snf_filter, snf_filter_FW)."""
+    scope = scope_prefix[len(PREFIX):-1] if scope_prefix != PREFIX else None
+    return 'snf_%s%s' % (table, '_' + scope if scope else '')
 
 
 def check_scope_text(scope):
@@ -604,6 +616,24 @@ def arm(module, table, scope_prefix, plans, backend, timeout, root=None):
                 module.fail_json(msg='rollback_timeout: the owned chain %s (%s) holds a rule the collection cannot '
                                      'read, which a rollback would have to restore: "-A %s %s"; nothing was applied'
                                      % (chain.name, plan.family, chain.name, show(unreadable[0])[1:-1]))
+    return _arm(module, dict(table=table, scope_prefix=scope_prefix, backend=backend,
+                             families=dict((plan.family, owned_to_data(plan.live)) for plan in todo)), timeout, root)
+
+
+def arm_nft(module, table, scope_prefix, name, saved, timeout, root=None):
+    """Save the owned nft table as it is (saved: its canonical listing, '' when absent) and start the timer.
+
+    When it fires, the table is put back whole with one nft -f transaction. The record covers both
+    families: the table holds both and is restored as one.
+    """
+    if module.check_mode:
+        return None
+    return _arm(module, dict(table=table, scope_prefix=scope_prefix, backend=NFTABLES,
+                             families=dict((family, {}) for family in FAMILIES),
+                             nft=dict(table=name, text=saved)), timeout, root)
+
+
+def _arm(module, fields, timeout, root):
     ident = new_id()
     now = time.time()
     state_dir = None
@@ -611,9 +641,8 @@ def arm(module, table, scope_prefix, plans, backend, timeout, root=None):
         root = private_dir(root or state_root())
         _prune(root)
         state_dir = os.path.join(root, ident)
-        record = dict(id=ident, status=PENDING, table=table, scope_prefix=scope_prefix, backend=backend,
-                      families=dict((plan.family, owned_to_data(plan.live)) for plan in todo), netns=netns_id(),
-                      created=now, timeout=timeout, deadline=now + timeout, state_dir=state_dir, result=None)
+        record = dict(id=ident, status=PENDING, netns=netns_id(), created=now, timeout=timeout,
+                      deadline=now + timeout, state_dir=state_dir, result=None, **fields)
         private_dir(state_dir)
         with _private():
             runner = _write_lib(state_dir)
@@ -767,26 +796,10 @@ def _fire(state_dir, commands):
             if netns_id() != record['netns']:
                 raise RollbackError('the timer runs in network namespace %d, the rollback was armed in %d: '
                                     'nothing restored' % (netns_id(), record['netns']))
-            backend = detect_backend(commands)
-            for family in sorted(record['families']):
-                engine = Backend(commands, family, backend)
-                table = engine.read(record['table'])
-                try:
-                    saved = owned_from_data(record['families'][family], family, record['table'],
-                                            record['scope_prefix'])
-                    plan = restore_plan(table, record['scope_prefix'], family, saved)
-                except (ValueError, ValidationError) as exc:
-                    result['errors'].append('%s: the saved state is refused: %s' % (family, exc))
-                    continue
-                if not plan.changed:
-                    result['unchanged'].append(family)
-                    continue
-                try:
-                    engine.apply(plan.text)
-                except CommandError as exc:
-                    result['errors'].append('%s: %s' % (family, exc))
-                    continue
-                result['restored'].append(family)
+            if record['backend'] == NFTABLES:
+                _fire_nft(record, commands, result)
+            else:
+                _fire_iptables(record, commands, result)
         except (CommandError, RollbackError, OSError) as exc:
             result['errors'].append(str(exc))
         result['warnings'] = commands.warnings
@@ -794,6 +807,45 @@ def _fire(state_dir, commands):
         record['result'] = result
         write_record(state_dir, record)
     return record
+
+
+def _fire_iptables(record, commands, result):
+    """Put the saved owned chains back with one iptables-restore --noflush per family; fills result."""
+    backend = detect_backend(commands)
+    for family in sorted(record['families']):
+        engine = Backend(commands, family, backend)
+        table = engine.read(record['table'])
+        try:
+            saved = owned_from_data(record['families'][family], family, record['table'], record['scope_prefix'])
+            plan = restore_plan(table, record['scope_prefix'], family, saved)
+        except (ValueError, ValidationError) as exc:
+            result['errors'].append('%s: the saved state is refused: %s' % (family, exc))
+            continue
+        if not plan.changed:
+            result['unchanged'].append(family)
+            continue
+        try:
+            engine.apply(plan.text)
+        except CommandError as exc:
+            result['errors'].append('%s: %s' % (family, exc))
+            continue
+        result['restored'].append(family)
+
+
+def _fire_nft(record, commands, result):
+    """Put the saved owned nft table back with one nft -f (nft -c first); fills result."""
+    # Imported here: the iptables rollback needs none of it.
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _nft
+    saved = record['nft']
+    try:
+        changed, text = _nft.restore_transaction(commands, saved['table'], record['table'], saved['text'])
+        if changed:
+            result['restored'].extend(sorted(record['families']))
+        else:
+            result['unchanged'].extend(sorted(record['families']))
+        result['nft'] = text
+    except (_nft.NftError, ValueError) as exc:
+        result['errors'].append('nftables: %s' % exc)
 
 
 def wait_then_fire(state_dir, sleep=time.sleep, clock=time.time):

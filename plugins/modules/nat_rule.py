@@ -140,6 +140,19 @@ options:
         connection Ansible runs over are kept.
     type: bool
     default: false
+  backend:
+    description:
+      - V(iptables) puts the rule in the owned chains of the iptables C(nat) table, as described above.
+      - V(nftables) puts the same rule in the collection's own NAT table, C(inet snf_nat_NAT) (chains
+        C(ipv4.SNF-NAT-POST) and C(ipv4.SNF-NAT-PRE), and their IPv6 twins, hooked by base chains at
+        C(srcnat - 1) and C(dstnat - 1)), replaced in one C(nft -f) transaction after C(nft -c) accepted it;
+        nothing outside that table is touched. Needs the C(nft) command (0.9.3 or later) and a kernel with
+        nf_tables. The options and their checks, placement, check and diff modes and O(flush_conntrack) are the
+        same. See docs/nftables.md.
+    type: str
+    choices: [iptables, nftables]
+    default: iptables
+    version_added: 0.1.0
 seealso:
   - module: stateful.netfilter.ruleset
 '''
@@ -179,7 +192,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 rule:
-  description: The rule in iptables-save syntax (null when a named rule is removed by name).
+  description:
+    - The rule in iptables-save syntax (null when a named rule is removed by name).
+    - With O(backend=nftables), the rule as an C(nft add rule) command of the owned table.
   returned: always
   type: str
   sample: -A SNF-NAT-POST -s 10.0.0.0/24 -o eth0 -m comment --comment snf:lan-out -j SNAT --to-source 203.0.113.5
@@ -202,15 +217,27 @@ conntrack_deleted:
   type: int
   sample: 12
 backend:
-  description: The iptables back end the host selects.
+  description: The iptables back end the host selects (V(nft) or V(legacy)), or V(nftables) with
+    O(backend=nftables).
   returned: always
   type: str
   sample: nft
+table:
+  description: With O(backend=nftables), the owned nft table.
+  returned: backend is nftables
+  type: str
+  sample: inet snf_nat_NAT
+nft:
+  description: With O(backend=nftables), the C(nft -f) input applied (or, in check mode, that would be applied);
+    empty when nothing changes.
+  returned: backend is nftables
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_nat_rule
+from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_nat_rule as run_nat_rule_nft
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
 
 
@@ -223,12 +250,15 @@ def main():
         order=dict(type='str', choices=['first', 'last', 'before', 'after'], default='last'),
         relative_to=dict(type='str'),
         flush_conntrack=dict(type='bool', default=False),
+        backend=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
         required_if=[('order', 'before', ['relative_to']), ('order', 'after', ['relative_to'])],
         supports_check_mode=True,
     )
+    if module.params['backend'] == 'nftables':
+        run_nat_rule_nft(module)
     run_nat_rule(module)
 
 

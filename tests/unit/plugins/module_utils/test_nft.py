@@ -321,7 +321,8 @@ def test_a_rule_nft_printed_that_the_model_cannot_read_is_kept_as_text_and_never
 class NftModule(object):
     """Just enough of AnsibleModule for the nft runner: `nft` answered from a dict of listings."""
 
-    def __init__(self, params, nft='/usr/sbin/nft', tables=None, kernel_error=None, check_mode=False):
+    def __init__(self, params, nft='/usr/sbin/nft', tables=None, kernel_error=None, check_mode=False,
+                 version='nftables v1.0.6 (Lester Gooch #5)\n'):
         defaults = dict(table='filter', family='both', state='overridden', scope='FW', policies=None, chains=[],
                         rollback_timeout=None, rollback_confirm=None, backend='nftables')
         defaults.update(params)
@@ -329,18 +330,21 @@ class NftModule(object):
         self.nft = nft
         self.tables = tables if tables is not None else {}
         self.kernel_error = kernel_error
+        self.version = version
         self.check_mode = check_mode
         self._diff = True
         self.calls = []
         self.warnings = []
 
     def get_bin_path(self, name, required=False):
-        assert name == 'nft'
-        return self.nft
+        assert name in ('nft', 'systemd-run', 'systemctl')
+        return self.nft if name == 'nft' else None
 
     def run_command(self, cmd, data=None, binary_data=False, environ_update=None):
         assert isinstance(cmd, list) and environ_update == {'LC_ALL': 'C'}
         self.calls.append((cmd[1:], data))
+        if cmd[1:] == ['--version']:
+            return (0, self.version, '') if self.version else (1, '', 'nft: unrecognized option')
         if cmd[1:] == ['list', 'tables']:
             if self.kernel_error:
                 return 1, '', self.kernel_error
@@ -433,7 +437,8 @@ def test_merged_for_one_family_keeps_the_other_family_of_the_table(no_lock):
 
 def test_bad_input_is_refused_naming_the_option(no_lock):
     for params, param in ((dict(family='ipv4', policies={'INPUT': 'DROP'}), 'policies.INPUT'),
-                          (dict(rollback_timeout=30), 'rollback_timeout'),
+                          (dict(rollback_timeout=3), 'rollback_timeout'),
+                          (dict(rollback_confirm='nothex'), 'rollback_confirm'),
                           (dict(chains=[dict(name='SNF-FW-IN',
                                              rules=[dict(protocol='tcp', port=[1, 2], jump='ACCEPT')])]),
                            'chains[0].rules[0].port')):
@@ -481,3 +486,221 @@ def test_every_icmp_type_and_code_is_printed_by_nft_as_rendered(family):
     assert rc == 0 and out == text
     parsed, unknown = _nft.parse_table(out, 'filter')
     assert [rule.spec['icmp_type'] for rule in parsed[family].chains['SNF-HYP'].rules] == values
+
+
+# ---------------------------------------------------------------------------
+# Host requirements, commit-confirm, nat_rule and persistence on this back end.
+
+@pytest.mark.parametrize('text, version', [
+    ('nftables v1.0.6 (Lester Gooch #5)\n', (1, 0, 6)),
+    ('nftables v0.9.8 (E.D.S.)\n', (0, 9, 8)),
+    ('nftables v1.1 (Commodore Bullmoose)\n', (1, 1, 0)),
+    ('', None), ('nft: unknown option', None),
+])
+def test_nft_version_is_read(text, version):
+    assert _nft.parse_version(text) == version
+
+
+def test_an_nft_too_old_fails_naming_backend_before_any_change(no_lock):
+    for version in ('nftables v0.9.0 (Fearless Fosdick)\n', None):
+        module = NftModule(dict(chains=CHAINS), version=version)
+        result = outcome(module)
+        assert isinstance(result, Failed) and result.result['param'] == 'backend', result.result
+        assert '0.9.3 or later' in str(result) and module.writes() == []
+        assert ['list', 'tables'] not in [args for args, data in module.calls]
+
+
+def applied_text(params=None):
+    return outcome(NftModule(dict(chains=CHAINS, **(params or {})))).result['nft'].split('\n', 2)[2]
+
+
+def test_check_saved_accepts_what_the_collection_writes_and_refuses_anything_else():
+    text = applied_text()
+    _nft.check_saved('snf_filter_FW', 'filter', text)
+    _nft.check_saved('snf_filter_FW', 'filter', '')
+    for bad in (text.replace('snf_filter_FW', 'snf_filter_GW'),
+                text.replace('accept comment', 'counter accept comment'),
+                text.replace('\t\tmeta nfproto ipv4 jump', '\t\tmeta nfproto ipv4 jump ipv4.SNF-FW-IN\n\t\tmeta nfproto '
+                                                           'ipv4 jump', 1),
+                text.replace('priority filter - 1', 'priority filter - 2'),
+                'flush ruleset\n'):
+        with pytest.raises(ValueError):
+            _nft.check_saved('snf_filter_FW', 'filter', bad)
+
+
+def test_rollback_arms_with_the_table_as_it_was_and_fires_one_nft_transaction(tmp_path, monkeypatch):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, '_detach', lambda cmd: 4242)
+    before = applied_text()
+    changed_chains = [dict(CHAINS[0], rules=[dict(name='ssh', protocol='tcp', destination_port=2222, jump='ACCEPT')])]
+    module = NftModule(dict(chains=changed_chains, policies={'INPUT': 'DROP'}, rollback_timeout=30),
+                       tables={'snf_filter_FW': before})
+    result = outcome(module).result
+    assert result['changed'] is True and result['rollback']['armed'] is True, result
+    # nft -c before arming, then the one nft -f.
+    assert [args[:-2] for args, data in module.writes()] == [['-c'], []]
+    record = _rollback.read_record(result['rollback']['state_dir'])
+    assert record['backend'] == 'nftables' and record['nft'] == dict(table='snf_filter_FW', text=before)
+    assert sorted(record['families']) == ['ipv4', 'ipv6'] and record['timer'] == dict(kind='process', pid=4242)
+    # A second push to the scope is refused while the rollback is pending, an iptables one too.
+    again = outcome(NftModule(dict(chains=CHAINS), tables={'snf_filter_FW': result['nft'].split('\n', 2)[2]}))
+    assert isinstance(again, Failed) and record['id'] in again.result['msg']
+    # The timer fires: the table as it is now (the push's) is replaced by the saved one in one transaction.
+    host = NftModule({}, tables={'snf_filter_FW': result['nft'].split('\n', 2)[2]})
+    final = _rollback.fire(record['state_dir'], host)
+    assert final['status'] == 'rolled_back', final['result']
+    assert final['result']['restored'] == ['ipv4', 'ipv6']
+    assert host.writes() == [(['-c', '-f', '-'], _nft.transaction('snf_filter_FW', before)),
+                             (['-f', '-'], _nft.transaction('snf_filter_FW', before))]
+
+
+def test_rollback_of_a_new_table_removes_it_and_nothing_to_undo_writes_nothing(tmp_path, monkeypatch):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, '_detach', lambda cmd: 1)
+    result = outcome(NftModule(dict(chains=CHAINS, rollback_timeout=10))).result
+    record = _rollback.read_record(result['rollback']['state_dir'])
+    assert record['nft']['text'] == ''
+    host = NftModule({}, tables={'snf_filter_FW': result['nft'].split('\n', 2)[2]})
+    assert _rollback.fire(record['state_dir'], host)['status'] == 'rolled_back'
+    assert host.writes()[-1][1] == 'table inet snf_filter_FW\ndelete table inet snf_filter_FW\n'
+    # Armed again; the table was already put back by hand: nothing is written.
+    result = outcome(NftModule(dict(chains=CHAINS, rollback_timeout=10))).result
+    host = NftModule({})
+    final = _rollback.fire(result['rollback']['state_dir'], host)
+    assert final['status'] == 'rolled_back' and final['result']['unchanged'] == ['ipv4', 'ipv6']
+    assert host.writes() == []
+
+
+def test_a_tampered_nft_record_is_refused_and_restores_nothing(tmp_path, monkeypatch):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, '_detach', lambda cmd: 1)
+    result = outcome(NftModule(dict(chains=CHAINS, rollback_timeout=10))).result
+    state_dir = result['rollback']['state_dir']
+    record = _rollback.read_record(state_dir)
+    record['nft']['text'] = 'table inet snf_filter_FW {\n\tchain INPUT {\n\t\tip saddr 1.2.3.4 counter\n\t}\n}\n'
+    _rollback.write_record(state_dir, record)
+    host = NftModule({}, tables={'snf_filter_FW': result['nft'].split('\n', 2)[2]})
+    final = _rollback.fire(state_dir, host)
+    assert final['status'] == 'failed' and 'does not write' in final['result']['errors'][0]
+    assert host.writes() == []
+    record['nft']['table'] = 'foreign'
+    _rollback.write_record(state_dir, record)
+    with pytest.raises(_rollback.RollbackError):
+        _rollback.read_record(state_dir)
+
+
+def test_rollback_is_not_armed_in_check_mode_nor_without_change_nor_over_unreadable_content(no_lock):
+    check = outcome(NftModule(dict(chains=CHAINS, rollback_timeout=10), check_mode=True)).result
+    assert check['changed'] is True and check['rollback'] == dict(armed=False)
+    text = applied_text()
+    same = outcome(NftModule(dict(chains=CHAINS, rollback_timeout=10), tables={'snf_filter_FW': text})).result
+    assert same['changed'] is False and same['rollback'] == dict(armed=False)
+    odd = text.replace('accept comment "snf:ssh"', 'meta mark 0x1 accept')
+    module = NftModule(dict(chains=CHAINS, rollback_timeout=10), tables={'snf_filter_FW': odd})
+    result = outcome(module)
+    assert isinstance(result, Failed) and result.result['param'] == 'rollback_timeout' and module.writes() == []
+
+
+def test_a_failed_apply_cancels_the_armed_rollback(monkeypatch):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, '_detach', lambda cmd: 1)
+    module = NftModule(dict(chains=CHAINS, rollback_timeout=10))
+    real = module.run_command
+
+    def failing(cmd, data=None, binary_data=False, environ_update=None):
+        if cmd[1:] == ['-f', '-']:
+            real(cmd, data, binary_data, environ_update)
+            return 1, '', 'Error: Could not process rule: No buffer space available\n'
+        return real(cmd, data, binary_data, environ_update)
+    module.run_command = failing
+    result = outcome(module)
+    assert isinstance(result, Failed) and 'No buffer space' in str(result)
+    records = _rollback.all_records()
+    assert [record['status'] for record in records] == ['cancelled']
+
+
+def nat(**params):
+    base = dict(name=None, protocol=None, source=None, destination=None, in_interface=None, out_interface=None,
+                source_port=None, destination_port=None, comment=None, to_source=None, to_destination=None,
+                to_ports=None, random=False, random_fully=False, persistent=False, type='snat', state='present',
+                family=None, order='last', relative_to=None, flush_conntrack=False, backend='nftables')
+    base.update(params)
+    return base
+
+
+def run_nat(module):
+    with pytest.raises((Exit, Failed)) as exc:
+        _nft.run_nat_rule(module)
+    return exc.value
+
+
+def test_nat_rule_puts_the_rule_in_the_owned_nat_table_and_a_rerun_changes_nothing(no_lock):
+    params = nat(name='lan-out', source='10.0.0.0/24', out_interface='eth0', to_source='203.0.113.5')
+    check = run_nat(NftModule(params, check_mode=True)).result
+    first = NftModule(params)
+    result = run_nat(first).result
+    assert result['changed'] is True and check['changed'] is True and check['nft'] == result['nft']
+    assert result['table'] == 'inet snf_nat_NAT' and result['families'] == ['ipv4']
+    assert result['rule'] == ('add rule inet snf_nat_NAT ipv4.SNF-NAT-POST ip saddr 10.0.0.0/24 oifname "eth0" '
+                              'snat ip to 203.0.113.5 comment "snf:lan-out"')
+    text = result['nft'].split('\n', 2)[2]
+    assert 'type nat hook postrouting priority srcnat - 1; policy accept;' in text
+    again = NftModule(params, tables={'snf_nat_NAT': text})
+    assert run_nat(again).result['changed'] is False and again.writes() == []
+    # A DNAT goes to the PRE chain of the same table; the SNAT stays.
+    dnat = run_nat(NftModule(nat(name='web', type='dnat', in_interface='eth0', protocol='tcp', destination_port=8080,
+                                 to_destination='10.0.0.10:80'), tables={'snf_nat_NAT': text})).result
+    both = dnat['nft'].split('\n', 2)[2]
+    assert 'tcp dport 8080 dnat ip to 10.0.0.10:80 comment "snf:web"' in both and 'snat ip to 203.0.113.5' in both
+    assert 'type nat hook prerouting priority dstnat - 1; policy accept;' in both
+    # Removed by name: the chain and its base chain go with it.
+    gone = run_nat(NftModule(nat(name='web', type='dnat', state='absent'), tables={'snf_nat_NAT': both})).result
+    assert gone['changed'] is True and gone['nft'].split('\n', 2)[2] == text
+    last = run_nat(NftModule(nat(name='lan-out', state='absent'), tables={'snf_nat_NAT': text})).result
+    assert last['nft'] == 'table inet snf_nat_NAT\ndelete table inet snf_nat_NAT\n'
+
+
+def test_nat_rule_both_families_and_bad_input_naming_the_option(no_lock):
+    result = run_nat(NftModule(nat(type='masquerade', out_interface='ppp+', family='both'))).result
+    assert result['families'] == ['ipv4', 'ipv6'] and 'oifname "ppp*" masquerade' in result['nft']
+    for params, param in ((nat(type='dnat', to_destination='10.0.0.1:80/8080', protocol='tcp',
+                               destination_port=80), 'to_destination'),
+                          (nat(to_source='203.0.113.5', source='10.0.0.0/8', family='both'), 'family'),
+                          (nat(to_source='203.0.113.5', comment='a "b"'), 'comment')):
+        module = NftModule(params)
+        result = run_nat(module)
+        assert isinstance(result, Failed) and result.result['param'] == param, result.result
+        assert module.writes() == []
+
+
+def test_persistence_file_from_the_model_replaces_each_owned_table_and_nothing_else():
+    name, text = _nft.render_params(dict(table='filter', scope='FW', policies={'INPUT': 'DROP'}, chains=CHAINS))
+    assert name == 'snf_filter_FW' and text == applied_text(dict(policies={'INPUT': 'DROP'}))
+    nat_name, nat_text = _nft.render_params(dict(table='nat', scope='GW', chains=[
+        dict(name='SNF-GW-POST', hook='POSTROUTING', rules=[dict(out_interface='eth0', jump='MASQUERADE')])]))
+    out = _nft.persistence_file([(name, text), (nat_name, nat_text), ('snf_filter_OLD', '')])
+    assert out.startswith('#!/usr/sbin/nft -f\n') and '\nflush' not in out
+    assert ('\ntable inet snf_filter_FW\ndelete table inet snf_filter_FW\n' + text) in out
+    assert out.endswith('\ntable inet snf_filter_OLD\ndelete table inet snf_filter_OLD\n')
+    with pytest.raises(ValidationError) as exc:
+        _nft.persistence_file([('filter; flush ruleset', '')])
+    assert exc.value.param == 'table'
+    with pytest.raises(ValidationError) as exc:
+        _nft.render_params(dict(table='filter', family='ipv4', policies={'INPUT': 'DROP'}))
+    assert exc.value.param == 'policies.INPUT'
+
+
+@pytest.mark.skipif(shutil.which('nft') is None or os.geteuid() != 0, reason='needs nft and root')
+def test_nft_checks_the_persistence_file_in_a_private_namespace():
+    name, text = _nft.render_params(dict(table='filter', scope='FW', policies={'INPUT': 'DROP'}, chains=CHAINS))
+    raw_name, raw_text = _nft.render_params(dict(table='raw', scope='FW', chains=[
+        dict(name='SNF-FW-RAW', hook='PREROUTING', rules=[
+            dict(protocol='tcp', destination_port=21, jump='CT', helper='ftp')])]))
+    out = _nft.persistence_file([(name, text), (raw_name, raw_text)])
+    done = subprocess.run(['unshare', '--net', 'nft', '-c', '-f', '-'], input=out.encode(), capture_output=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    broken = subprocess.run(['unshare', '--net', 'nft', '-c', '-f', '-'],
+                            input=out.replace('policy drop', 'policy dorp').encode(), capture_output=True,
+                            check=False)
+    assert broken.returncode != 0

@@ -323,7 +323,7 @@ def test_arm_detached_process(tmp_path, monkeypatch):
     assert started == [[sys.executable, '-I', '-B', os.path.join(state_dir, 'runner.py'), 'wait', state_dir]]
     assert _rollback.read_record(state_dir)['status'] == 'pending'
     lib = os.path.join(state_dir, 'lib', 'ansible_collections', 'stateful', 'netfilter', 'plugins', 'module_utils')
-    assert sorted(os.listdir(lib)) == ['_iptables.py', '_rollback.py', '_rules.py', '_validate.py']
+    assert sorted(os.listdir(lib)) == ['_iptables.py', '_nft.py', '_rollback.py', '_rules.py', '_validate.py']
 
 
 def test_arm_systemd(tmp_path, monkeypatch):
