@@ -200,6 +200,7 @@ HASHLIMIT_KEYS = ('hashlimit_upto', 'hashlimit_above', 'hashlimit_burst', 'hashl
     tuple(name for name, dummy in HASHLIMIT_TABLE) + tuple(name for name, dummy, dummy2 in HASHLIMIT_MASKS)
 # libxt_hashlimit: rates in 1/1000000 s (XT_HASHLIMIT_SCALE_v2), burst 1-1000000 (default 5), garbage
 # collection every 1000 ms by default, entries expire after one unit of the rate as written by default.
+LIMIT_KEYS = CONNLIMIT_KEYS + HASHLIMIT_KEYS
 HASHLIMIT_SCALE = 1000000
 HASHLIMIT_BURST_MAX = 1000000
 DEFAULT_HASHLIMIT_BURST = 5
