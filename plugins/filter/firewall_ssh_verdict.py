@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 name: firewall_ssh_verdict
-short_description: Would a planned INPUT chain accept a new connection of the SSH client?
+short_description: Would a planned firewall accept a new connection of the SSH client and its replies?
 version_added: 0.1.0
 description:
   - Evaluates the owned INPUT chains hooked first and the INPUT policy of a model (as P(stateful.netfilter.firewall_plan#filter)
@@ -18,6 +18,9 @@ description:
   - The ESTABLISHED,RELATED rule is not counted - the next connection Ansible opens is NEW. Rules the check cannot
     decide (rate limits, source ports, ICMP types) are taken as not accepting; a rule with C(syn=false) does not
     match the first packet, a SYN.
+  - Then evaluates the owned OUTPUT chains hooked first and the OUTPUT policy for the server's replies, leaving by
+    the same interface - conntrack sees them as ESTABLISHED (the SYN-ACK of the next connection too), not SYN.
+    Both must accept.
 author:
   - stateful.netfilter contributors
 options:
@@ -59,8 +62,9 @@ EXAMPLES = r'''
 RETURN = r'''
 _value:
   description: C(accepted) (bool), C(checked) (false when there is no SSH connection or the route is needed),
-    C(needs_route) (see O(route)), C(family) of the client, C(decided_by) (the rule or policy that decides) and
-    C(message) (the guard's message).
+    C(needs_route) (see O(route)), C(family) of the client, C(decided_by) (the INPUT rule or policy that decides),
+    C(output_decided_by) (the OUTPUT rule or policy that decides for the replies) and C(message) (the guard's
+    message).
   type: dict
 '''
 
