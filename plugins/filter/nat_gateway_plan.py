@@ -14,7 +14,8 @@ version_added: 0.1.0
 description:
   - Turns the variables of the C(stateful.netfilter.nat_gateway) role into the owned chains of the nat table (the
     translations, C(SNF-<scope>-PRE) and C(SNF-<scope>-POST)) and of the filter table (the FORWARD accepts,
-    C(SNF-<scope>-FORWARD)), in the structure M(stateful.netfilter.ruleset) takes
+    C(SNF-<scope>-FORWARD)), of the raw table (the conntrack helpers, C(SNF-<scope>-HELPERS)) and of the mangle
+    table (the MSS clamping, C(SNF-<scope>-MSS)), in the structure M(stateful.netfilter.ruleset) takes
     (O(stateful.netfilter.ruleset#module:chains)), and the sysctls to set.
   - Every planned rule is checked against the collection's rule model in both families; bad input fails with a
     message naming the variable and the entry. Reads and changes nothing on any host.
@@ -43,7 +44,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 _value:
-  description: The model - C(nat_chains) and C(filter_chains) (owned chains with their hooks and rules, for
+  description: The model - C(nat_chains), C(filter_chains), C(raw_chains) and C(mangle_chains) (owned chains with
+    their hooks and rules, for
     M(stateful.netfilter.ruleset) with O(stateful.netfilter.ruleset#module:family=both)) and C(sysctls) (sysctl
     name to value).
   type: dict
