@@ -184,7 +184,7 @@ def test_what_nft_cannot_take_is_refused_naming_the_option_before_any_change(lab
         assert result.get('failed') and result['param'] == 'chains[0].rules[0].' + param, result
     result = ruleset(lab, table='filter', family='ipv4', scope='NF', policies={'INPUT': 'DROP'})
     assert result.get('failed') and result['param'] == 'policies.INPUT', result
-    result = ruleset(lab, table='filter', scope='NF', rollback_timeout=30)
+    result = ruleset(lab, table='filter', scope='NF', rollback_timeout=4)
     assert result.get('failed') and result['param'] == 'rollback_timeout', result
     assert nft(lab, 'list', 'tables').split() == ['table', 'inet', 'foreign']
 
@@ -211,3 +211,166 @@ def test_every_base_chain_decides_an_accept_elsewhere_does_not_override_a_drop(l
     before = nft(lab, 'list', 'ruleset')
     assert ruleset(lab, **args)['changed'] is False
     assert nft(lab, 'list', 'ruleset') == before
+
+
+# ---------------------------------------------------------------------------
+# Commit-confirm, nat_rule and the persistence file on this back end (issue 15, second slice).
+
+def read_record(lab, state_dir):
+    import json
+    return json.loads(lab.run(['cat', state_dir + '/state.json']))
+
+
+def test_rollback_fires_and_restores_the_owned_table_whole_and_a_confirm_keeps_the_change(lab):
+    from netns_lab import wait_for
+    lab.link('snf-h31-c', SERVER, CLIENT)
+    lab.listen(SERVER, 8080)
+    lab.listen(SERVER, 8081)
+    lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
+    lab.restore('*filter\n:DOCKER-USER - [0:0]\n-A DOCKER-USER -s 192.0.2.0/24 -j RETURN\nCOMMIT\n')
+    good = dict(table='filter', family='both', scope='NF', state='overridden', policies={'INPUT': 'DROP'},
+                chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=[
+                    dict(name='est', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'),
+                    dict(name='ssh', protocol='tcp', destination_port=8080, jump='ACCEPT')])])
+    assert ruleset(lab, **good)['changed'] is True
+    before = nft(lab, 'list', 'table', 'inet', 'snf_filter_NF')
+    foreign = nft(lab, 'list', 'table', 'inet', 'foreign')
+    ipt = lab.rules('filter')
+    assert lab.connects('snf-h31-c', SERVER, 8080)
+    # A push that cuts "SSH" (8080) and is never confirmed: the timer puts the table back.
+    bad = but(good, rollback_timeout=5, chains=[dict(good['chains'][0], rules=[
+        dict(name='est', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'),
+        dict(name='other', protocol='tcp', destination_port=8081, jump='ACCEPT')])])
+    pushed = ruleset(lab, **bad)
+    assert pushed['changed'] is True and pushed['rollback']['armed'] is True, pushed
+    assert pushed['rollback']['timer']['kind'] == 'process'
+    assert not lab.connects('snf-h31-c', SERVER, 8080, timeout=0.5)
+    assert lab.connects('snf-h31-c', SERVER, 8081)
+    # Another push to the scope is refused while the rollback is pending.
+    refused = ruleset(lab, **good)
+    assert refused.get('failed') and pushed['rollback']['id'] in refused['msg'], refused
+    assert wait_for(lambda: lab.connects('snf-h31-c', SERVER, 8080, timeout=0.3), 20)
+    state_dir = pushed['rollback']['state_dir']
+    assert wait_for(lambda: read_record(lab, state_dir)['status'] == 'rolled_back', 10)
+    record = read_record(lab, state_dir)
+    assert record['result']['restored'] == ['ipv4', 'ipv6'] and record['result']['errors'] == []
+    assert nft(lab, 'list', 'table', 'inet', 'snf_filter_NF') == before
+    assert nft(lab, 'list', 'table', 'inet', 'foreign') == foreign and lab.rules('filter') == ipt
+    assert not lab.connects('snf-h31-c', SERVER, 8081, timeout=0.5)
+    # The same push confirmed (as the action plugin does: the module with rollback_confirm alone, whose
+    # default back end is iptables; the record says which back end armed it): the change stays.
+    pushed = ruleset(lab, **bad)
+    assert pushed['rollback']['armed'] is True
+    confirmed = lab.module('ruleset', dict(rollback_confirm=pushed['rollback']['id']))
+    assert confirmed['changed'] is True and confirmed['rollback']['status'] == 'confirmed', confirmed
+    import time
+    time.sleep(6)
+    assert lab.connects('snf-h31-c', SERVER, 8081) and not lab.connects('snf-h31-c', SERVER, 8080, timeout=0.5)
+    assert ruleset(lab, **but(bad, rollback_timeout=None))['changed'] is False
+    # A rollback armed over an absent table removes the table it created.
+    ruleset(lab, table='filter', scope='NF', state='deleted', policies={'INPUT': 'ACCEPT'})
+    created = ruleset(lab, **but(good, rollback_timeout=5))
+    assert created['rollback']['armed'] is True
+    assert wait_for(lambda: 'snf_filter_NF' not in nft(lab, 'list', 'tables'), 20)
+    assert nft(lab, 'list', 'table', 'inet', 'foreign') == foreign and lab.rules('filter') == ipt
+
+
+GW_LAN, LAN_HOST = '10.97.0.1', '10.97.0.2'
+GW_WAN, WAN_HOST = '10.98.0.1', '10.98.0.2'
+# A TCP server that prints the address of every peer it accepts.
+PEER_SERVER = ('import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); '
+               's.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(16); print("up", flush=True)\n'
+               'while True:\n    c, a = s.accept(); print(a[0], flush=True); c.close()')
+
+
+def gateway(lab):
+    """lan namespace -- lab namespace (forwarding) -- wan namespace; the wan host has no route back."""
+    import subprocess
+    import sys
+    lab.link('snf-h31-lan', GW_LAN, LAN_HOST)
+    lab.run(['ip', 'route', 'add', 'default', 'via', GW_LAN], netns='snf-h31-lan')
+    lab.add_netns('snf-h31-wan')
+    lab.run(['ip', 'link', 'add', 'snf2', 'type', 'veth', 'peer', 'name', 'snf3', 'netns', 'snf-h31-wan'])
+    lab.run(['ip', 'addr', 'add', GW_WAN + '/24', 'dev', 'snf2'])
+    lab.run(['ip', 'link', 'set', 'snf2', 'up'])
+    lab.run(['ip', 'addr', 'add', WAN_HOST + '/24', 'dev', 'snf3'], netns='snf-h31-wan')
+    lab.run(['ip', 'link', 'set', 'snf3', 'up'], netns='snf-h31-wan')
+    lab.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'])
+    servers = {}
+    for netns in ('snf-h31-lan', 'snf-h31-wan'):
+        proc = subprocess.Popen(lab.cmd([sys.executable, '-c', PEER_SERVER, '8080'], netns), stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b'up\n'
+        servers[netns] = proc
+    return servers
+
+
+def nat_rule(lab, **args):
+    args.setdefault('backend', 'nftables')
+    return lab.module('nat_rule', args)
+
+
+def test_nat_rule_snat_and_dnat_on_nftables_with_packets_foreign_tables_untouched(lab):
+    servers = gateway(lab)
+    lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
+    lab.restore('*nat\n:DOCKER - [0:0]\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n'
+                '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\nCOMMIT\n')
+    foreign, ipt = nft(lab, 'list', 'table', 'inet', 'foreign'), lab.rules('nat')
+    # Without SNAT the wan host has no route back to the lan: no connection.
+    assert not lab.connects('snf-h31-lan', WAN_HOST, 8080, timeout=0.5)
+    snat = dict(name='lan-out', type='snat', source='10.97.0.0/24', out_interface='snf2', to_source=GW_WAN)
+    check = nat_rule(lab, _ansible_check_mode=True, _ansible_diff=True, **snat)
+    assert check['changed'] is True and 'snf_nat_NAT' not in nft(lab, 'list', 'tables'), check
+    done = nat_rule(lab, _ansible_diff=True, **snat)
+    assert done['changed'] is True and done['nft'] == check['nft'] and done['diff'] == check['diff'], done
+    assert lab.connects('snf-h31-lan', WAN_HOST, 8080)
+    assert servers['snf-h31-wan'].stdout.readline() == (GW_WAN + '\n').encode()
+    assert nat_rule(lab, **snat)['changed'] is False
+    assert nat_rule(lab, _ansible_check_mode=True, **snat)['changed'] is False
+    # A port forward from the gateway's wan address to the lan host.
+    dnat = dict(name='web', type='dnat', in_interface='snf2', protocol='tcp', destination_port=80,
+                to_destination=LAN_HOST + ':8080')
+    assert nat_rule(lab, **dnat)['changed'] is True
+    assert lab.connects('snf-h31-wan', GW_WAN, 80)
+    assert servers['snf-h31-lan'].stdout.readline() == (WAN_HOST + '\n').encode()
+    assert nat_rule(lab, **dnat)['changed'] is False
+    listing = nft(lab, 'list', 'table', 'inet', 'snf_nat_NAT')
+    assert 'type nat hook prerouting priority dstnat - 1; policy accept;' in listing
+    assert 'iifname "snf2" tcp dport 80 dnat ip to 10.97.0.2:8080 comment "snf:web"' in listing
+    # ruleset with the same scope reads back what nat_rule wrote.
+    gathered = lab.module('ruleset', dict(backend='nftables', table='nat', scope='NAT', family='ipv4',
+                                          state='gathered'))['gathered']['ipv4']
+    assert sorted(chain['name'] for chain in gathered['chains']) == ['SNF-NAT-POST', 'SNF-NAT-PRE']
+    assert nft(lab, 'list', 'table', 'inet', 'foreign') == foreign and lab.rules('nat') == ipt
+    # Removal: the forward goes, then the last rule takes the table with it.
+    assert nat_rule(lab, name='web', type='dnat', state='absent')['changed'] is True
+    assert not lab.connects('snf-h31-wan', GW_WAN, 80, timeout=0.5)
+    assert nat_rule(lab, name='lan-out', type='snat', state='absent')['changed'] is True
+    assert 'snf_nat_NAT' not in nft(lab, 'list', 'tables')
+    assert not lab.connects('snf-h31-lan', WAN_HOST, 8080, timeout=0.5)
+    assert nft(lab, 'list', 'table', 'inet', 'foreign') == foreign and lab.rules('nat') == ipt
+    # Bad input: refused naming the option, nothing written.
+    bad = nat_rule(lab, type='snat', to_source='203.0.113.5', comment='say "hi"')
+    assert bad.get('failed') and bad['param'] == 'comment', bad
+    assert 'snf_nat_NAT' not in nft(lab, 'list', 'tables')
+
+
+def test_the_persistence_file_loads_the_owned_tables_and_leaves_the_rest(lab):
+    import sys
+    from netns_lab import COLLECTIONS
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _nft
+    lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
+    foreign = nft(lab, 'list', 'table', 'inet', 'foreign')
+    args = dict(table='filter', family='both', scope='NF', policies={'INPUT': 'DROP'},
+                chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=FILTER_RULES),
+                        dict(name='SNF-NF-SUB', rules=[dict(name='drop', jump='DROP')])])
+    name, text = _nft.render_params(args)
+    persisted = _nft.persistence_file([(name, text)])
+    lab.run(['nft', '-c', '-f', '-'], data=persisted.encode())
+    # Loaded twice (a boot, then a reload): the table is the one the module writes, the foreign one stays.
+    for dummy in range(2):
+        lab.run(['nft', '-f', '-'], data=persisted.encode())
+    assert nft(lab, 'list', 'table', 'inet', name) == text
+    assert ruleset(lab, state='overridden', **args)['changed'] is False
+    assert nft(lab, 'list', 'table', 'inet', 'foreign') == foreign
