@@ -23,6 +23,7 @@ help:
 	@echo "make docs   - regenerate docs/reference/ and the output samples; make changelog - lint fragments, write CHANGELOG.md"
 	@echo "make lab    - bring up the docs' lab (lan, gw, gw2, wan; docs/lab.md); make lab-clean removes it"
 	@echo "make doc-examples - run every example of docs/ against one lab (a stage of make test)"
+	@echo "make bench-fleet - the fleet lab: 20 gateways over SSH, the three playbooks timed at forks 5, 10, 20 (not in make test)"
 
 setup:
 	@bash tests/setup.sh
@@ -93,6 +94,14 @@ lab: setup
 
 lab-clean:
 	bash tests/lab/clean.sh "$${SNF_LAB_PREFIX:-snf-docs}"
+
+# The fleet lab: twenty gateways reached over SSH, the three playbooks timed
+# at forks 5, 10 and 20 (bench/fleet_bench.py; heavy, not part of make test;
+# the lab is removed at the end). BENCH_ARGS: e.g. --hosts 6 --forks 5.
+.PHONY: bench-fleet
+bench-fleet: setup
+	@SNF_LAB_PREFIX=$${SNF_LAB_PREFIX:-snf-bench} SNF_LAB_IMAGE=$$(tests/lab/image/tag.sh) \
+	  python bench/fleet_bench.py $(BENCH_ARGS)
 
 # Lint the changelog fragments (also part of make unit) and write CHANGELOG.md/.rst.
 changelog: setup
