@@ -116,6 +116,15 @@ UNSUPPORTED = {
 # The oldest nft this back end is for: NAT in inet tables, the priority keywords (dstnat, srcnat) and the
 # listing format the comparison relies on. Measured on 1.0.6 (Debian 12).
 NFT_MIN_VERSION = (0, 9, 3)
+# Every option of a rule spec render_rule() renders. An option of the model outside it (one added to the
+# engine later, say connlimit or hashlimit) is refused naming it, never silently left out of the rule.
+RENDERED = frozenset((
+    'name', 'comment', 'protocol', 'source', 'destination', 'in_interface', 'out_interface', 'source_port',
+    'destination_port', 'syn', 'tcp_flags', 'icmp_type', 'ctstate', 'ctstatus', 'ctorigsrc', 'ctorigdst',
+    'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport', 'ctdir',
+    'limit', 'limit_burst', 'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination',
+    'to_ports', 'random', 'random_fully', 'persistent', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
+))
 _QUOTE_FREE = re.compile(r'[^"\\\n]*')
 _RULE_SPLIT = re.compile(r'"[^"]*"|\S+')
 _TABLE_NAME = re.compile(r'table inet (\S+) \{')
@@ -253,6 +262,9 @@ def render_rule(spec, family, param=''):
     for key, why in UNSUPPORTED.items():
         if key in spec:
             _refuse(param + key, why)
+    for key in spec:
+        if key not in RENDERED:
+            _refuse(param + key, 'is not rendered by the nftables back end yet; nothing was changed')
     out = []
     if spec['jump'] == 'REJECT' and spec['reject_with'] != 'tcp-reset' and 'limit' in spec \
             and not ('source' in spec or 'destination' in spec or spec.get('protocol') in ('icmp', 'icmpv6')):

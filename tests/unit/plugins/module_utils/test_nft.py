@@ -704,3 +704,12 @@ def test_nft_checks_the_persistence_file_in_a_private_namespace():
                             input=out.replace('policy drop', 'policy dorp').encode(), capture_output=True,
                             check=False)
     assert broken.returncode != 0
+
+
+@pytest.mark.parametrize('key, value', [
+    ('connlimit_above', 10), ('hashlimit_upto', '10/sec'), ('to_prefix', '10.0.0.0/24'), ('some_future_option', True)])
+def test_an_option_of_the_model_this_back_end_does_not_render_is_refused_naming_it(key, value):
+    spec = {'protocol': 'tcp', 'destination_port': '22', key: value, 'jump': 'ACCEPT'}
+    with pytest.raises(ValidationError) as exc:
+        _nft.render_rule(spec, 'ipv4', 'chains[0].rules[3].')
+    assert exc.value.param == 'chains[0].rules[3].' + key and 'nftables back end' in str(exc.value)
