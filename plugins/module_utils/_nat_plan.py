@@ -13,14 +13,14 @@ entry in every error. stale() compares the translations in place (as the
 ruleset module's state gathered returns them) with the planned ones and
 returns the conntrack_flush filters of those that changed or went away.
 sysctl_check() tells which sysctls change and whether the host lets them be
-written, from what the role read there.
+written, from what the preflight module read there.
 
 Rule names carry the identity of a translation (what is translated, not what
 it becomes), so that a changed translation keeps its name and the conntrack
 entries of the old one can be found.
 
-The filter plugins nat_gateway_plan, nat_gateway_stale and
-nat_gateway_sysctls expose these to the role; ruleset_rendered renders the
+The filter plugins nat_gateway_plan and nat_gateway_stale expose these to
+the role, the preflight module sysctl_check(); ruleset_rendered renders the
 planned chains for the rules files.
 """
 
@@ -416,38 +416,29 @@ def sysctl_path(name):
     return '/proc/sys/%s' % name.replace('.', '/')
 
 
-def sysctl_check(sysctls, read=None, stats=None, host='the host'):
-    """What the role needs to know about the sysctls to set, from what it read on the host.
+def sysctl_check(sysctls, current, writable, host='the host'):
+    """Whether the host lets the role set its sysctls, from what the preflight module read there.
 
-    sysctls: the planned {name: value}. read: the result of reading the
-    paths (a command: rc, stderr, stdout_lines, one value per path, in
-    order), or None before reading. stats: the results of a stat of each
-    path to change (item, stat.writeable), or None before. Returns
-    {paths, changes, message}: the /proc/sys paths to read, the names whose
-    value changes, and the message to fail with ('' when all is well).
+    sysctls: the planned {name: value}. current: {name: the value read, or
+    None where the path does not exist}. writable: {name: whether the path
+    can be written}. Returns {changes, message}: the names whose value
+    changes, and the message to fail with ('' when all is well).
     """
-    names = list(sysctls)
-    result = dict(paths=[sysctl_path(name) for name in names], changes=[], message='')
-    if read is None or not names:
-        return result
-    if read.get('rc', 0) != 0:
-        result['message'] = ('nat_gateway: a sysctl to set does not exist on %s: %s. Nothing was changed.'
-                             % (host, (read.get('stderr') or '').strip()))
-        return result
-    current = list(read.get('stdout_lines') or [])
-    current += [None] * (len(names) - len(current))
-    result['changes'] = [name for name, now in zip(names, current) if str(sysctls[name]) != now]
-    if stats is None:
-        return result
-    readonly = [item.get('item') for item in stats if not (item.get('stat') or {}).get('writeable')]
-    readonly = [name for name in readonly if name in sysctls]
+    missing = [name for name in sysctls if current.get(name) is None]
+    if missing:
+        return dict(changes=[], message='%s: no such sysctl on %s (%s), the role cannot set it. Nothing was '
+                    'changed.' % ('; '.join(_named(name) for name in missing), host,
+                                  ', '.join(sysctl_path(name) for name in missing)))
+    changes = [name for name in sysctls if str(sysctls[name]) != current[name]]
+    readonly = [name for name in changes if not writable.get(name)]
+    message = ''
     if readonly:
-        result['message'] = (
+        message = (
             '%s is read-only on %s (the role would change it to %s). Inside a container\'s network namespace the '
             'kernel keeps nf_conntrack_max global: set it on the host, or leave the variable unset. Nothing was '
             'changed.' % ('; '.join(_named(name) for name in readonly), host,
                           ', '.join(str(sysctls[name]) for name in readonly)))
-    return result
+    return dict(changes=changes, message=message)
 
 
 def _named(name):

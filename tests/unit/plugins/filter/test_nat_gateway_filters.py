@@ -8,14 +8,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.stateful.netfilter.plugins.filter import (
     nat_gateway_plan,
     nat_gateway_stale,
-    nat_gateway_sysctls,
     ruleset_rendered,
 )
 
 PLUGINS = {
     'nat_gateway_plan': nat_gateway_plan,
     'nat_gateway_stale': nat_gateway_stale,
-    'nat_gateway_sysctls': nat_gateway_sysctls,
 }
 VARIABLES = dict(nat_gateway_masquerade=[dict(source='192.168.1.0/24', out_interface='eth1')],
                  nat_gateway_port_forwards=[dict(name='web', port=8080, to='192.168.1.100:80'),
@@ -34,7 +32,6 @@ def test_registered_under_its_file_name(name):
 @pytest.mark.parametrize('name, args', [
     ('nat_gateway_plan', ()),
     ('nat_gateway_stale', ([],)),
-    ('nat_gateway_sysctls', ()),
 ])
 def test_not_a_dictionary(name, args):
     with pytest.raises(AnsibleFilterError, match='^%s: ' % name):
@@ -51,11 +48,6 @@ def test_stale_of_a_bad_gathered_result():
         function('nat_gateway_stale')(dict(ipv4=dict(chains=[dict(rules=[dict(name='x')])])), [])
     with pytest.raises(AnsibleFilterError, match='^nat_gateway_stale: '):
         function('nat_gateway_stale')({}, [], scope='a b')
-
-
-def test_sysctls_arguments():
-    with pytest.raises(AnsibleFilterError, match='^nat_gateway_sysctls: read is'):
-        function('nat_gateway_sysctls')({}, read='1')
 
 
 def test_through_the_filters():
@@ -75,6 +67,3 @@ def test_through_the_filters():
     assert function('nat_gateway_stale')(gathered, model['nat_chains']) == [dict(
         name='pf:web', family='ipv4', nat='dnat', protocol='tcp', dport='8080', reply_src='192.168.1.99',
         reply_sport='80')]
-    check = function('nat_gateway_sysctls')(model['sysctls'], read=dict(rc=0, stdout_lines=['1', '0']))
-    assert check == dict(paths=['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'],
-                         changes=['net.ipv6.conf.all.forwarding'], message='')

@@ -299,37 +299,35 @@ SYSCTLS = {'net.ipv4.ip_forward': 1, 'net.netfilter.nf_conntrack_max': 262144,
            'net.netfilter.nf_conntrack_udp_timeout': 60}
 
 
-def test_sysctl_paths_and_changes():
-    assert npl.sysctl_check(SYSCTLS)['paths'] == ['/proc/sys/net/ipv4/ip_forward',
-                                                  '/proc/sys/net/netfilter/nf_conntrack_max',
-                                                  '/proc/sys/net/netfilter/nf_conntrack_udp_timeout']
-    read = dict(rc=0, stdout_lines=['1', '65536', '30'])
-    assert npl.sysctl_check(SYSCTLS, read) == dict(paths=npl.sysctl_check(SYSCTLS)['paths'], message='',
-                                                   changes=['net.netfilter.nf_conntrack_max',
-                                                            'net.netfilter.nf_conntrack_udp_timeout'])
-    assert npl.sysctl_check({}, dict(skipped=True)) == dict(paths=[], changes=[], message='')
+def test_sysctl_changes():
+    current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '65536',
+               'net.netfilter.nf_conntrack_udp_timeout': '30'}
+    assert npl.sysctl_check(SYSCTLS, current, dict.fromkeys(SYSCTLS, True)) == dict(
+        message='', changes=['net.netfilter.nf_conntrack_max', 'net.netfilter.nf_conntrack_udp_timeout'])
+    assert npl.sysctl_check({}, {}, {}) == dict(changes=[], message='')
 
 
-def test_a_missing_sysctl_is_refused():
-    read = dict(rc=1, stderr='cat: /proc/sys/net/netfilter/nf_conntrack_udp_timeout: No such file or directory\n',
-                stdout_lines=['1', '65536'])
-    assert npl.sysctl_check(SYSCTLS, read, host='gw')['message'] == (
-        'nat_gateway: a sysctl to set does not exist on gw: cat: /proc/sys/net/netfilter/nf_conntrack_udp_timeout: '
-        'No such file or directory. Nothing was changed.')
+def test_a_missing_sysctl_is_refused_naming_its_variable():
+    current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '65536'}
+    assert npl.sysctl_check(SYSCTLS, current, dict.fromkeys(current, True), host='gw')['message'] == (
+        'nat_gateway_conntrack_timeouts: net.netfilter.nf_conntrack_udp_timeout: no such sysctl on gw '
+        '(/proc/sys/net/netfilter/nf_conntrack_udp_timeout), the role cannot set it. Nothing was changed.')
 
 
 def test_a_read_only_sysctl_to_change_is_refused_naming_its_variable():
-    read = dict(rc=0, stdout_lines=['0', '65536', '60'])
-    stats = [dict(item='net.ipv4.ip_forward', stat=dict(exists=True, writeable=True)),
-             dict(item='net.netfilter.nf_conntrack_max', stat=dict(exists=True, writeable=False))]
-    assert npl.sysctl_check(SYSCTLS, read, stats, 'edge1')['message'] == (
+    current = {'net.ipv4.ip_forward': '0', 'net.netfilter.nf_conntrack_max': '65536',
+               'net.netfilter.nf_conntrack_udp_timeout': '60'}
+    writable = {'net.ipv4.ip_forward': True}
+    assert npl.sysctl_check(SYSCTLS, current, writable, 'edge1')['message'] == (
         "nat_gateway_conntrack_max: net.netfilter.nf_conntrack_max is read-only on edge1 (the role would change it "
         "to 262144). Inside a container's network namespace the kernel keeps nf_conntrack_max global: set it on the "
         "host, or leave the variable unset. Nothing was changed.")
-    stats = [dict(item=name, stat=dict(writeable=False)) for name in SYSCTLS]
-    assert npl.sysctl_check(SYSCTLS, read, stats)['message'].startswith(
+    current['net.netfilter.nf_conntrack_udp_timeout'] = '30'
+    assert npl.sysctl_check(SYSCTLS, current, {})['message'].startswith(
         'nat_gateway_forwarding: net.ipv4.ip_forward; nat_gateway_conntrack_max: net.netfilter.nf_conntrack_max; '
         'nat_gateway_conntrack_timeouts: net.netfilter.nf_conntrack_udp_timeout is read-only on the host '
         '(the role would change it to 1, 262144, 60).')
-    assert npl.sysctl_check(SYSCTLS, read, [dict(item='net.ipv4.ip_forward', stat=dict(writeable=True))])['message'] \
-        == ''
+    # a read-only sysctl that keeps its value is no reason to refuse
+    current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '262144',
+               'net.netfilter.nf_conntrack_udp_timeout': '60'}
+    assert npl.sysctl_check(SYSCTLS, current, {}) == dict(changes=[], message='')

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The roles' checks of a host before any change, in one read (the preflight module).
+
+What the firewall and nat_gateway roles must know of a host before they
+change anything, read in one module run rather than a task each (every task
+is a round trip over the connection):
+
+- other firewall managers: the running processes' names (/proc/*/comm),
+  ufw's configuration and the filter table (decided by _managers.py);
+- whether systemd runs (/run/systemd/system), which the boot-time restore
+  needs (decided by _persist.py), also told to the roles' handlers;
+- the sysctls the nat_gateway role sets: their values and whether they can
+  be written (decided by _nat_plan.sysctl_check()).
+
+The module only reads. Each check that fails gives its message; the first
+one fails the run, in the order above.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.stateful.netfilter.plugins.module_utils import _managers, _persist
+from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check, sysctl_path
+
+SYSTEMD_DIR = '/run/systemd/system'
+UFW_CONF = '/etc/ufw/ufw.conf'
+
+ARGUMENT_SPEC = dict(
+    role=dict(type='str', required=True, choices=sorted(_persist.VARIABLES)),
+    coexist=dict(type='list', elements='str', default=[], choices=list(_managers.MANAGERS)),
+    persist=dict(type='bool', default=True),
+    persist_require_systemd=dict(type='bool', default=True),
+    sysctls=dict(type='dict', default={}),
+    host=dict(type='str', default='the host'),
+)
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def process_names(proc='/proc'):
+    """The command names of the running processes, one a line (what `ps -e -o comm=` prints)."""
+    names = []
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            name = _read(os.path.join(proc, entry, 'comm'))
+            if name:
+                names.append(name.strip())
+    return '\n'.join(sorted(set(names)))
+
+
+def read_sysctls(names):
+    """{name: value text or None}, {name: writable}."""
+    current, writable = {}, {}
+    for name in names:
+        path = sysctl_path(name)
+        text = _read(path)
+        current[name] = None if text is None else text.strip()
+        writable[name] = text is not None and os.access(path, os.W_OK)
+    return current, writable
+
+
+def run_module(module_class):
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    role, host = params['role'], params['host']
+    sysctls = params['sysctls']
+    if sysctls and role != 'nat_gateway':
+        module.fail_json(msg='sysctls: only the nat_gateway role sets sysctls, got role %s' % role)
+    for name in sysctls:
+        if not name or name.startswith('.') or '/' in name or '..' in name:
+            module.fail_json(msg='sysctls: %r is not a sysctl name' % (name,))
+
+    rules = None
+    save = module.get_bin_path('iptables-save')
+    if save:
+        rc, out, dummy = module.run_command([save, '-t', 'filter'], environ_update=dict(LC_ALL='C'))
+        rules = out if rc == 0 else None
+    found = _managers.detect(process_names(), _read(UFW_CONF), rules)
+    systemd = os.path.isdir(SYSTEMD_DIR)
+    current, writable = read_sysctls(sysctls)
+    checked = sysctl_check(sysctls, current, writable, host)
+    result = dict(
+        changed=False,
+        managers=found,
+        systemd=systemd,
+        sysctls=dict((name, dict(value=current[name], writable=writable[name])) for name in sysctls),
+        sysctl_changes=checked['changes'],
+    )
+    for message in (_managers.check(found, role, params['coexist'], host),
+                    _persist.check(role, params['persist'], params['persist_require_systemd'], systemd, host),
+                    checked['message']):
+        if message:
+            module.fail_json(msg=message, **result)
+    module.exit_json(**result)
