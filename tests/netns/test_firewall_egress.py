@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Egress filtering of the firewall role's planning (issue 14, part 3), against the kernel, in namespaces of the test's own.
+"""Egress filtering of the firewall role's planning (issue 14, part 3), against the kernel, in namespaces of its own.
 
 The model the role would apply (_firewall_plan.plan) goes through the real
 ruleset module into the lab's namespace; packets then show that the allowed
