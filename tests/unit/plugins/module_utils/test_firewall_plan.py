@@ -319,8 +319,8 @@ def test_output_without_drop_invalid_or_loopback():
 @pytest.mark.parametrize('variables, message', [
     (dict(firewall_output_allow=[dict(name='dns', protocol='udp', port=53)]),
      'firewall_output_allow: needs firewall_output_policy drop (with accept everything leaves anyway): dns.'),
-    (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='x', family='ipv4',
-                                                                    destinations=['2001:db8::1'])]),
+    (dict(firewall_output_policy='drop',
+          firewall_output_allow=[dict(name='x', family='ipv4', destinations=['2001:db8::1'])]),
      'firewall_output_allow entry x: destinations: 2001:db8::1 is not ipv4 (family ipv4).'),
     (dict(firewall_output_policy='drop', firewall_output_allow=[dict(name='x', family='ip4')]),
      'firewall_output_allow entry x: family: "ip4" is not ipv4 or ipv6.'),
@@ -348,8 +348,8 @@ def test_log_chains_settings_per_chain():
         input=dict(prefix='in-drop ', rate='60/min', burst=3, level='info'),
         forward=dict(enabled=False),
         output=dict(prefix='egress: ', level=4))))
-    assert [c['name'] for c in model['chains'] if c['hook_position'] == 'last'] == ['SNF-FW-INPUT-LOG',
-                                                                                     'SNF-FW-OUTPUT-LOG']
+    logged = [c['name'] for c in model['chains'] if c['hook_position'] == 'last']
+    assert logged == ['SNF-FW-INPUT-LOG', 'SNF-FW-OUTPUT-LOG']
     assert chain(model, 'SNF-FW-INPUT-LOG')['rules'] == [dict(name='log', limit='1/sec', limit_burst=3, jump='LOG',
                                                               log_prefix='in-drop ', log_level='info')]
     assert chain(model, 'SNF-FW-OUTPUT-LOG')['rules'] == [dict(name='log', limit='5/min', limit_burst=10,
