@@ -349,6 +349,10 @@ def _target(spec, family, param):
     if jump == 'LOG':
         out = ['log']
         if 'log_prefix' in spec:
+            if '$' in spec['log_prefix']:
+                # nft reads $NAME in a log prefix as a variable (1.0.6: "unknown identifier").
+                _refuse(param + 'log_prefix', '%s: nft reads $ in a log prefix as a variable'
+                        % show(spec['log_prefix']))
             out += ['prefix', _quoted(spec['log_prefix'], param + 'log_prefix')]
         if 'log_level' in spec:
             out += ['level', LOG_LEVELS[spec['log_level']]]
@@ -980,6 +984,8 @@ def run_ruleset(module):
         _fail(module, exc)
     changed = before != after or bool(unknown and state == 'overridden')
     text = transaction(name, after) if changed else ''
+    if table == 'filter' and changed:
+        _ssh_guard(module, live, wanted, name, timeout)
     # A pending rollback of this scope would undo the change when it fires. (Policies of other scopes do
     # not meet here as they do in iptables: each scope has base chains of its own.)
     _rollback.guard(module, table, scope_prefix, families, changed=changed)
@@ -1086,6 +1092,141 @@ def run_nat_rule(module):
         result['diff'] = [dict(before=before, after=after,
                                before_header='inet %s (before)' % name, after_header='inet %s (after)' % name)]
     module.exit_json(**result)
+
+
+# ---------------------------------------------------------------------------
+# SSH guard: would the owned table drop a new connection of the SSH client this task runs over?
+
+_SSH_UNDECIDABLE = ('source_port', 'icmp_type', 'limit', 'tcp_flags', 'ctstatus', 'ctorigsrc', 'ctorigdst',
+                    'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport',
+                    'ctdir')
+
+
+def _in_network(value, address):
+    import ipaddress
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+
+
+def _port_matches(value, port):
+    for item in (value if isinstance(value, list) else [value]):
+        low, dummy, high = str(item).replace(':', '-').partition('-')
+        if int(low) <= port <= int(high or low):
+            return True
+    return False
+
+
+def _ssh_matches(spec, flow):
+    """Does a rule match the first packet (a SYN) of a new TCP connection of the flow? None: the arrival
+    interface decides and is not known. A rule whose match the check cannot evaluate never matches, so an
+    accept it cannot prove is not counted and a drop it cannot prove is not feared."""
+    if any(key in spec for key in _SSH_UNDECIDABLE) or 'out_interface' in spec:
+        return False
+    checks = []
+    if 'protocol' in spec:
+        checks.append(spec['protocol'] == 'tcp')
+    for key, address in (('source', flow['client']), ('destination', flow['server'])):
+        if key in spec:
+            checks.append(_in_network(plain(spec[key]), address) != negated(spec[key]))
+    if 'destination_port' in spec:
+        checks.append(_port_matches(plain(spec['destination_port']), flow['port'])
+                      != negated(spec['destination_port']))
+    if 'syn' in spec:
+        checks.append(spec['syn'] is True)
+    if 'ctstate' in spec:
+        checks.append(('NEW' in plain(spec['ctstate'])) != negated(spec['ctstate']))
+    if not all(checks):
+        return False
+    if 'in_interface' in spec:
+        if flow['interface'] is None:
+            return None
+        pattern, interface = plain(spec['in_interface']), flow['interface']
+        hit = interface == pattern or (pattern.endswith('+') and interface.startswith(pattern[:-1]))
+        return hit != negated(spec['in_interface'])
+    return True
+
+
+def _walk(owned, name, flow, seen):
+    """(verdict, rule) of an owned chain for the flow, None when it falls through; 'route' when unknown."""
+    for rule in owned.chains[name].rules:
+        if rule.spec is None:
+            continue
+        hit = _ssh_matches(rule.spec, flow)
+        if hit is None:
+            return 'route', rule
+        if not hit:
+            continue
+        jump = rule.spec['jump']
+        if jump in ('ACCEPT', 'DROP', 'REJECT'):
+            return jump, '%s rule %s' % (name, rule.name or show(rule.text))
+        if jump == 'RETURN':
+            return None
+        if jump in owned.chains and jump not in seen:
+            found = _walk(owned, jump, flow, seen + (jump,))
+            if found:
+                return found
+    return None
+
+
+def ssh_verdict(states, connection, route=None):
+    """Would the owned filter table {family: Owned} accept a new connection of the SSH client?
+
+    connection is SSH_CONNECTION ('client cport server sport'), route the interface the client's packets
+    arrive on (None: not known yet). Every base chain of the table on the input hook is walked as the
+    kernel does: the first one's jumps in order, then its policy, then the last one's (an accept in the
+    first does not stop a drop in the last). Returns {accepted, checked, needs_route, decided_by}. The
+    ESTABLISHED,RELATED rule is not counted: the next connection Ansible opens is NEW.
+    """
+    fields = (connection or '').split()
+    if len(fields) != 4 or not fields[3].isdigit():
+        return dict(accepted=True, checked=False, needs_route=False, decided_by=None)
+    family = 'ipv6' if ':' in fields[0] else 'ipv4'
+    flow = dict(client=fields[0].partition('%')[0], server=fields[2].partition('%')[0], port=int(fields[3]),
+                interface=route)
+    owned = states.get(family) or Owned()
+    for position in ('first', 'last'):
+        found = None
+        for name, chain in owned.chains.items():
+            if chain.hook == ('INPUT', position):
+                found = _walk(owned, name, flow, (name,))
+                if found:
+                    break
+        if found and found[0] == 'route':
+            return dict(accepted=False, checked=False, needs_route=True, decided_by=found[1])
+        if not found and position == 'first' and owned.policies.get('INPUT', 'ACCEPT') != 'ACCEPT':
+            found = (owned.policies['INPUT'], 'the INPUT policy %s' % owned.policies['INPUT'])
+        if found and found[0] != 'ACCEPT':
+            return dict(accepted=False, checked=True, needs_route=False, decided_by=found[1])
+    return dict(accepted=True, checked=True, needs_route=False, decided_by=None)
+
+
+def _ssh_guard(module, live, wanted, name, timeout):
+    """Refuse, before any change, a change that makes the owned table drop the next SSH connection of this
+    task's client, unless it comes with rollback_timeout (the commit-confirm undoes it then)."""
+    import os
+    connection = os.environ.get('SSH_CONNECTION')
+    if timeout is not None or not connection:
+        return
+    route = None
+    for dummy in range(2):
+        after = ssh_verdict(wanted, connection, route)
+        if after['needs_route']:
+            ip = module.get_bin_path('ip')
+            rc, out, err = module.run_command([ip, 'route', 'get', connection.split()[0]]) if ip else (1, '', '')
+            match = re.search(r'\bdev (\S+)', out) if rc == 0 else None
+            route = match.group(1) if match else ''
+            continue
+        break
+    if after['accepted'] or not after['checked'] or not ssh_verdict(live, connection, route)['accepted']:
+        return
+    client, dummy, server, port = connection.split()
+    module.fail_json(msg='refusing to apply: a new SSH connection from %s to %s port %s (the connection this task '
+                         'runs over) would be dropped by %s of table inet %s. Accept it in the owned chain, or '
+                         'apply with rollback_timeout so that the change is undone unless it is confirmed over a '
+                         'new connection. Nothing was changed.' % (client, server, port, after['decided_by'], name),
+                     param='policies.INPUT' if after['decided_by'].startswith('the INPUT policy') else 'chains')
 
 
 def _check_wanted(wanted, unknown, state, families):

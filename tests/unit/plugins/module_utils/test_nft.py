@@ -97,7 +97,7 @@ def coherent_rules(draw):
                                                    if name != 'tcp-reset' or protocol == 'tcp']))
     if jump == 'LOG':
         if maybe():
-            raw['log_prefix'] = draw(SAFE_TEXT)
+            raw['log_prefix'] = draw(SAFE_TEXT.filter(lambda text: '$' not in text))
         if maybe():
             raw['log_level'] = draw(st.sampled_from(['info', 'debug', 'emerg', 4, 'notice']))
     if jump in ('SNAT', 'DNAT'):
@@ -266,6 +266,7 @@ def test_forms_nft_prints(family, table, raw, text):
     (dict(ctorigdstport=80, jump='ACCEPT'), 'ctorigdstport', 'protocol'),
     (dict(comment='a "quoted" word', jump='ACCEPT'), 'comment', 'double quote'),
     (dict(comment='x' * 130, jump='ACCEPT'), 'comment', '128 bytes'),
+    (dict(jump='LOG', log_prefix='cost $5: '), 'log_prefix', 'variable'),
     (dict(protocol='tcp', jump='DNAT', to_destination='10.0.0.1:1000-1099/80'), 'to_destination', 'shifting'),
 ])
 def test_what_nft_cannot_take_is_refused_naming_the_option(raw, param, words):
@@ -337,7 +338,7 @@ class NftModule(object):
         self.warnings = []
 
     def get_bin_path(self, name, required=False):
-        assert name in ('nft', 'systemd-run', 'systemctl')
+        assert name in ('nft', 'systemd-run', 'systemctl', 'ip')
         return self.nft if name == 'nft' else None
 
     def run_command(self, cmd, data=None, binary_data=False, environ_update=None):
@@ -713,3 +714,86 @@ def test_an_option_of_the_model_this_back_end_does_not_render_is_refused_naming_
     with pytest.raises(ValidationError) as exc:
         _nft.render_rule(spec, 'ipv4', 'chains[0].rules[3].')
     assert exc.value.param == 'chains[0].rules[3].' + key and 'nftables back end' in str(exc.value)
+
+
+def ssh_states(policy='DROP', rules=(), last=()):
+    states = {}
+    for family in ('ipv4', 'ipv6'):
+        mine = [raw for raw in rules if r.infer_family(raw) in (None, family)]
+        chains = [r.Chain('SNF-FW-IN', ('INPUT', 'first'),
+                          [_nft.rule_from_spec(r.make_rule(raw, family, 'filter'), family) for raw in mine]),
+                  r.Chain('SNF-FW-SUB', None, [_nft.rule_from_spec(r.make_rule(dict(name='sub', protocol='tcp',
+                                                                                    destination_port=2222,
+                                                                                    jump='ACCEPT'), family,
+                                                                               'filter'), family)])]
+        if last:
+            chains.append(r.Chain('SNF-FW-LAST', ('INPUT', 'last'),
+                                  [_nft.rule_from_spec(r.make_rule(raw, family, 'filter'), family) for raw in last]))
+        states[family] = r.Owned(chains, [('INPUT', policy)])
+    return states
+
+
+SSH = '192.0.2.7 40022 192.0.2.1 22'
+EST = dict(name='est', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT')
+
+
+@pytest.mark.parametrize('rules, last, policy, connection, accepted, decided_by', [
+    ([EST], (), 'DROP', SSH, False, 'the INPUT policy DROP'),
+    ([EST, dict(name='ssh', protocol='tcp', destination_port=22, jump='ACCEPT')], (), 'DROP', SSH, True, None),
+    ([dict(name='ssh', protocol='tcp', destination_port=[22, '8000-8100'], source='192.0.2.0/24', jump='ACCEPT')],
+     (), 'DROP', SSH, True, None),
+    ([dict(name='ssh', protocol='tcp', destination_port=22, source='!192.0.2.0/24', jump='ACCEPT')], (), 'DROP', SSH,
+     False, 'the INPUT policy DROP'),
+    ([dict(name='no', protocol='tcp', source='192.0.2.7', jump='REJECT')], (), 'ACCEPT', SSH, False,
+     'SNF-FW-IN rule no'),
+    ([dict(name='v6', protocol='tcp', source='2001:db8::/64', destination_port=22, jump='ACCEPT')], (), 'DROP',
+     '2001:db8::7 40022 2001:db8::1 22', True, None),
+    # Through a jump: the sub-chain accepts 2222; a RETURN falls back to the policy.
+    ([dict(name='to-sub', protocol='tcp', jump='SNF-FW-SUB')], (), 'DROP', '192.0.2.7 1 192.0.2.1 2222', True, None),
+    ([dict(name='ret', protocol='tcp', jump='RETURN'), dict(name='all', jump='ACCEPT')], (), 'DROP', SSH, False,
+     'the INPUT policy DROP'),
+    # An accept in the first base chain does not stop a drop in the last one.
+    ([dict(name='all', jump='ACCEPT')], [dict(name='late', protocol='tcp', destination_port=22, jump='DROP')],
+     'ACCEPT', SSH, False, 'SNF-FW-LAST rule late'),
+    # IPv6 client, rules of the IPv6 chain; a rate-limited accept proves nothing.
+    ([dict(name='lim', protocol='tcp', destination_port=22, limit='5/min', jump='ACCEPT')], (), 'DROP',
+     '2001:db8::7 40022 2001:db8::1 22', False, 'the INPUT policy DROP'),
+    ([], (), 'DROP', None, True, None),
+])
+def test_ssh_verdict_walks_the_base_chains_of_the_owned_table(rules, last, policy, connection, accepted, decided_by):
+    verdict = _nft.ssh_verdict(ssh_states(policy, rules, last), connection)
+    assert verdict['accepted'] is accepted and verdict['decided_by'] == decided_by, verdict
+
+
+def test_ssh_verdict_asks_for_the_arrival_interface_when_a_rule_names_one():
+    states = ssh_states('DROP', [dict(name='mgmt', in_interface='eth1', jump='ACCEPT')])
+    assert _nft.ssh_verdict(states, SSH)['needs_route'] is True
+    assert _nft.ssh_verdict(states, SSH, 'eth1')['accepted'] is True
+    assert _nft.ssh_verdict(states, SSH, 'eth0')['accepted'] is False
+    assert _nft.ssh_verdict(ssh_states('DROP', [dict(name='mgmt', in_interface='eth+', jump='ACCEPT')]), SSH,
+                            'eth0')['accepted'] is True
+
+
+def test_ruleset_refuses_a_change_that_drops_this_tasks_ssh_connection_unless_with_rollback(no_lock, monkeypatch):
+    monkeypatch.setenv('SSH_CONNECTION', SSH)
+    lock_out = dict(policies={'INPUT': 'DROP'}, chains=[dict(CHAINS[0], rules=[EST])])
+    module = NftModule(lock_out)
+    result = outcome(module)
+    assert isinstance(result, Failed) and result.result['param'] == 'policies.INPUT', result.result
+    assert '192.0.2.7' in str(result) and 'rollback_timeout' in str(result) and module.writes() == []
+    check = NftModule(lock_out, check_mode=True)
+    assert isinstance(outcome(check), Failed)
+    # The same with the SSH port accepted, or with commit-confirm: applied.
+    assert outcome(NftModule(dict(lock_out, chains=CHAINS))).result['changed'] is True
+    monkeypatch.setattr(__import__('ansible_collections.stateful.netfilter.plugins.module_utils._rollback',
+                                   fromlist=['_detach']), '_detach', lambda cmd: 1)
+    armed = outcome(NftModule(dict(lock_out, rollback_timeout=30))).result
+    assert armed['changed'] is True and armed['rollback']['armed'] is True
+    # A table that already drops it (the play does not run over that path) is not a reason to refuse.
+    text = armed['nft'].split('\n', 2)[2]
+    again = NftModule(dict(lock_out, chains=[dict(CHAINS[0], rules=[EST, dict(name='web', protocol='tcp',
+                                                                               destination_port=80,
+                                                                               jump='ACCEPT')])]),
+                      tables={'snf_filter_FW': text})
+    # (the pending rollback of the scope refuses it first)
+    assert 'pending' in str(outcome(again))
