@@ -51,6 +51,9 @@ import _lab  # noqa: E402
 FLUSH_FILTERS = {'protocol': 'udp', 'src': '203.0.113.8', 'dport': 5000}
 PROBE_PORT = 5000
 POLICY = {
+    # The lab's containers do not run systemd (as tests/lab/molecule-base.yml).
+    'firewall_persist_require_systemd': False,
+    'nat_gateway_persist_require_systemd': False,
     'nat_gateway_masquerade': [{'source': '192.168.1.0/24', 'out_interface': 'eth1'},
                                {'source': 'fd53:1::/64', 'out_interface': 'eth1'}],
     'firewall_input_allow': [{'name': 'ssh', 'port': 22, 'sources': ['203.0.113.0/24', '2001:db8:113::/64']},
