@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(ROOT, '.cache', 'collections'))
 sys.path.insert(0, HERE)
 
 import _lab  # noqa: E402
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _ctcodec, _netlink  # noqa: E402
 
 OUT = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'conntrack')
 
@@ -44,7 +44,7 @@ def main():
         with _netlink.network_namespace(ns), _netlink.NetlinkSocket() as sock:
             for family, label in ((socket.AF_INET, 'ipv4'), (socket.AF_INET6, 'ipv6')):
                 with open(os.path.join(OUT, 'dump-%s.hex' % label), 'w') as out:
-                    for chunk, start, end in sock.dump(_conntrack.CT_GET, family):
+                    for chunk, start, end in sock.dump(_ctcodec.CT_GET, family):
                         out.write(chunk[start - 20:end].hex() + '\n')
         for label in ('ipv4', 'ipv6'):
             text = _lab.in_ns(ns, 'conntrack', '-L', '-f', label, '-o', 'id,extended').stdout

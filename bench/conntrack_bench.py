@@ -34,7 +34,7 @@ sys.path.insert(0, COLLECTIONS)
 sys.path.insert(0, HERE)
 
 import _lab  # noqa: E402
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctfilters, _netlink  # noqa: E402
 
 UDP_PER_SOURCE = 50000
 VICTIM = _lab.SOURCES_V4[0]
@@ -243,7 +243,7 @@ def bench(rounds):
         report('  peak RSS, largest of the runs (target <= 64 MiB)', max(rss) / 1024.0, 'MiB')
         with _netlink.network_namespace(ns):
             start = time.monotonic()
-            result = _conntrack.list_entries(_conntrack.build_filter({}), limit=0, write=lambda texts: None)
+            result = _conntrack.list_entries(_ctfilters.build_filter({}), limit=0, write=lambda texts: None)
             in_process = time.monotonic() - start
         report('  in-process: dump, decode, summary (nothing printed)', total / in_process, '/s')
         del result
@@ -329,7 +329,7 @@ def kernel_flush_parts(ns, rounds):
 
     The module process adds the interpreter and Ansible start-up to them.
     """
-    flt = _conntrack.build_filter({'src': VICTIM})
+    flt = _ctfilters.build_filter({'src': VICTIM})
     request = _conntrack._kernel_flush_request(flt, socket.AF_INET)
     parts = [('probe', []), ('count (filtered dump)', []), ('flush request', [])]
     for dummy in range(rounds):

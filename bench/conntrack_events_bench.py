@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), '.cache', 'collections'))
 sys.path.insert(0, HERE)
 
 import _lab  # noqa: E402
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctevents  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _ctevents, _ctfilters  # noqa: E402
 
 
 def main():
@@ -50,7 +50,7 @@ def main():
         ours = {}
 
         def listen(seconds):
-            ours.update(_ctevents.sample_events(_conntrack.build_filter({'protocol': 'udp'}), seconds, ['new'],
+            ours.update(_ctevents.sample_events(_ctfilters.build_filter({'protocol': 'udp'}), seconds, ['new'],
                                                 netns=ns))
         # Listen long enough for the sending (at 20,000 flows/s or faster) and the settling.
         listener = threading.Thread(target=listen, args=(max(10.0, args.flows / 20000.0) + 2 * args.settle,))

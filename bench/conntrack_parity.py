@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), '.cache', 'collections'))
 sys.path.insert(0, HERE)
 
 import _lab  # noqa: E402
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctstats  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctfilters, _ctstats, _ctsummary  # noqa: E402
 
 # (module filter, the same filter for `conntrack -L`)
 CASES = [
@@ -86,7 +86,7 @@ def main():
         for params, cli in CASES:
             _lab.fill(ns, **FILL)
             total, wanted = count(ns), count(ns, *cli)
-            flt = _conntrack.build_filter(params)
+            flt = _ctfilters.build_filter(params)
             # The entries as conntrack_info writes them (streamed), by id against the CLI's.
             texts = []
             listed = _conntrack.list_entries(flt, netns=ns, limit=0, write=texts.extend)['count']
@@ -112,8 +112,8 @@ def check(label, ours, cli):
 def summary_parity(ns):
     """The summary's counts against `conntrack -L` with the filter each count stands for."""
     failures = 0
-    summary = _conntrack.list_entries(_conntrack.build_filter({}), netns=ns, summary_only=True,
-                                      details=_conntrack.DETAILS)['summary']
+    summary = _conntrack.list_entries(_ctfilters.build_filter({}), netns=ns, summary_only=True,
+                                      details=_ctsummary.DETAILS)['summary']
     failures += check('summary: unreplied', summary['unreplied'], count(ns, '-u', 'UNREPLIED'))
     failures += check('summary: assured', summary['assured'], count(ns, '-u', 'ASSURED'))
     for state, number in sorted(summary['tcp_states'].items()):

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, '.cache', 'collections'))
 sys.path.insert(0, HERE)
 
 import _lab  # noqa: E402
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack  # noqa: E402
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctsummary  # noqa: E402
 
 
 def load_old(rev):
@@ -86,7 +86,7 @@ def main():
                                          ('old_summary', old, dict(summary_only=True)),
                                          ('new_summary', _conntrack, dict(summary_only=True)),
                                          ('new_details', _conntrack, dict(summary_only=True,
-                                                                          details=_conntrack.DETAILS))):
+                                                                          details=_ctsummary.DETAILS))):
                 elapsed, result = timed(lambda: module.list_entries(module.build_filter({}), netns=ns, **extra),
                                         cpu[label])
                 runs[label].append(elapsed)

@@ -24,8 +24,8 @@ __metaclass__ = type
 import socket
 import time
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink
-from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError, show
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctcodec, _ctsummary, _netlink
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError, protocol_name, show
 
 # enum nfnetlink_groups.
 GROUPS = {'new': 1, 'update': 2, 'destroy': 3}
@@ -66,7 +66,7 @@ def check_options(params):
 
 
 def _kind(msg_type, flags):
-    if msg_type == _conntrack.CT_DELETE:
+    if msg_type == _ctcodec.CT_DELETE:
         return 'destroy'
     if msg_type == CT_NEW:
         return 'new' if flags & (NLM_F_CREATE | NLM_F_EXCL) else 'update'
@@ -87,16 +87,16 @@ class _Tally:
     def add(self, kind, buf, start, end, family):
         self.events[kind] += 1
         if kind == 'new':
-            orig = _conntrack._orig(buf, start, end)
+            orig = _ctcodec._orig(buf, start, end)
             key = (family, orig[1])
             self.sources[key] = self.sources.get(key, 0) + 1
             key = (family, orig[2])
             self.destinations[key] = self.destinations.get(key, 0) + 1
-            if orig[0] in _conntrack.PORT_PROTOCOL_NUMBERS:
+            if orig[0] in _ctcodec.PORT_PROTOCOL_NUMBERS:
                 key = (orig[0], orig[4])
                 self.ports[key] = self.ports.get(key, 0) + 1
         if len(self.sampled) < self.sample:
-            entry = _conntrack.decode_entry(buf, start, end, family)
+            entry = _ctcodec.decode_entry(buf, start, end, family)
             entry['event'] = kind
             self.sampled.append(entry)
 
@@ -141,8 +141,8 @@ def sample_events(flt, duration, kinds, sample=0, netns=None, what='conntrack_ev
         rates=dict((name, round(count / seconds, 1) if seconds > 0 else 0.0) for name, count in events.items()),
         top_new_sources=_top(tally.sources),
         top_new_destinations=_top(tally.destinations),
-        top_new_ports=[dict(protocol=_conntrack.protocol_name(proto), port=port, count=count)
-                       for (proto, port), count in _conntrack._top(tally.ports)],
+        top_new_ports=[dict(protocol=protocol_name(proto), port=port, count=count)
+                       for (proto, port), count in _ctsummary._top(tally.ports)],
         overruns=overruns,
         lost=lost,
         complete=overruns == 0 and not lost,
@@ -153,4 +153,4 @@ def sample_events(flt, duration, kinds, sample=0, netns=None, what='conntrack_ev
 
 def _top(counts):
     return [dict(address=socket.inet_ntop(family, packed), count=count)
-            for (family, packed), count in _conntrack._top(counts)]
+            for (family, packed), count in _ctsummary._top(counts)]

@@ -36,7 +36,7 @@ import socket
 import struct
 import time
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctanalysis, _netlink
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctanalysis, _ctcodec, _ctfilters, _netlink
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import (
     ValidationError,
     parse_network,
@@ -243,15 +243,15 @@ def build_expect_filter(params, param='expect_filter'):
                                   % show(params['helper']))
         flt.helper = helper
     if wanted is not None:
-        flt.families = (_conntrack.FAMILIES[wanted],)
+        flt.families = (_ctcodec.FAMILIES[wanted],)
     return flt
 
 
 def tuple_dict(values, family):
-    """A decoded tuple (_conntrack._tuple) as conntrack_info returns one."""
+    """A decoded tuple (_ctcodec._tuple) as conntrack_info returns one."""
     proto, src, dst, a, b, c, dummy = values
     out = dict(src=_address(src, family), dst=_address(dst, family))
-    if proto in (_conntrack.ICMP, _conntrack.ICMPV6):
+    if proto in (_ctcodec.ICMP, _ctcodec.ICMPV6):
         out.update(type=a, code=b, id=c)
     elif a is not None or b is not None:
         out.update(sport=a, dport=b)
@@ -267,11 +267,11 @@ def _address(packed, family):
 def decode_expectation(buf, start, end, family):
     """One IPCTNL_MSG_EXP_NEW message of a dump, as a dict."""
     found = _netlink.attributes(buf, start, end)
-    out = dict(family=_conntrack.FAMILY_NAMES.get(family, str(family)))
+    out = dict(family=_ctcodec.FAMILY_NAMES.get(family, str(family)))
 
     def tup(kind):
         span = found.get(kind)
-        return _conntrack._tuple_slow(buf, span[0], span[1]) if span else None
+        return _ctcodec._tuple_slow(buf, span[0], span[1]) if span else None
 
     def u32(kind):
         span = found.get(kind)
@@ -385,7 +385,7 @@ def run_module(module_class):
         result = read_stats(params['netns'], interval, expect)
         summary = None
         if params['summary']:
-            summary = _conntrack.list_entries(_conntrack.build_filter({}), netns=params['netns'],
+            summary = _conntrack.list_entries(_ctfilters.build_filter({}), netns=params['netns'],
                                               summary_only=True)['summary']
             result['summary'] = summary
     except errors as exc:

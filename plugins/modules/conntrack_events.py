@@ -141,16 +141,13 @@ sample:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
-    ERRORS,
-    build_filter,
-    filter_argument_spec,
-)
+from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import ERRORS
 from ansible_collections.stateful.netfilter.plugins.module_utils._ctevents import (
     EVENT_TYPES,
     check_options,
     sample_events,
 )
+from ansible_collections.stateful.netfilter.plugins.module_utils._ctfilters import build_filter, filter_argument_spec
 
 
 def main():

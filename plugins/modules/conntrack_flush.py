@@ -165,11 +165,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
     ERRORS,
+    control_connection,
+    flush_entries,
+)
+from ansible_collections.stateful.netfilter.plugins.module_utils._ctfilters import (
     build_filter,
     check_flush_all,
-    control_connection,
     filter_argument_spec,
-    flush_entries,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._result import exit_large
 

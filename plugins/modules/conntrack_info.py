@@ -225,13 +225,9 @@ summary:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import (
-    DETAILS,
-    ERRORS,
-    build_filter,
-    filter_argument_spec,
-    list_entries,
-)
+from ansible_collections.stateful.netfilter.plugins.module_utils._conntrack import ERRORS, list_entries
+from ansible_collections.stateful.netfilter.plugins.module_utils._ctfilters import build_filter, filter_argument_spec
+from ansible_collections.stateful.netfilter.plugins.module_utils._ctsummary import DETAILS
 from ansible_collections.stateful.netfilter.plugins.module_utils._result import exit_streamed
 
 

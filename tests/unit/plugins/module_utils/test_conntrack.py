@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack as ct
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack as ct, _ctcodec, _ctfilters, _ctsummary
 from ansible_collections.stateful.netfilter.plugins.module_utils import _netlink
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
@@ -75,7 +75,7 @@ ALL_CLI = list(CLI['ipv4'].values()) + list(CLI['ipv6'].values())
 
 
 def decoded(label):
-    return [ct.decode_entry(msg, 20, len(msg), FAMILY[label]) for msg in MESSAGES[label]]
+    return [_ctcodec.decode_entry(msg, 20, len(msg), FAMILY[label]) for msg in MESSAGES[label]]
 
 
 class FakeSocket:
@@ -104,9 +104,9 @@ class FakeSocket:
         pass
 
     def dump(self, msg_type, family, attrs=b'', version=0):
-        assert msg_type == ct.CT_GET
+        assert msg_type == _ctcodec.CT_GET
         self.dumps.append((family, attrs))
-        label = ct.FAMILY_NAMES[family]
+        label = _ctcodec.FAMILY_NAMES[family]
         for msg in MESSAGES[label]:
             if not attrs or self.kernel is None or self.kernel(msg):
                 yield msg, 20, len(msg)
@@ -123,8 +123,8 @@ class FakeSocket:
 
 def _is_probe(request):
     attrs = _netlink.attributes(request[3], 0, len(request[3]))
-    return CTA_MARK_MASK_ZERO == request[3][attrs[ct.CTA_MARK_MASK][0]:attrs[ct.CTA_MARK_MASK][1]] \
-        if ct.CTA_MARK_MASK in attrs else False
+    return CTA_MARK_MASK_ZERO == request[3][attrs[_ctcodec.CTA_MARK_MASK][0]:attrs[_ctcodec.CTA_MARK_MASK][1]] \
+        if _ctcodec.CTA_MARK_MASK in attrs else False
 
 
 CTA_MARK_MASK_ZERO = b'\0\0\0\0'
@@ -174,17 +174,17 @@ def test_fixture_covers_what_the_decoder_must_handle():
 def test_fast_tuple_path_agrees_with_the_full_walk(label):
     for msg in MESSAGES[label]:
         attrs = _netlink.attributes(msg, 20, len(msg))
-        for kind in (ct.CTA_TUPLE_ORIG, ct.CTA_TUPLE_REPLY):
-            assert ct._tuple(msg, *attrs[kind]) == ct._tuple_slow(msg, *attrs[kind])
+        for kind in (_ctcodec.CTA_TUPLE_ORIG, _ctcodec.CTA_TUPLE_REPLY):
+            assert _ctcodec._tuple(msg, *attrs[kind]) == _ctcodec._tuple_slow(msg, *attrs[kind])
 
 
 def _swap_port_attributes(msg):
     """The message with the orig tuple's SRC_PORT and DST_PORT attributes swapped in place."""
     attrs = _netlink.attributes(msg, 20, len(msg))
-    start, end = attrs[ct.CTA_TUPLE_ORIG]
-    proto = _netlink.attributes(msg, start, end)[ct.CTA_TUPLE_PROTO]
+    start, end = attrs[_ctcodec.CTA_TUPLE_ORIG]
+    proto = _netlink.attributes(msg, start, end)[_ctcodec.CTA_TUPLE_PROTO]
     inner = _netlink.attributes(msg, *proto)
-    sport, dport = inner[ct.CTA_PROTO_SRC_PORT], inner[ct.CTA_PROTO_DST_PORT]
+    sport, dport = inner[_ctcodec.CTA_PROTO_SRC_PORT], inner[_ctcodec.CTA_PROTO_DST_PORT]
     data = bytearray(msg)
     src_attr = bytes(data[sport[0] - 4:sport[0] + 4])
     dst_attr = bytes(data[dport[0] - 4:dport[0] + 4])
@@ -194,14 +194,14 @@ def _swap_port_attributes(msg):
 
 
 def test_unexpected_layout_falls_back_to_the_full_walk():
-    msg = next(m for m in MESSAGES['ipv4'] if ct.decode_entry(m, 20, len(m), socket.AF_INET)['protocol'] == 'udp')
-    before = ct.decode_entry(msg, 20, len(msg), socket.AF_INET)['orig']
-    after = ct.decode_entry(_swap_port_attributes(msg), 20, len(msg), socket.AF_INET)['orig']
+    msg = next(m for m in MESSAGES['ipv4'] if _ctcodec.decode_entry(m, 20, len(m), socket.AF_INET)['protocol'] == 'udp')
+    before = _ctcodec.decode_entry(msg, 20, len(msg), socket.AF_INET)['orig']
+    after = _ctcodec.decode_entry(_swap_port_attributes(msg), 20, len(msg), socket.AF_INET)['orig']
     assert after == before
 
 
 def test_summary_counts_every_match(fake):
-    result = ct.list_entries(ct.build_filter({}), limit=5)
+    result = ct.list_entries(_ctfilters.build_filter({}), limit=5)
     assert result['count'] == len(ALL_CLI)
     assert len(result['entries']) == 5 and result['truncated']
     summary = result['summary']
@@ -221,19 +221,19 @@ def test_summary_counts_every_match(fake):
         dsts[entry['tuples'][0]['dst']] = dsts.get(entry['tuples'][0]['dst'], 0) + 1
     top = summary['top_destinations'][0]
     assert top['count'] == max(dsts.values()) and dsts[top['address']] == top['count']
-    assert len(summary['top_destinations']) == min(ct.TOP_SIZE, len(dsts))
+    assert len(summary['top_destinations']) == min(_ctsummary.TOP_SIZE, len(dsts))
     assert summary['top_ports'][0] == dict(protocol='udp', port=1024, count=sum(
         1 for e in ALL_CLI if e['protocol'] == 'udp' and e['tuples'][0].get('dport') == 1024))
 
 
 def test_limit_zero_returns_everything_and_summary_only_nothing(fake):
-    assert len(ct.list_entries(ct.build_filter({}), limit=0)['entries']) == len(ALL_CLI)
-    result = ct.list_entries(ct.build_filter({}), summary_only=True)
+    assert len(ct.list_entries(_ctfilters.build_filter({}), limit=0)['entries']) == len(ALL_CLI)
+    result = ct.list_entries(_ctfilters.build_filter({}), summary_only=True)
     assert result['entries'] == [] and result['count'] == len(ALL_CLI) and result['truncated']
 
 
 def test_both_families_are_dumped_by_default(fake):
-    ct.list_entries(ct.build_filter({}))
+    ct.list_entries(_ctfilters.build_filter({}))
     assert [family for family, dummy in fake.dumps] == [socket.AF_INET, socket.AF_INET6]
 
 
@@ -293,7 +293,7 @@ FILTER_CASES = [
 @pytest.mark.parametrize('params, predicate', FILTER_CASES)
 def test_filters_select_what_conntrack_tools_shows(fake, params, predicate):
     expected = sorted(e['id'] for e in ALL_CLI if predicate(e))
-    result = ct.list_entries(ct.build_filter(params), limit=0)
+    result = ct.list_entries(_ctfilters.build_filter(params), limit=0)
     assert sorted(e['id'] for e in result['entries']) == expected
     assert result['count'] == len(expected)
 
@@ -305,26 +305,26 @@ def test_filters_are_tested_on_a_non_trivial_selection():
 
 
 def kernel_parts(params, family=socket.AF_INET):
-    attrs, exact = ct.build_filter(params).kernel_request(family)
+    attrs, exact = _ctfilters.build_filter(params).kernel_request(family)
     top = _netlink.attributes(attrs, 0, len(attrs))
     parts = {}
-    if ct.CTA_FILTER in top:
-        flags = _netlink.attributes(attrs, *top[ct.CTA_FILTER])
-        for kind, name in ((ct.CTA_FILTER_ORIG_FLAGS, 'orig'), (ct.CTA_FILTER_REPLY_FLAGS, 'reply')):
+    if _ctcodec.CTA_FILTER in top:
+        flags = _netlink.attributes(attrs, *top[_ctcodec.CTA_FILTER])
+        for kind, name in ((_ctcodec.CTA_FILTER_ORIG_FLAGS, 'orig'), (_ctcodec.CTA_FILTER_REPLY_FLAGS, 'reply')):
             if kind in flags:
-                parts[name] = ct.HOST32.unpack_from(attrs, flags[kind][0])[0]
-        for kind, name in ((ct.CTA_TUPLE_ORIG, 'orig_tuple'), (ct.CTA_TUPLE_REPLY, 'reply_tuple')):
+                parts[name] = _ctcodec.HOST32.unpack_from(attrs, flags[kind][0])[0]
+        for kind, name in ((_ctcodec.CTA_TUPLE_ORIG, 'orig_tuple'), (_ctcodec.CTA_TUPLE_REPLY, 'reply_tuple')):
             if kind in top:
-                parts[name] = ct._tuple_slow(attrs, *top[kind])
-    for kind, name in ((ct.CTA_MARK, 'mark'), (ct.CTA_MARK_MASK, 'mark_mask'),
-                       (ct.CTA_STATUS, 'status'), (ct.CTA_STATUS_MASK, 'status_mask')):
+                parts[name] = _ctcodec._tuple_slow(attrs, *top[kind])
+    for kind, name in ((_ctcodec.CTA_MARK, 'mark'), (_ctcodec.CTA_MARK_MASK, 'mark_mask'),
+                       (_ctcodec.CTA_STATUS, 'status'), (_ctcodec.CTA_STATUS_MASK, 'status_mask')):
         if kind in top:
-            parts[name] = ct.BE32.unpack_from(attrs, top[kind][0])[0]
+            parts[name] = _ctcodec.BE32.unpack_from(attrs, top[kind][0])[0]
     return parts, exact
 
 
 IP4 = socket.inet_pton(socket.AF_INET, '10.0.0.2')
-F = ct  # shorter lines in the table below
+F = _ctcodec  # shorter lines in the table below
 
 
 @pytest.mark.parametrize('params, family, parts, exact', [
@@ -371,11 +371,11 @@ def test_what_goes_to_the_kernel(params, family, parts, exact):
     ({'reply_dst': '203.0.113.1'}, (socket.AF_INET,)),
 ])
 def test_families(params, families):
-    assert ct.build_filter(params).families == families
+    assert _ctfilters.build_filter(params).families == families
 
 
 def test_filter_with_every_option_missing_is_empty():
-    flt = ct.build_filter(dict((name, None) for name in ct.FILTER_OPTIONS))
+    flt = _ctfilters.build_filter(dict((name, None) for name in _ctfilters.FILTER_OPTIONS))
     assert not flt.narrows and flt.families == (socket.AF_INET, socket.AF_INET6)
 
 
@@ -406,7 +406,7 @@ def test_filter_with_every_option_missing_is_empty():
 ])
 def test_bad_filters_name_the_option(params, param, fragment):
     with pytest.raises(ValidationError) as exc:
-        ct.build_filter(params)
+        _ctfilters.build_filter(params)
     assert str(exc.value).startswith(param + ': ')
     assert fragment in str(exc.value)
 
@@ -421,12 +421,12 @@ def deleted_ids(transaction):
     ids = []
     for request in transaction:
         attrs = request_attrs(request)
-        ids.append(ct.BE32.unpack_from(request[3], attrs[ct.CTA_ID][0])[0])
+        ids.append(_ctcodec.BE32.unpack_from(request[3], attrs[_ctcodec.CTA_ID][0])[0])
     return sorted(ids)
 
 
 def test_check_mode_counts_and_sends_nothing(fake):
-    result = ct.flush_entries(ct.build_filter({'protocol': 'udp'}), check_mode=True)
+    result = ct.flush_entries(_ctfilters.build_filter({'protocol': 'udp'}), check_mode=True)
     udp = [e for e in ALL_CLI if e['protocol'] == 'udp']
     assert result['deleted'] == result['matched'] == len(udp)
     assert len(result['sample']) == ct.SAMPLE_SIZE
@@ -440,7 +440,7 @@ def kernel_applies(fake, flt):
 
 
 def test_kernel_flushes_an_expressible_filter_after_a_safe_probe(fake):
-    result = ct.flush_entries(kernel_applies(fake, ct.build_filter({'src': '10.0.0.2'})))
+    result = ct.flush_entries(kernel_applies(fake, _ctfilters.build_filter({'src': '10.0.0.2'})))
     expected = [e for e in ALL_CLI if e['tuples'][0]['src'] == '10.0.0.2']
     assert result['deleted'] == len(expected)
     probe, flush = fake.transactions
@@ -448,29 +448,29 @@ def test_kernel_flushes_an_expressible_filter_after_a_safe_probe(fake):
     attrs = request_attrs(probe[0])
     # The probe can never flush: its tuple has no address (single-entry delete
     # path: EINVAL on old kernels) and its mark never matches.
-    assert ct._tuple_slow(probe[0][3], *attrs[ct.CTA_TUPLE_ORIG])[1:3] == (b'', b'')
+    assert _ctcodec._tuple_slow(probe[0][3], *attrs[_ctcodec.CTA_TUPLE_ORIG])[1:3] == (b'', b'')
     assert len(flush) == 1
     msg_type, family, version, payload = flush[0]
-    assert (msg_type, family, version) == (ct.CT_DELETE, socket.AF_INET, 1)
+    assert (msg_type, family, version) == (_ctcodec.CT_DELETE, socket.AF_INET, 1)
     top = request_attrs(flush[0])
-    assert ct.CTA_FILTER in top and ct.CTA_ID not in top
-    assert ct._tuple_slow(payload, *top[ct.CTA_TUPLE_ORIG])[1] == IP4
+    assert _ctcodec.CTA_FILTER in top and _ctcodec.CTA_ID not in top
+    assert _ctcodec._tuple_slow(payload, *top[_ctcodec.CTA_TUPLE_ORIG])[1] == IP4
 
 
 def test_unfiltered_flush_sends_one_filtered_request_per_family(fake):
-    ct.flush_entries(ct.build_filter({}))
+    ct.flush_entries(_ctfilters.build_filter({}))
     flush = fake.transactions[1]
     assert [(r[1], r[2]) for r in flush] == [(socket.AF_INET, 1), (socket.AF_INET6, 1)]
-    assert all(ct.CTA_FILTER in request_attrs(r) for r in flush)
+    assert all(_ctcodec.CTA_FILTER in request_attrs(r) for r in flush)
 
 
 def test_one_family_flush_names_that_family_only(fake):
-    ct.flush_entries(ct.build_filter({'family': 'ipv6'}))
+    ct.flush_entries(_ctfilters.build_filter({'family': 'ipv6'}))
     assert [r[1] for r in fake.transactions[1]] == [socket.AF_INET6]
 
 
 def test_cidr_is_deleted_entry_by_entry_by_reply_tuple_zone_and_id(fake):
-    result = ct.flush_entries(ct.build_filter({'dst': '198.51.100.6/31'}))
+    result = ct.flush_entries(_ctfilters.build_filter({'dst': '198.51.100.6/31'}))
     expected = dict((e['id'], e) for e in ALL_CLI
                     if e['family'] == 'ipv4' and in_net(e['tuples'][0]['dst'], '198.51.100.6/31'))
     assert result['deleted'] == len(expected)
@@ -478,14 +478,14 @@ def test_cidr_is_deleted_entry_by_entry_by_reply_tuple_zone_and_id(fake):
     assert deleted_ids(requests) == sorted(expected)
     zones = set()
     for request in requests:
-        assert request[:3] == (ct.CT_DELETE, socket.AF_INET, 0)
+        assert request[:3] == (_ctcodec.CT_DELETE, socket.AF_INET, 0)
         attrs = request_attrs(request)
-        assert ct.CTA_TUPLE_ORIG not in attrs
-        entry = expected[ct.BE32.unpack_from(request[3], attrs[ct.CTA_ID][0])[0]]
-        reply = json.loads(ct._tuple_text(ct._tuple_slow(request[3], *attrs[ct.CTA_TUPLE_REPLY])))
+        assert _ctcodec.CTA_TUPLE_ORIG not in attrs
+        entry = expected[_ctcodec.BE32.unpack_from(request[3], attrs[_ctcodec.CTA_ID][0])[0]]
+        reply = json.loads(_ctcodec._tuple_text(_ctcodec._tuple_slow(request[3], *attrs[_ctcodec.CTA_TUPLE_REPLY])))
         assert reply == entry['tuples'][1]
-        if ct.CTA_ZONE in attrs:
-            zones.add(ct.BE16.unpack_from(request[3], attrs[ct.CTA_ZONE][0])[0])
+        if _ctcodec.CTA_ZONE in attrs:
+            zones.add(_ctcodec.BE16.unpack_from(request[3], attrs[_ctcodec.CTA_ZONE][0])[0])
     # zone 7 (both directions) travels as CTA_ZONE; the directional zone 9
     # belongs to the original direction only and the reply tuple needs none.
     assert zones == {7}
@@ -499,22 +499,22 @@ def test_cidr_is_deleted_entry_by_entry_by_reply_tuple_zone_and_id(fake):
 def test_entries_of_each_kind_of_zone_are_deleted_in_their_reply_zone(fake, zone, cta_zone, reply_zone):
     fake.probe = errno.EINVAL
     expected = dict((e['id'], e) for e in ALL_CLI if e['zone'] == zone)
-    result = ct.flush_entries(ct.build_filter({'zone': zone}))
+    result = ct.flush_entries(_ctfilters.build_filter({'zone': zone}))
     assert result['deleted'] == len(expected) == 4
     requests = fake.transactions[-1]
     assert deleted_ids(requests) == sorted(expected)
     for request in requests:
         attrs = request_attrs(request)
-        assert set(attrs) <= {ct.CTA_TUPLE_REPLY, ct.CTA_ZONE, ct.CTA_ID}
-        found = ct.BE16.unpack_from(request[3], attrs[ct.CTA_ZONE][0])[0] if ct.CTA_ZONE in attrs else None
+        assert set(attrs) <= {_ctcodec.CTA_TUPLE_REPLY, _ctcodec.CTA_ZONE, _ctcodec.CTA_ID}
+        found = _ctcodec.BE16.unpack_from(request[3], attrs[_ctcodec.CTA_ZONE][0])[0] if _ctcodec.CTA_ZONE in attrs else None
         assert found == cta_zone
-        reply = ct._tuple_slow(request[3], *attrs[ct.CTA_TUPLE_REPLY])
+        reply = _ctcodec._tuple_slow(request[3], *attrs[_ctcodec.CTA_TUPLE_REPLY])
         assert reply[6] == reply_zone
-        assert json.loads(ct._tuple_text(reply)) == expected[ct.BE32.unpack_from(request[3], attrs[ct.CTA_ID][0])[0]]['tuples'][1]
+        assert json.loads(_ctcodec._tuple_text(reply)) == expected[_ctcodec.BE32.unpack_from(request[3], attrs[_ctcodec.CTA_ID][0])[0]]['tuples'][1]
 
 
 def test_zone_filter_deletes_entries_of_that_zone(fake):
-    result = ct.flush_entries(ct.build_filter({'zone': 7}))
+    result = ct.flush_entries(_ctfilters.build_filter({'zone': 7}))
     assert deleted_ids(fake.transactions[0]) == sorted(e['id'] for e in ALL_CLI if e['zone'] == 7)
     assert result['deleted'] == 4
 
@@ -522,12 +522,12 @@ def test_zone_filter_deletes_entries_of_that_zone(fake):
 def test_kernel_flush_counts_what_the_kernel_sends(fake):
     # The kernel that flushes by filter also filters dumps: no second look.
     fake.kernel = lambda msg: msg in MESSAGES['ipv4'][:3]
-    assert ct.flush_entries(ct.build_filter({'src': '10.0.0.2'}))['deleted'] == 3
+    assert ct.flush_entries(_ctfilters.build_filter({'src': '10.0.0.2'}))['deleted'] == 3
 
 
 def test_kernel_without_filtered_flush_gets_entry_by_entry_deletes(fake):
     fake.probe = errno.EINVAL
-    result = ct.flush_entries(ct.build_filter({'src': '10.0.0.2'}))
+    result = ct.flush_entries(_ctfilters.build_filter({'src': '10.0.0.2'}))
     probe, requests = fake.transactions
     assert deleted_ids(requests) == sorted(e['id'] for e in ALL_CLI if e['tuples'][0]['src'] == '10.0.0.2')
     assert result['deleted'] == len(requests)
@@ -535,28 +535,28 @@ def test_kernel_without_filtered_flush_gets_entry_by_entry_deletes(fake):
 
 def test_vanished_entries_are_not_counted(fake):
     fake.probe = errno.EINVAL
-    fake.results = lambda request: errno.ENOENT if request_attrs(request).get(ct.CTA_ZONE) else 0
-    result = ct.flush_entries(ct.build_filter({'dst': '198.51.100.7'}))
+    fake.results = lambda request: errno.ENOENT if request_attrs(request).get(_ctcodec.CTA_ZONE) else 0
+    result = ct.flush_entries(_ctfilters.build_filter({'dst': '198.51.100.7'}))
     assert result['matched'] == 4 and result['deleted'] == 0
 
 
 def test_a_delete_error_fails(fake):
     fake.results = lambda request: errno.EPERM
     with pytest.raises(ct.ConntrackError) as exc:
-        ct.flush_entries(ct.build_filter({'dst': '198.51.100.0/30'}))
+        ct.flush_entries(_ctfilters.build_filter({'dst': '198.51.100.0/30'}))
     assert 'CAP_NET_ADMIN' in str(exc.value)
 
 
 def test_max_entries_refuses_and_deletes_nothing(fake):
     with pytest.raises(ct.ConntrackError) as exc:
-        ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=3)
+        ct.flush_entries(_ctfilters.build_filter({'protocol': 'udp'}), max_entries=3)
     assert str(exc.value).startswith('max_entries: ')
     assert all(_is_probe(t[0]) for t in fake.transactions)
 
 
 def test_max_entries_allows_up_to_the_limit(fake):
     count = sum(1 for e in ALL_CLI if e['protocol'] == 'icmp')
-    flt = kernel_applies(fake, ct.build_filter({'protocol': 'icmp'}))
+    flt = kernel_applies(fake, _ctfilters.build_filter({'protocol': 'icmp'}))
     assert ct.flush_entries(flt, max_entries=count)['deleted'] == count
 
 
@@ -570,7 +570,7 @@ def ssh_tuple(entry):
 
 def test_protected_connection_is_kept_even_by_a_kernel_flush(fake):
     keep = LOCAL[0]
-    flt = kernel_applies(fake, ct.build_filter({'protocol': 'tcp'}))
+    flt = kernel_applies(fake, _ctfilters.build_filter({'protocol': 'tcp'}))
     result = ct.flush_entries(flt, protect=[ssh_tuple(keep)])
     tcp = [e for e in ALL_CLI if e['protocol'] == 'tcp']
     assert result['matched'] == len(tcp) and result['deleted'] == len(tcp) - 1
@@ -585,12 +585,12 @@ def test_protection_matches_the_reply_direction_too(fake):
     reply = keep['tuples'][1]
     # Seen from the client the server is the reply source (e.g. SSH via DNAT).
     protect = [(reply['dst'], reply['dport'], reply['src'], reply['sport'])]
-    result = ct.flush_entries(ct.build_filter({'state': ['TIME_WAIT']}), protect=protect)
+    result = ct.flush_entries(_ctfilters.build_filter({'state': ['TIME_WAIT']}), protect=protect)
     assert [e['id'] for e in result['protected']] == [keep['id']]
 
 
 def test_protection_with_a_mutable_filter_never_uses_a_kernel_flush(fake):
-    ct.flush_entries(ct.build_filter({'mark': '0'}), protect=[('192.0.2.1', 1, '192.0.2.2', 22)])
+    ct.flush_entries(_ctfilters.build_filter({'mark': '0'}), protect=[('192.0.2.1', 1, '192.0.2.2', 22)])
     assert not any(_is_probe(t[0]) for t in fake.transactions)
 
 
@@ -636,7 +636,7 @@ def test_kernel_errors_are_explained(monkeypatch, code, fragment):
         raise OSError(code, os.strerror(code))
     monkeypatch.setattr(_netlink, 'NetlinkSocket', refuse)
     with pytest.raises(ct.ConntrackError) as exc:
-        ct.list_entries(ct.build_filter({}))
+        ct.list_entries(_ctfilters.build_filter({}))
     assert str(exc.value).startswith('conntrack_info: ') and fragment in str(exc.value)
 
 
@@ -648,7 +648,7 @@ def test_refused_kernel_filter_is_retried_in_userspace(monkeypatch):
             return FakeSocket.dump(self, msg_type, family, attrs, version)
 
     monkeypatch.setattr(_netlink, 'NetlinkSocket', Refusing())
-    result = ct.list_entries(ct.build_filter({'src': '10.0.0.2'}), limit=0)
+    result = ct.list_entries(_ctfilters.build_filter({'src': '10.0.0.2'}), limit=0)
     assert result['count'] == sum(1 for e in ALL_CLI if e['tuples'][0]['src'] == '10.0.0.2')
 
 
@@ -660,28 +660,28 @@ def test_dump_error_midway_is_explained(monkeypatch):
 
     monkeypatch.setattr(_netlink, 'NetlinkSocket', Failing())
     with pytest.raises(ct.ConntrackError):
-        ct.list_entries(ct.build_filter({}))
+        ct.list_entries(_ctfilters.build_filter({}))
 
 
 def test_total_and_max_come_from_the_namespace_proc(fake, monkeypatch, tmp_path):
     (tmp_path / 'nf_conntrack_count').write_text('202400\n')
     (tmp_path / 'nf_conntrack_max').write_text('262144\n')
     monkeypatch.setattr(ct, 'PROC_NETFILTER', str(tmp_path) + '/')
-    result = ct.list_entries(ct.build_filter({'protocol': 'icmp'}))
+    result = ct.list_entries(_ctfilters.build_filter({'protocol': 'icmp'}))
     assert (result['total'], result['max']) == (202400, 262144)
     monkeypatch.setattr(ct, 'PROC_NETFILTER', str(tmp_path / 'missing') + '/')
-    result = ct.list_entries(ct.build_filter({}))
+    result = ct.list_entries(_ctfilters.build_filter({}))
     assert (result['total'], result['max']) == (None, None)
 
 
 @pytest.mark.parametrize('label', sorted(FAMILY))
 def test_shapes_read_what_the_attribute_walk_reads(label, monkeypatch):
-    monkeypatch.setattr(ct, '_SHAPES', {})
+    monkeypatch.setattr(_ctcodec, '_SHAPES', {})
     shaped = set()
     for msg in MESSAGES[label]:
-        assert ct._fields(msg, 20, len(msg)) == ct._walk(msg, 20, len(msg))
-        if ct._Shape.of(msg, 20, len(msg)) is not None:
-            shaped.add(ct.decode_entry(msg, 20, len(msg), FAMILY[label])['protocol'])
+        assert _ctcodec._fields(msg, 20, len(msg)) == _ctcodec._walk(msg, 20, len(msg))
+        if _ctcodec._Shape.of(msg, 20, len(msg)) is not None:
+            shaped.add(_ctcodec.decode_entry(msg, 20, len(msg), FAMILY[label])['protocol'])
     # Port-protocol entries (TCP with CTA_PROTOINFO, UDP) are read by shapes;
     # ICMP tuples and directional zones are walked.
     assert shaped == {'tcp', 'udp'}
@@ -690,28 +690,28 @@ def test_shapes_read_what_the_attribute_walk_reads(label, monkeypatch):
 @pytest.mark.parametrize('label', sorted(FAMILY))
 def test_listing_writes_each_entry_as_the_attribute_walk_reads_it(fake, label, monkeypatch):
     """The listing's template path (_FastShape) against _walk, entry by entry, text and summary."""
-    monkeypatch.setattr(ct, '_SHAPES', {})
+    monkeypatch.setattr(_ctcodec, '_SHAPES', {})
     templated = []
-    real = ct._FastShape.template
+    real = _ctcodec._FastShape.template
 
     def template(self, key):
         templated.append(key)
         return real(self, key)
-    monkeypatch.setattr(ct._FastShape, 'template', template)
+    monkeypatch.setattr(_ctcodec._FastShape, 'template', template)
     walked = []
     for msg in MESSAGES[label]:
-        monkeypatch.setattr(ct, '_fields', ct._walk)
-        walked.append(ct._entry_text(msg, 20, len(msg), FAMILY[label])[0])
+        monkeypatch.setattr(_ctcodec, '_fields', _ctcodec._walk)
+        walked.append(_ctcodec._entry_text(msg, 20, len(msg), FAMILY[label])[0])
     monkeypatch.undo()
     monkeypatch.setattr(_netlink, 'NetlinkSocket', fake)
-    monkeypatch.setattr(ct, '_SHAPES', {})
-    monkeypatch.setattr(ct._FastShape, 'template', template)
-    flt = ct.build_filter({'family': label})
+    monkeypatch.setattr(_ctcodec, '_SHAPES', {})
+    monkeypatch.setattr(_ctcodec._FastShape, 'template', template)
+    flt = _ctfilters.build_filter({'family': label})
     listed = ct.list_entries(flt, limit=0)
     assert listed['entries'].texts == walked
     assert templated, 'no entry took the template path'
     # The same summary as counting every entry from its decoded fields.
-    summary = ct._Summary()
+    summary = _ctsummary._Summary()
     for msg in MESSAGES[label]:
         summary.add(msg, 20, len(msg), FAMILY[label])
     assert listed['summary'] == summary.result()
@@ -740,7 +740,7 @@ def test_entry_by_entry_deletes_go_out_while_the_dump_runs(fake, monkeypatch):
         return send(requests)
     monkeypatch.setattr(fake, 'dump', dump)
     monkeypatch.setattr(fake, 'transact', transact)
-    result = ct.flush_entries(ct.build_filter({'protocol': 'udp'}))
+    result = ct.flush_entries(_ctfilters.build_filter({'protocol': 'udp'}))
     udp = [e for e in ALL_CLI if e['protocol'] == 'udp']
     batches = fake.transactions[1:]    # after the probe
     assert result['deleted'] == result['matched'] == len(udp)
@@ -759,7 +759,7 @@ def test_a_delete_error_midway_says_what_was_deleted_before(fake, monkeypatch):
         return errno.EPERM if len(calls) > 4 else 0
     fake.results = results
     with pytest.raises(ct.ConntrackError) as exc:
-        ct.flush_entries(ct.build_filter({'protocol': 'udp'}))
+        ct.flush_entries(_ctfilters.build_filter({'protocol': 'udp'}))
     assert 'CAP_NET_ADMIN' in str(exc.value) and str(exc.value).endswith('(4 entries were deleted before)')
 
 
@@ -775,18 +775,18 @@ def test_max_entries_holds_no_more_requests_than_it_allows(fake, monkeypatch):
         return delete, requests
     monkeypatch.setattr(ct, '_holder', holder)
     with pytest.raises(ct.ConntrackError):
-        ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=3)
+        ct.flush_entries(_ctfilters.build_filter({'protocol': 'udp'}), max_entries=3)
     assert len(held[0]) == 4 and len(fake.transactions) == 1    # the probe only
     udp = sum(1 for e in ALL_CLI if e['protocol'] == 'udp')
-    assert ct.flush_entries(ct.build_filter({'protocol': 'udp'}), max_entries=udp)['deleted'] == udp
+    assert ct.flush_entries(_ctfilters.build_filter({'protocol': 'udp'}), max_entries=udp)['deleted'] == udp
     assert len(held[1]) == udp and len(fake.transactions[-1]) == udp
 
 
 @pytest.mark.parametrize('args', [dict(summary_only=True), dict(limit=0)])
 def test_counts_folded_midway_when_there_are_many_templates(fake, args, monkeypatch):
     """With room for 2 templates, listed entries are folded into the summary many times: same result."""
-    whole = ct.list_entries(ct.build_filter({}), **args)
-    monkeypatch.setattr(ct, '_TEMPLATES', 2)
-    monkeypatch.setattr(ct, '_SHAPES', {})
-    small = ct.list_entries(ct.build_filter({}), **args)
+    whole = ct.list_entries(_ctfilters.build_filter({}), **args)
+    monkeypatch.setattr(_ctcodec, '_TEMPLATES', 2)
+    monkeypatch.setattr(_ctcodec, '_SHAPES', {})
+    small = ct.list_entries(_ctfilters.build_filter({}), **args)
     assert small['summary'] == whole['summary'] and small['entries'] == whole['entries']

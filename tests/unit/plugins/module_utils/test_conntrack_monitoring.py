@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack as ct
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack as ct, _ctcodec, _ctfilters, _ctsummary
 from ansible_collections.stateful.netfilter.plugins.module_utils import _ctanalysis, _ctevents, _ctstats, _netlink
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
@@ -223,7 +223,7 @@ def test_a_sample_says_when_events_were_lost(monkeypatch, overruns, drops, compl
     sock = EventSocket(overruns, drops)
     monkeypatch.setattr(_netlink, 'NetlinkSocket', sock)
     ticks = iter(range(100))
-    result = _ctevents.sample_events(ct.build_filter({}), 1.0, ['new', 'destroy'], clock=lambda: next(ticks))
+    result = _ctevents.sample_events(_ctfilters.build_filter({}), 1.0, ['new', 'destroy'], clock=lambda: next(ticks))
     assert sock.groups == [1, 3] and sock.rcvbuf == _ctevents.EVENTS_RCVBUF
     assert result['events'] == {'new': 3, 'destroy': 3} and result['rates'] == {'new': 3.0, 'destroy': 3.0}
     assert result['complete'] is complete and result['lost'] == lost and result['overruns'] == overruns
@@ -233,10 +233,10 @@ def test_a_sample_says_when_events_were_lost(monkeypatch, overruns, drops, compl
 def test_event_filters_apply_to_every_event(monkeypatch):
     monkeypatch.setattr(_netlink, 'NetlinkSocket', EventSocket())
     ticks = iter(range(100))
-    result = _ctevents.sample_events(ct.build_filter({'dport': '7002', 'protocol': 'udp'}), 1.0,
+    result = _ctevents.sample_events(_ctfilters.build_filter({'dport': '7002', 'protocol': 'udp'}), 1.0,
                                      ['new', 'destroy'], clock=lambda: next(ticks))
     assert result['events'] == {'new': 1, 'destroy': 1}
-    result = _ctevents.sample_events(ct.build_filter({'family': 'ipv6'}), 1.0, ['new'], clock=lambda: next(ticks))
+    result = _ctevents.sample_events(_ctfilters.build_filter({'family': 'ipv6'}), 1.0, ['new'], clock=lambda: next(ticks))
     assert result['events'] == {'new': 0}
 
 
@@ -272,7 +272,7 @@ class DumpSocket:
         pass
 
     def dump(self, msg_type, family, attrs=b'', version=0):
-        for msg in messages('dump-%s.hex' % ct.FAMILY_NAMES[family]):
+        for msg in messages('dump-%s.hex' % _ctcodec.FAMILY_NAMES[family]):
             yield msg, 20, len(msg)
 
 
@@ -290,7 +290,7 @@ def count(entries):
 
 @pytest.mark.parametrize('args', [dict(summary_only=True), dict(limit=0), dict(limit=5)])
 def test_the_culprits_are_those_conntrack_tools_shows(table, args):
-    summary = ct.list_entries(ct.build_filter({}), details=ct.DETAILS, **args)['summary']
+    summary = ct.list_entries(_ctfilters.build_filter({}), details=_ctsummary.DETAILS, **args)['summary']
     entries = cli_entries()
     assert summary['unreplied'] == sum('[UNREPLIED]' in tokens for tokens in entries)
     assert summary['assured'] == sum('[ASSURED]' in tokens for tokens in entries) > 0
@@ -299,7 +299,7 @@ def test_the_culprits_are_those_conntrack_tools_shows(table, args):
     sources = count(field(tokens, 'src') for tokens in entries)
     assert summary['top_sources'] == [dict(address=address, count=number) for address, number in sorted(
         sources.items(), key=lambda item: (-item[1], socket.inet_pton(
-            socket.AF_INET6 if ':' in item[0] else socket.AF_INET, item[0])))][:ct.TOP_SIZE] or sources == {}
+            socket.AF_INET6 if ':' in item[0] else socket.AF_INET, item[0])))][:_ctsummary.TOP_SIZE] or sources == {}
     # Source NAT: the reply comes back to another address than the original source.
     translated = count(field(tokens, 'dst', 1) for tokens in entries if field(tokens, 'dst', 1) != field(tokens, 'src'))
     assert dict((top['address'], top['count']) for top in summary['top_translated_sources']) == translated
@@ -330,7 +330,7 @@ def test_the_culprits_are_those_conntrack_tools_shows(table, args):
 
 
 def test_details_are_computed_only_when_asked(table):
-    summary = ct.list_entries(ct.build_filter({}), summary_only=True)['summary']
+    summary = ct.list_entries(_ctfilters.build_filter({}), summary_only=True)['summary']
     assert not set(summary) & {'zones', 'marks', 'accounted', 'top_talkers_bytes', 'top_talkers_packets'}
 
 
@@ -344,7 +344,7 @@ def test_details_are_computed_only_when_asked(table):
     ({'status': ['!ASSURED']}, '[ASSURED]', False),
 ])
 def test_status_filters_select_what_conntrack_tools_marks(table, params, flag, present):
-    listed = ct.list_entries(ct.build_filter(params), limit=0)
+    listed = ct.list_entries(_ctfilters.build_filter(params), limit=0)
     expected = set(entry_id(tokens) for tokens in cli_entries() if (flag in tokens) == present)
     assert set(entry['id'] for entry in listed['entries']) == expected and expected
 
@@ -356,7 +356,7 @@ def test_status_filters_select_what_conntrack_tools_marks(table, params, flag, p
     ({'protocol': 'icmpv6', 'icmp_type': 128}, lambda t: t[2] == 'icmpv6' and field(t, 'type') == '128'),
 ])
 def test_icmp_filters(table, params, predicate):
-    listed = ct.list_entries(ct.build_filter(params), limit=0)
+    listed = ct.list_entries(_ctfilters.build_filter(params), limit=0)
     assert set(entry['id'] for entry in listed['entries']) == set(
         entry_id(tokens) for tokens in cli_entries() if predicate(tokens))
 
@@ -366,7 +366,7 @@ def test_icmp_filters(table, params, predicate):
     (['assured', '!src_nat'], (4, 4 | 16)),
 ])
 def test_parse_status(values, expected):
-    assert ct.parse_status(values, 'status') == expected
+    assert _ctfilters.parse_status(values, 'status') == expected
 
 
 @pytest.mark.parametrize('params, param, fragment', [
@@ -381,12 +381,12 @@ def test_parse_status(values, expected):
 ])
 def test_bad_status_and_icmp_filters_name_the_option(params, param, fragment):
     with pytest.raises(ValidationError) as info:
-        ct.build_filter(params)
+        _ctfilters.build_filter(params)
     assert info.value.param == param and fragment in str(info.value)
 
 
 def test_icmp_filters_stay_in_userspace():
-    flt = ct.build_filter({'protocol': 'icmp', 'icmp_type': 8})
+    flt = _ctfilters.build_filter({'protocol': 'icmp', 'icmp_type': 8})
     assert flt.narrows and not flt.kernel_request(socket.AF_INET)[1]
 
 

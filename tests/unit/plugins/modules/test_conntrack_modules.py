@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ansible_collections.stateful.netfilter.tests.unit.compat import INVOCATION_BY_DEFAULT, invocation, patch_module_args
-from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _netlink
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack, _ctcodec, _netlink
 from ansible_collections.stateful.netfilter.plugins.modules import conntrack_flush, conntrack_info
 
 
@@ -134,6 +134,6 @@ def test_info_fails_midway_with_one_valid_result(monkeypatch, capsys):
     assert result['failed'] and result['msg'].startswith('conntrack_info: Connection reset by peer')
     assert 'after 3 of the entries were written' in result['msg']
     assert [e['id'] for e in result['entries']] == [
-        _conntrack.decode_entry(m, 20, len(m), 2)['id'] for m in messages]
+        _ctcodec.decode_entry(m, 20, len(m), 2)['id'] for m in messages]
     assert 'count' not in result
     assert not INVOCATION_BY_DEFAULT or invocation(result)['module_args']['limit'] == 0
