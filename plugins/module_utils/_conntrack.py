@@ -2,10 +2,13 @@
 # Copyright (c) stateful.netfilter contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The conntrack table over nfnetlink: filter, list, summarise, delete.
+"""The conntrack table over nfnetlink: list and delete.
 
 Private to the collection; the engine of conntrack_info and conntrack_flush,
-also called by nat_rule. Standard library only (see _netlink).
+also called by nat_rule. Standard library only (see _netlink). Its parts:
+_ctcodec (message shapes and decoding), _ctfilters (the filters),
+_ctsummary (the summary); this module reads the kernel with them (dumps,
+/proc counts) and deletes. The notes below cover the whole engine.
 
 Speed comes from decoding lazily: a field of a dump message is found and
 decoded only when a filter, the summary or a returned entry needs it; the
