@@ -374,9 +374,12 @@ options:
       - V(iptables) manages owned chains in the iptables tables, as described above.
       - V(nftables) renders the same chains into an C(inet) table of their own, C(snf_<table>) or
         C(snf_<table>_<scope>), replaced in one C(nft -f) transaction after C(nft -c) accepted it; nothing
-        outside that table is touched. Needs the C(nft) command. Not yet supported with it -
-        O(rollback_timeout), O(chains[].rules[].port) and DNAT port shifts are refused before any change. See
-        docs/nftables.md.
+        outside that table is touched. Needs the C(nft) command (0.9.3 or later) and a kernel with nf_tables.
+        O(rollback_timeout) saves the owned table and puts it back whole with one C(nft -f). A change of the
+        C(filter) table that would make the owned table drop a new connection of the SSH client this task runs
+        over (C(SSH_CONNECTION)) is refused before any change unless O(rollback_timeout) is given. Not yet
+        supported with it - O(chains[].rules[].port), DNAT port shifts and the connlimit, hashlimit and NETMAP
+        options are refused before any change, naming the option. See docs/nftables.md.
     type: str
     choices: [iptables, nftables]
     default: iptables
@@ -387,7 +390,8 @@ options:
         the scope are saved on the host and a timer is started there that does not depend on the Ansible
         connection (a transient C(systemd-run --on-active) timer where systemd runs, else a detached process).
         When it fires, it puts the saved state back with one C(iptables-restore --noflush) transaction per
-        family, computed from the rules live at that moment.
+        family, computed from the rules live at that moment (with O(backend=nftables), the owned table as it
+        was, with one C(nft -f)).
       - The action plugin of this module then opens a new connection to the host and confirms, which
         disarms the timer. A change that cuts the connection is therefore not confirmed and is undone by
         itself after this many seconds (5 to 86400).
