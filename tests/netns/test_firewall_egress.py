@@ -72,7 +72,7 @@ def test_output_drop_policy_with_allow_entries(lab):
 
     with open(go, 'w'):
         pass
-    out, _ = client.communicate(timeout=30)
+    out = client.communicate(timeout=30)[0]
     assert out.decode().strip() == '{"before": "gw:before", "after": "gw:after", "error": null}'
     server.wait(timeout=30)
     # The same plan again changes nothing.

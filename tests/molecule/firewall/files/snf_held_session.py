@@ -20,7 +20,7 @@ def serve(port, timeout):
     listener.bind(('0.0.0.0', port))
     listener.listen(1)
     listener.settimeout(timeout)
-    conn, _ = listener.accept()
+    conn = listener.accept()[0]
     conn.settimeout(timeout)
     with conn, conn.makefile('rwb') as stream:
         for line in stream:
