@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import re
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import desired_owned
@@ -56,6 +57,9 @@ DEFAULTS = dict(
     nat_gateway_conntrack_timeouts={},
     nat_gateway_helpers=[],
     nat_gateway_mss_clamping=[],
+    nat_gateway_hairpin=False,
+    nat_gateway_hairpin_sources=[],
+    nat_gateway_netmap=[],
 )
 # The well-known port of each conntrack helper: the port a helper entry scopes to when it names none.
 HELPER_PORTS = {
@@ -247,6 +251,7 @@ def check_input(settings):
                                 or int(maximum) <= 0):
         problems.append('nat_gateway_conntrack_max: expected a positive number, got %s.' % _quoted(maximum))
     problems.extend(_check_helpers(settings))
+    problems.extend(_check_maps(settings))
     if problems:
         raise PlanError(' '.join(problems))
 
@@ -300,9 +305,12 @@ def plan(variables, scope=SCOPE):
                       destination_port=port or entry.get('port'), ctstate=['DNAT'], jump='ACCEPT')
         if _option(entry, 'in_interface'):
             dnat['in_interface'] = accept['in_interface'] = _option(entry, 'in_interface')
+        if _option(entry, 'public_address'):
+            dnat['destination'] = _option(entry, 'public_address')
         origins['pre'][len(pre)] = origins['forward'][len(forward)] = ('nat_gateway_port_forwards', entry['name'])
         pre.append(dnat)
         forward.append(accept)
+    ipv6 = _plan_maps(settings, pre, post, forward, origins) or ipv6
 
     nat_chains, nat_origins = [], {}
     for rules, kind, builtin in ((pre, 'pre', 'PREROUTING'), (post, 'post', 'POSTROUTING')):
@@ -369,22 +377,36 @@ def _flush_filters(spec, family):
         return None if negated(value) else value
 
     name = spec['name']
+    if spec.get('jump') == 'NETMAP':
+        # The role maps the destination with a destination match (PREROUTING), the source with a source match.
+        if given('destination') and not spec.get('source'):
+            return [dict(name=name, family=family, nat='dnat', dst=given('destination'), reply_src=spec['to_prefix'])]
+        return [dict(name=name, family=family, nat='snat', src=given('source'), reply_dst=spec['to_prefix'])]
     if spec.get('jump') in ('SNAT', 'MASQUERADE'):
         flt = dict(name=name, family=family, nat='snat', src=given('source'))
         if spec['jump'] == 'SNAT':
             address, dummy = split_target(spec.get('to_source') or '')
             if '-' not in address:
                 flt['reply_dst'] = address
+        if given('destination'):
+            # The connections to that destination only (a hairpin's server: the reply comes from it).
+            flt['reply_src'] = given('destination')
+            flt['protocol'] = spec.get('protocol')
         return [flt]
     if spec.get('jump') != 'DNAT':
         return []
     address, port = split_target(spec.get('to_destination') or '')
     ports = given('destination_port')
-    return [dict(name=name, family=family, nat='dnat', protocol=spec.get('protocol'),
-                 dport=str(dport).replace(':', '-') if dport else None,
-                 reply_src=address if '-' not in address else None,
-                 reply_sport=port if port and '-' not in port else None)
-            for dport in (ports if isinstance(ports, list) else [ports])]
+    filters = [dict(name=name, family=family, nat='dnat', protocol=spec.get('protocol'),
+                    dport=str(dport).replace(':', '-') if dport else None,
+                    reply_src=address if '-' not in address else None,
+                    reply_sport=port if port and '-' not in port else None)
+               for dport in (ports if isinstance(ports, list) else [ports])]
+    if given('source'):
+        # A DNAT of some sources only (a hairpin's): the connections of those sources.
+        for flt in filters:
+            flt['src'] = given('source')
+    return filters
 
 
 def stale(gathered, chains, scope=SCOPE):
@@ -447,3 +469,190 @@ def _named(name):
         if pattern.fullmatch(name):
             return '%s: %s' % (variable, name)
     return name
+
+
+# ---------------------------------------------------------------------------
+# Hairpin NAT of port forwards and 1:1 NAT (NETMAP) of prefixes
+
+def _network(value):
+    """An ip_network of a prefix or an address as written (host bits refused), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError:
+        return None
+
+
+def _interface_name(value):
+    """An interface as a rule name shows it (a trailing + becomes .x: rule names take no +)."""
+    value = str(value or 'any').strip()
+    return value[:-1] + '.x' if value.endswith('+') else value
+
+
+def netmap_identity(entry, field):
+    """The identity of one direction of a NETMAP entry: what it translates, 'PREFIX@INTERFACE'."""
+    return '%s@%s' % (str(entry.get(field) or '').strip(), _interface_name(entry.get('interface')))
+
+
+def _hairpin_on(settings, entry):
+    """Whether a port forward is hairpinned: its own switch, else the role-wide one."""
+    own = entry.get('hairpin')
+    return bool(settings['nat_gateway_hairpin'] if own is None else own)
+
+
+def hairpin_sources(settings, family):
+    """The inside networks (text) whose hosts reach port forwards through the public address, of one family.
+
+    nat_gateway_hairpin_sources, or when empty the sources of the masquerade and SNAT entries.
+    """
+    given = settings['nat_gateway_hairpin_sources'] or [
+        entry.get('source') for variable, dummy, dummy in SOURCE_NAT for entry in settings[variable]
+        if _option(entry, 'source') and not negated(_option(entry, 'source'))]
+    out = []
+    for value in given:
+        net = _network(_text(value))
+        if net is not None and 'ipv%d' % net.version == family and str(net) not in out:
+            out.append(str(net))
+    return out
+
+
+def _check_maps(settings):
+    """The problems of the hairpin switches, public addresses and nat_gateway_netmap, naming variable and entry."""
+    problems = []
+    bad = [_quoted(value) for value in settings['nat_gateway_hairpin_sources'] if _network(_text(value)) is None]
+    if bad:
+        problems.append('nat_gateway_hairpin_sources: expected networks (10.0.0.0/24, fd00::/64) without host '
+                        'bits: %s.' % ', '.join(bad))
+    for entry in settings['nat_gateway_port_forwards']:
+        name = entry.get('name')
+        public = _option(entry, 'public_address')
+        address = split_target(_text(entry.get('to')) or '')[0]
+        family = 'ipv6' if ':' in address else 'ipv4'
+        if public is not None:
+            net = _network(public)
+            if net is None or net.num_addresses != 1:
+                problems.append('nat_gateway_port_forwards entry %s: public_address: %s is not one IP address.'
+                                % (name, _quoted(public)))
+                continue
+            if 'ipv%d' % net.version != family:
+                problems.append('nat_gateway_port_forwards entry %s: public_address %s and to %s are of different '
+                                'families.' % (name, public, address))
+                continue
+        if not _hairpin_on(settings, entry):
+            continue
+        if public is None:
+            problems.append('nat_gateway_port_forwards entry %s: hairpin needs public_address, the gateway\'s '
+                            'address the inside hosts connect to (only connections to it are hairpinned).' % name)
+        elif not bad and not hairpin_sources(settings, family):
+            problems.append('nat_gateway_port_forwards entry %s: hairpin needs the inside networks of %s: set '
+                            'nat_gateway_hairpin_sources, or give a masquerade or SNAT entry of that family a '
+                            'source.' % (name, family))
+    maps = []
+    for index, entry in enumerate(settings['nat_gateway_netmap']):
+        label = 'nat_gateway_netmap entry %s' % (netmap_identity(entry, 'inside'),)
+        nets = {}
+        for field in ('inside', 'outside'):
+            value = _text(entry.get(field))
+            nets[field] = _network(value)
+            if nets[field] is None:
+                problems.append('%s: %s: %s is not a prefix (an address or a network without host bits).'
+                                % (label, field, _quoted(value)))
+        if not _option(entry, 'interface'):
+            problems.append('%s: interface is required (the outside interface the mapping applies on).' % label)
+        if None in nets.values():
+            continue
+        inside, outside = nets['inside'], nets['outside']
+        if inside.version != outside.version:
+            problems.append('%s: inside %s and outside %s are of different families.' % (label, inside, outside))
+            continue
+        if inside.prefixlen != outside.prefixlen:
+            problems.append('%s: inside %s is a /%d and outside %s a /%d: a 1:1 mapping needs prefixes of the '
+                            'same length.' % (label, inside, inside.prefixlen, outside, outside.prefixlen))
+            continue
+        if inside.prefixlen == 0:
+            problems.append('%s: a /0 maps no bit of the address.' % label)
+            continue
+        for other_label, other in maps:
+            for field, net in (('inside', inside), ('outside', outside)):
+                if net.overlaps(other[field]):
+                    problems.append('%s: %s %s overlaps the %s %s of %s.'
+                                    % (label, field, net, field, other[field], other_label))
+        maps.append((label, nets))
+        # NETMAP comes first in POSTROUTING: a source NAT entry out of the same interface whose whole source it
+        # maps would never apply. (A part of a source NAT entry's source mapped 1:1 is the usual case.)
+        for variable, dummy, dummy in SOURCE_NAT:
+            for nat in settings[variable]:
+                source = _network(_option(nat, 'source'))
+                interface = _option(nat, 'out_interface')
+                if source is None or source.version != inside.version or not source.subnet_of(inside):
+                    continue
+                if interface == _option(entry, 'interface'):
+                    problems.append('%s: maps every source of %s entry %s (NETMAP comes first), which would never '
+                                    'apply: narrow one of them.' % (label, variable, identity(nat)))
+    return problems
+
+
+def _plan_maps(settings, pre, post, forward, origins):
+    """Add the hairpin and NETMAP rules to the planned lists, in place; True when one of them is IPv6.
+
+    POSTROUTING: hairpin MASQUERADE and the NETMAP of the inside sources come before the source NAT
+    entries. FORWARD: after the accept of established connections (added here when nothing else did).
+    """
+    ipv6 = False
+    first_post, first_origins = [], {}
+    extra_forward = []
+    for entry in settings['nat_gateway_port_forwards']:
+        public = _option(entry, 'public_address')
+        if public is None or not _hairpin_on(settings, entry):
+            continue
+        to = _text(entry.get('to'))
+        address, port = split_target(to)
+        family = 'ipv6' if ':' in address else 'ipv4'
+        ipv6 = ipv6 or family == 'ipv6'
+        protocol = _text(entry.get('protocol')) or 'tcp'
+        origin = ('nat_gateway_port_forwards', entry['name'])
+        for index, source in enumerate(hairpin_sources(settings, family)):
+            tag = '%s.%d' % (entry['name'], index)
+            origins['pre'][len(pre)] = origin
+            pre.append(dict(name='hp:%s' % tag, source=source, destination=public, protocol=protocol,
+                            destination_port=entry.get('port'), jump='DNAT', to_destination=to))
+            # The server sees the gateway (its address on the server's side), so that its replies come back
+            # through the gateway, where conntrack undoes both translations.
+            match = dict(source=source, destination=address, protocol=protocol,
+                         destination_port=port or entry.get('port'), ctstate=['DNAT'])
+            first_origins[len(first_post)] = origin
+            first_post.append(dict(match, name='hpm:%s' % tag, jump='MASQUERADE'))
+            extra_forward.append((dict(match, name='hp:%s' % tag, jump='ACCEPT'), origin))
+    for entry in settings['nat_gateway_netmap']:
+        inside, outside = str(_network(entry['inside'])), str(_network(entry['outside']))
+        interface = _option(entry, 'interface')
+        ipv6 = ipv6 or ':' in inside
+        inbound, outbound = 'nmi:%s' % netmap_identity(entry, 'outside'), 'nmo:%s' % netmap_identity(entry, 'inside')
+        origin = ('nat_gateway_netmap', netmap_identity(entry, 'inside'))
+        origins['pre'][len(pre)] = origin
+        pre.append(dict(name=inbound, in_interface=interface, destination=outside, jump='NETMAP', to_prefix=inside))
+        first_origins[len(first_post)] = origin
+        first_post.append(dict(name=outbound, out_interface=interface, source=inside, jump='NETMAP',
+                               to_prefix=outside))
+        if entry.get('forward_inbound') is not False:
+            extra_forward.append((dict(name=inbound, in_interface=interface, destination=inside, ctstate=['DNAT'],
+                                       jump='ACCEPT'), origin))
+        if settings['nat_gateway_forward_outbound']:
+            extra_forward.append((dict(name=outbound, out_interface=interface, source=inside, ctstate=['NEW'],
+                                       jump='ACCEPT'), origin))
+    if first_post:
+        shifted = dict((index + len(first_post), origin) for index, origin in origins['post'].items())
+        origins['post'].clear()
+        origins['post'].update(first_origins)
+        origins['post'].update(shifted)
+        post[:0] = first_post
+    if extra_forward and not [rule for rule in forward if rule['name'] == 'base:established']:
+        shifted = dict((index + 1, origin) for index, origin in origins['forward'].items())
+        origins['forward'].clear()
+        origins['forward'].update(shifted)
+        forward.insert(0, dict(name='base:established', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'))
+    for rule, origin in extra_forward:
+        origins['forward'][len(forward)] = origin
+        forward.append(rule)
+    return ipv6
