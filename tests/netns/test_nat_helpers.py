@@ -11,6 +11,7 @@ holds); without them active mode out and passive mode in fail. MSS: the SYN wan 
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,13 +53,26 @@ def _get(lab, netns, host, mode, hold=0):
                                '--timeout', '3'], netns))
 
 
+def _kill_in(inodes):
+    """Kill the processes in the given network namespaces (`ip netns exec` gives them a mount namespace of
+    their own, so Lab.close() does not find them)."""
+    for pid in os.listdir('/proc'):
+        try:
+            if pid.isdigit() and os.stat('/proc/%s/ns/net' % pid).st_ino in inodes:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            continue
+
+
 @pytest.fixture(scope='module')
 def lab():
     lab = Lab()
+    inodes = set()
     try:
         lab.run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
         for side, interface, address, peer in (('lan', 'snfl', GW_LAN, LAN), ('wan', 'snfw', GW_WAN, WAN)):
             lab.add_netns(side)
+            inodes.add(int(lab.run(['stat', '-L', '-c', '%i', '/proc/self/ns/net'], netns=side)))
             lab.run(['ip', 'link', 'add', interface, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', side])
             lab.run(['ip', 'addr', 'add', address + '/24', 'dev', interface])
             lab.run(['ip', 'link', 'set', interface, 'up'])
@@ -72,6 +86,7 @@ def lab():
         lab.run([sys.executable, MSS, 'serve', '--port', '5001'], netns='wan')
         yield lab
     finally:
+        _kill_in(inodes)
         lab.close()
 
 
