@@ -106,6 +106,7 @@ DELETE_BATCH = 1024
 SAMPLE_SIZE = 10
 PROC_NETFILTER = '/proc/sys/net/netfilter/'
 
+
 class ConntrackError(Exception):
     """The kernel refused or failed a conntrack operation (message for the user)."""
 

@@ -82,6 +82,7 @@ FILTER_OPTIONS = (
     'reply_sport', 'reply_dport', 'state', 'status', 'nat', 'mark', 'zone', 'zone_dir', 'icmp_type', 'icmp_code',
 )
 
+
 def filter_argument_spec():
     """The argument spec of the filter options, shared by both modules."""
     return dict(

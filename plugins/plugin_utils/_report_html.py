@@ -292,7 +292,8 @@ def _summary_table(hosts, results, stats):
         if _failed(host_stats):
             named = '<span class="error">statistics: %s</span>' % esc(host_stats.get('msg') or 'failed')
         else:
-            named = '<br>'.join('<span class="%s-text">%s</span>' % (sev, esc(message.split(':', 1)[0])) for sev, message in anomalies) or '<span class="note">none</span>'
+            named = '<br>'.join('<span class="%s-text">%s</span>' % (sev, esc(message.split(':', 1)[0]))
+                                for sev, message in anomalies) or '<span class="note">none</span>'
         body.append(
             '<tr class="%s"><td>%s</td><td>%s</td><td class="nowrap">%s <span class="num">%s%%</span></td>%s<td>%s</td></tr>'
             % ('' if level == 'ok' else level, link, _pill(level),
