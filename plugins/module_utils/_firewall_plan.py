@@ -26,6 +26,7 @@ import ipaddress
 import re
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import desired_owned, families_of
+from ansible_collections.stateful.netfilter.plugins.module_utils import _limits
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     LOG_LEVEL_ALIASES,
     LOG_LEVELS,
@@ -60,6 +61,7 @@ LOG_SETTINGS = ('enabled', 'prefix', 'rate', 'burst', 'level')
 LOG_BURST_MAX = 10000
 # The model keys of an allow rule, and the entry option each comes from.
 ENTRY_OPTIONS = {'source': 'sources', 'destination': 'destinations', 'destination_port': 'port'}
+ENTRY_OPTIONS.update(_limits.OPTIONS)
 VERDICTS = ('ACCEPT', 'DROP', 'REJECT')
 DEFAULTS = dict(
     firewall_families=['ipv4', 'ipv6'],
@@ -128,6 +130,8 @@ def check_input(settings):
         if portless:
             problems.append('%s: a port needs protocol tcp, udp or sctp (a list of ports also udplite or dccp): %s.'
                             % (variable, ', '.join(portless)))
+    for entry in settings['firewall_input_allow']:
+        problems.extend(_limits.problems('firewall_input_allow', entry))
     problems.extend(_output_problems(settings))
     problems.extend(_log_problems(settings))
     if problems:
@@ -241,6 +245,9 @@ def _allow_rules(variable, entries, single, with_destinations):
             rule.update((key, value) for key, value in options if _given(value))
             if entry.get('family') and not families:
                 rule['family'] = entry['family']
+            if variable == 'firewall_input_allow':
+                # Per-source limits (connlimit, hashlimit) in front of the ACCEPT they guard.
+                planned.extend((limit, (variable, entry['name'])) for limit in _limits.limit_rules(rule, entry, 'in'))
             planned.append((rule, (variable, entry['name'])))
     return planned
 
@@ -395,7 +402,8 @@ def _decides(rule, flow, family):
                and ('destination_port' not in rule or _port_in(rule['destination_port'], flow['port']))
                and ('ctstate' not in rule or 'NEW' in rule['ctstate'])
                and rule.get('syn', True) is not False
-               and not any(key in rule for key in ('limit', 'source_port', 'icmp_type')))
+               and not any(key in rule for key in ('limit', 'source_port', 'icmp_type', 'connlimit_above',
+                                                   'hashlimit_above')))
     if not matches or 'in_interface' not in rule:
         return matches
     if flow['interface'] is None:

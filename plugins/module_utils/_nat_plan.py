@@ -31,6 +31,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.stateful.netfilter.plugins.module_utils import _limits
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import desired_owned
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import (
     NAME_PATTERN,
@@ -73,6 +74,7 @@ MSS_OPTIONS = {'set_mss': 'mss', 'clamp_mss_to_pmtu': 'clamp_to_pmtu'}
 MSS_SYN_TEST = 'SYN,RST SYN'
 # The model keys of a planned rule, and the entry option each comes from.
 ENTRY_OPTIONS = {'destination_port': 'port', 'to_destination': 'to', 'destination': 'to'}
+ENTRY_OPTIONS.update(_limits.OPTIONS)
 # The variable that sets a sysctl, by the sysctl's name (first match).
 SYSCTL_VARIABLES = (
     (re.compile(r'net\.netfilter\.nf_conntrack_max'), 'nat_gateway_conntrack_max'),
@@ -251,6 +253,8 @@ def check_input(settings):
                                 or int(maximum) <= 0):
         problems.append('nat_gateway_conntrack_max: expected a positive number, got %s.' % _quoted(maximum))
     problems.extend(_check_helpers(settings))
+    for entry in forwards:
+        problems.extend(_limits.problems('nat_gateway_port_forwards', entry))
     problems.extend(_check_maps(settings))
     if problems:
         raise PlanError(' '.join(problems))
@@ -307,9 +311,13 @@ def plan(variables, scope=SCOPE):
             dnat['in_interface'] = accept['in_interface'] = _option(entry, 'in_interface')
         if _option(entry, 'public_address'):
             dnat['destination'] = _option(entry, 'public_address')
-        origins['pre'][len(pre)] = origins['forward'][len(forward)] = ('nat_gateway_port_forwards', entry['name'])
+        origins['pre'][len(pre)] = ('nat_gateway_port_forwards', entry['name'])
         pre.append(dnat)
-        forward.append(accept)
+        # Per-source limits in FORWARD, in front of the accept: the first packet of a forwarded connection
+        # (ESTABLISHED ones were accepted above), counted by its original source.
+        for rule in _limits.limit_rules(accept, entry, 'pf', ctstate=('DNAT',)) + [accept]:
+            origins['forward'][len(forward)] = ('nat_gateway_port_forwards', entry['name'])
+            forward.append(rule)
     ipv6 = _plan_maps(settings, pre, post, forward, origins) or ipv6
 
     nat_chains, nat_origins = [], {}
