@@ -6,12 +6,12 @@
       Daemon: serves one file, "probe.bin" (PROBE_SIZE bytes), to any user and password. In passive mode it
       announces the address the control connection reached (as a server behind NAT does); in active mode it
       connects from an ephemeral port to the address of the PORT command. Logs every data connection.
-  snf_ftp.py get HOST [--port 21] [--mode active|passive] [--hold SECONDS] [--timeout 4]
+  snf_ftp.py get HOST [--port 21] [--mode active|passive] [--hold SECONDS [--release FILE]] [--timeout 4]
       Fetches probe.bin with Python's ftplib and prints JSON: {"ok", "mode", "bytes", "reply" (the 227 reply of
       PASV, or the PORT command sent), "data" (local and peer address of the data connection), "error"}.
       In passive mode it connects to the address of the 227 reply (what the helper of a NAT gateway rewrites),
       not to the control connection's peer. --hold waits between PASV/PORT and the transfer, so that the
-      expectation a conntrack helper made can be read meanwhile.
+      expectation a conntrack helper made can be read meanwhile; with --release, only until FILE exists.
 
 Always exits 0 after printing JSON, so a failed transfer is data, not an error.
 """
@@ -121,7 +121,10 @@ def serve(args):
     os.setsid()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(('0.0.0.0', args.port))
+    try:
+        listener.bind(('0.0.0.0', args.port))
+    except OSError:
+        os._exit(0)  # a server runs already (prepare runs more than once)
     listener.listen(16)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -129,6 +132,14 @@ def serve(args):
     while True:
         control, dummy = listener.accept()
         Session(control, args.log).start()
+
+
+def _hold(args):
+    deadline = time.time() + args.hold
+    while time.time() < deadline:
+        if args.release and os.path.exists(args.release):
+            break
+        time.sleep(0.1)
 
 
 def get(args):
@@ -143,7 +154,7 @@ def get(args):
         if args.mode == 'passive':
             result['reply'] = ftp.sendcmd('PASV')
             host, port = ftplib.parse227(result['reply'])
-            time.sleep(args.hold)
+            _hold(args)
             conn = socket.create_connection((host, port), timeout=args.timeout)
             ftp.sendcmd('RETR probe.bin')
         else:
@@ -154,7 +165,7 @@ def get(args):
             address, port = listener.getsockname()[:2]
             result['reply'] = 'PORT %s,%d,%d' % (address.replace('.', ','), port >> 8, port & 255)
             ftp.voidcmd(result['reply'])
-            time.sleep(args.hold)
+            _hold(args)
             ftp.sendcmd('RETR probe.bin')
             conn, dummy = listener.accept()
             listener.close()
@@ -187,6 +198,7 @@ def main():
     p_get.add_argument('--port', type=int, default=21)
     p_get.add_argument('--mode', choices=['active', 'passive'], default='passive')
     p_get.add_argument('--hold', type=float, default=0)
+    p_get.add_argument('--release')
     p_get.add_argument('--timeout', type=float, default=4)
     args = parser.parse_args()
     if args.command == 'serve':

@@ -3,8 +3,9 @@
 """The MSS option of the SYNs a lab host receives, read from the packets themselves (IPv4), without tcpdump.
 
   snf_mss.py serve --port P [--log /run/snf-mss.log]
-      Daemon: listens on TCP port P (so that handshakes complete) and, on a raw socket (NET_RAW), reads every TCP
-      packet with SYN set to port P, logging {"src", "sport", "mss"}: the MSS option as it arrived.
+      Daemon: listens on TCP port P (so that handshakes complete; unless another server does) and, on a raw
+      socket (NET_RAW), reads every TCP SYN to port P, logging {"src", "sport", "mss"}: the MSS option as it
+      arrived.
   snf_mss.py connect HOST --port P
       Opens one connection and prints JSON {"ok", "sport", "error"}.
   snf_mss.py seen --sport N [--log /run/snf-mss.log]
@@ -47,9 +48,12 @@ def serve(args):
     os.setsid()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(('0.0.0.0', args.port))
-    listener.listen(16)
-    listener.setblocking(False)
+    try:
+        listener.bind(('0.0.0.0', args.port))
+        listener.listen(16)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()  # another server answers on the port: only read its SYNs
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
