@@ -561,7 +561,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
 from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_ruleset as run_ruleset_nft
-from ansible_collections.stateful.netfilter.plugins.module_utils._rules import LIMIT_KEYS, rule_argument_spec
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
 
 
 def main():
@@ -632,13 +632,6 @@ def main():
         supports_check_mode=True,
     )
     if module.params['backend'] == 'nftables':
-        # The nft renderer does not know these matches yet: refuse rather than write a rule without its limit.
-        for i, chain in enumerate(module.params['chains'] or []):
-            for j, rule in enumerate(chain.get('rules') or []):
-                for key in LIMIT_KEYS:
-                    if rule.get(key) not in (None, False, '', []):
-                        module.fail_json(msg='chains[%d].rules[%d].%s: connlimit and hashlimit are not supported with '
-                                             'backend nftables yet; nothing was changed' % (i, j, key))
         run_ruleset_nft(module)
     run_ruleset(module)
 
