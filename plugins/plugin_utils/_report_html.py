@@ -61,7 +61,7 @@ h2 { font-size: 19px; margin: 0; }
 h3 { font-size: 13px; margin: 0 0 8px; color: var(--muted); text-transform: uppercase; letter-spacing: 0.05em; }
 .sub { color: var(--muted); margin: 0 0 22px; }
 .num { font-variant-numeric: tabular-nums; text-align: right; white-space: nowrap; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin-bottom: 22px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 12px; margin-bottom: 22px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
 .card .k { color: var(--muted); font-size: 13px; }
 .card .v { font-size: 24px; font-weight: 600; font-variant-numeric: tabular-nums; }
