@@ -7,8 +7,9 @@
                        to .cache/doc-examples/outputs.json, remove the lab;
                        fails when an example fails, misbehaves, or an output
                        sample in docs/ differs from what the run printed
-  examples.py update   rewrite the output samples in docs/ from the last run
-                       (make docs does this)
+  examples.py update   rewrite the output samples in docs/ from the last run,
+                       and docs/conntrack-report.png from its screenshot of
+                       the report page (make docs does this)
   examples.py list     the marked examples and output samples
 
 A runnable code block is marked by an HTML comment on the line before it,
@@ -32,9 +33,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402  (tests/docs/browser.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = ['docs/guide.md', 'docs/roles.md', 'docs/conntrack.md', 'docs/lab.md']
 CAPTURE = os.path.join(ROOT, '.cache', 'doc-examples', 'outputs.json')
+# The report page as Chromium drew it in the last run; `update` copies it to docs/.
+SCREENSHOT = os.path.join(ROOT, '.cache', 'doc-examples', 'conntrack-report.png')
+DOCS_SCREENSHOT = os.path.join(ROOT, 'docs', 'conntrack-report.png')
 PLATFORMS = ['lan', 'gw', 'gw2', 'wan']
 BLOCK = re.compile(r'^<!-- (example|output): ([a-z0-9-]+) -->\n```([a-z]*)\n(.*?)^```$', re.M | re.S)
 
@@ -363,6 +370,19 @@ def sequence(lab):
           'the two report runs differ')
     check(os.path.exists(os.path.join(lab.work, 'reports', 'conntrack-report.csv')), 'no conntrack-report.csv in reports/')
     lab.output('report', '\n'.join(msg_lines(with_dir, 'Show the fleet')[:5]))
+    say('conntrack.md: the report\'s HTML page in headless Chromium: no console message, not blank (issue 16 item 5)')
+    page = os.path.join(lab.work, 'reports', 'conntrack-report.html')
+    check(os.path.exists(page), 'no conntrack-report.html in reports/')
+    with open(page) as handle:
+        text = handle.read()
+    check('<script' not in text and all('>%s</a>' % host in text for host in ('edge1', 'edge2')),
+          'conntrack-report.html: a script, or edge1/edge2 missing from the summary rows')
+    os.makedirs(os.path.dirname(CAPTURE), exist_ok=True)
+    try:
+        seen = browser.check(page, SCREENSHOT, 1100, 900)
+    except browser.BrowserError as error:
+        raise ExampleError(str(error))
+    lab.log.write('conntrack-report.html in chromium: %s\n' % seen)
 
     say('guide, job 3: the CI playbook outside CI (plan only, artifacts in the playbook directory), then on main')
     doc = lab.run_playbook('guide-ci', 'ci.yml')
@@ -436,6 +456,9 @@ def main(argv):
             return 0
         with open(CAPTURE) as handle:
             update(docs, json.load(handle))
+        if os.path.exists(SCREENSHOT):
+            shutil.copy(SCREENSHOT, DOCS_SCREENSHOT)
+            print('updated ' + os.path.relpath(DOCS_SCREENSHOT, ROOT))
         return 0
     if action != 'run':
         print(__doc__)
