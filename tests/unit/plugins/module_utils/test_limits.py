@@ -55,8 +55,8 @@ def test_reject_of_other_protocols_is_the_default_icmp_error_of_each_family():
     rules = input_rules(dict(name='dns', protocol='udp', port=53, max_connections_per_source=50))
     conn = [rule for rule in rules if rule['name'] == 'conn:allow:dns'][0]
     assert conn['jump'] == 'REJECT' and 'reject_with' not in conn
-    text = fw.render(fw.plan(dict(firewall_input_allow=[dict(name='dns', protocol='udp', port=53,
-                                                              max_connections_per_source=50)])), 'FW')
+    entry = dict(name='dns', protocol='udp', port=53, max_connections_per_source=50)
+    text = fw.render(fw.plan(dict(firewall_input_allow=[entry])), 'FW')
     assert '--connlimit-mask 128 --connlimit-saddr -m comment --comment "snf:conn:allow:dns" -j REJECT ' \
            '--reject-with icmp6-port-unreachable' in text['ipv6']
     assert '--connlimit-mask 32 --connlimit-saddr -m comment --comment "snf:conn:allow:dns" -j REJECT ' \
