@@ -309,8 +309,20 @@ def nat_rule(lab, **args):
     return lab.module('nat_rule', args)
 
 
-def test_nat_rule_snat_and_dnat_on_nftables_with_packets_foreign_tables_untouched(lab):
-    servers = gateway(lab)
+@pytest.fixture
+def servers(lab):
+    """The gateway lab and its two peer servers (killed at the end: `ip netns exec` gives each a mount
+    namespace of its own, out of reach of Lab.close)."""
+    procs = gateway(lab)
+    try:
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+
+
+def test_nat_rule_snat_and_dnat_on_nftables_with_packets_foreign_tables_untouched(lab, servers):
     lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
     lab.restore('*nat\n:DOCKER - [0:0]\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n'
                 '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\nCOMMIT\n')
