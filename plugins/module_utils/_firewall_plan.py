@@ -195,8 +195,10 @@ def _log_rule(chain, given):
     """The LOG rule of a chain's settings in firewall_log_chains (ValidationError names the setting)."""
     param = 'firewall_log_chains.%s.' % chain
     prefix = given.get('prefix')
-    prefix = 'snf-fw-%s-drop: ' % chain if prefix is None else check_comment(_text(prefix), param + 'prefix',
-                                                                                LOG_PREFIX_MAX)
+    if prefix is None:
+        prefix = 'snf-fw-%s-drop: ' % chain
+    else:
+        prefix = check_comment(_text(prefix), param + 'prefix', LOG_PREFIX_MAX)
     rate = canonical_rate(LOG_LIMIT if given.get('rate') is None else given['rate'], param + 'rate')
     burst = LOG_BURST if given.get('burst') is None else given['burst']
     if isinstance(burst, bool) or not str(burst).isdigit() or not 1 <= int(burst) <= LOG_BURST_MAX:
