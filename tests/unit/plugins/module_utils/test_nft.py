@@ -789,11 +789,12 @@ def test_ruleset_refuses_a_change_that_drops_this_tasks_ssh_connection_unless_wi
                                    fromlist=['_detach']), '_detach', lambda cmd: 1)
     armed = outcome(NftModule(dict(lock_out, rollback_timeout=30))).result
     assert armed['changed'] is True and armed['rollback']['armed'] is True
-    # A table that already drops it (the play does not run over that path) is not a reason to refuse.
-    text = armed['nft'].split('\n', 2)[2]
-    again = NftModule(dict(lock_out, chains=[dict(CHAINS[0], rules=[EST, dict(name='web', protocol='tcp',
-                                                                               destination_port=80,
-                                                                               jump='ACCEPT')])]),
-                      tables={'snf_filter_FW': text})
-    # (the pending rollback of the scope refuses it first)
-    assert 'pending' in str(outcome(again))
+    # A table that already drops it (the play does not come in that way) is not a reason to refuse.
+    monkeypatch.delenv('SSH_CONNECTION')
+    other = dict(lock_out, scope='OT', chains=[dict(CHAINS[0], name='SNF-OT-IN', rules=[EST])])
+    text = outcome(NftModule(other)).result['nft'].split('\n', 2)[2]
+    monkeypatch.setenv('SSH_CONNECTION', SSH)
+    more = text.replace('accept comment "snf:est"', 'accept comment "snf:est"\n\t\ttcp dport 80 accept')
+    assert more != text
+    _nft._ssh_guard(NftModule({}), _nft.parse_table(text, 'filter')[0], _nft.parse_table(more, 'filter')[0],
+                    'snf_filter_OT', None)
