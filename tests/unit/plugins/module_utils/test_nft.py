@@ -798,3 +798,22 @@ def test_ruleset_refuses_a_change_that_drops_this_tasks_ssh_connection_unless_wi
     assert more != text
     _nft._ssh_guard(NftModule({}), _nft.parse_table(text, 'filter')[0], _nft.parse_table(more, 'filter')[0],
                     'snf_filter_OT', None)
+
+
+def test_both_modules_hold_the_one_engine_lock_from_their_first_read_to_their_last_write(monkeypatch):
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    events = []
+    monkeypatch.setattr(_rollback, 'engine_lock', lambda: events.append('lock'))
+    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: events.append('release'))
+    for run, module in ((_nft.run_ruleset, NftModule(dict(chains=CHAINS))),
+                        (_nft.run_nat_rule, NftModule(nat(type='masquerade', out_interface='eth0')))):
+        del events[:]
+        real = module.run_command
+
+        def logged(cmd, data=None, binary_data=False, environ_update=None, real=real):
+            events.append(' '.join(cmd[1:3]))
+            return real(cmd, data, binary_data, environ_update)
+        module.run_command = logged
+        with pytest.raises(Exit):
+            run(module)
+        assert events[events.index('lock'):] == ['lock', 'list table', '-c -f', '-f -', 'release'], events
