@@ -124,7 +124,12 @@ RENDERED = frozenset((
     'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport', 'ctdir',
     'limit', 'limit_burst', 'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination',
     'to_ports', 'random', 'random_fully', 'persistent', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
+    'connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr',
 ))
+# connlimit: a dynamic set of the owned table per rule, counted with ct count (one element per source or
+# destination network, holding the connections of that network the kernel tracks).
+COUNT_SET_SIZE = 65535
+SET_TYPES = {'ipv4': 'ipv4_addr', 'ipv6': 'ipv6_addr'}
 _QUOTE_FREE = re.compile(r'[^"\\\n]*')
 _RULE_SPLIT = re.compile(r'"[^"]*"|\S+')
 _TABLE_NAME = re.compile(r'table inet (\S+) \{')
@@ -325,6 +330,8 @@ def render_rule(spec, family, param=''):
             out.append('ct %s %s %s%s' % (direction, field, _cmp(spec[key]), _nft_ports(spec[key])))
     if 'ctdir' in spec:
         out.append('ct direction %s' % spec['ctdir'].lower())
+    if 'connlimit_above' in spec or 'connlimit_upto' in spec:
+        out.append(_connlimit(spec, family))
     if 'limit' in spec:
         count, unit = spec['limit'].split('/')
         text = 'limit rate %s/%s' % (count, RATE_UNITS[unit])
@@ -336,6 +343,38 @@ def render_rule(spec, family, param=''):
     if comment is not None:
         out.append('comment %s' % _quoted(comment, param + 'comment', COMMENT_MAX))
     return ' '.join(out)
+
+
+def count_set(spec, family):
+    """The dynamic set a connlimit rule counts in: named after the rule's content, so that the same rule
+    always has the same set and reading the table back finds it."""
+    import hashlib
+    text = repr(sorted((key, str(value)) for key, value in spec.items()))
+    return '%s.count-%s' % (family, hashlib.sha1(('%s %s' % (family, text)).encode('utf-8')).hexdigest()[:12])
+
+
+def _mask_text(length, family):
+    import ipaddress
+    width = 32 if family == 'ipv4' else 128
+    if length == width:
+        return ''
+    network = ipaddress.ip_network('%s/%d' % ('0.0.0.0' if family == 'ipv4' else '::', length))
+    return ' & %s' % network.netmask
+
+
+def _connlimit(spec, family):
+    """add @SET { ip saddr [& MASK] ct count [over] N }: the connections of the rule's source (or destination)
+    network, counted in the set; 'over' matches above N (connlimit_above), without it up to N."""
+    above = 'connlimit_above' in spec
+    return 'add @%s { %s %s%s ct count %s%d }' % (
+        count_set(spec, family), L3[family], 'daddr' if spec.get('connlimit_daddr') else 'saddr',
+        _mask_text(spec['connlimit_mask'], family), 'over ' if above else '',
+        spec['connlimit_above' if above else 'connlimit_upto'])
+
+
+def set_body(family):
+    """The lines of a connlimit set as nft prints them."""
+    return ['type %s' % SET_TYPES[family], 'size %d' % COUNT_SET_SIZE, 'flags dynamic']
 
 
 def _target(spec, family, param):
@@ -533,6 +572,9 @@ def _parse_raw(tok, family):
                 if l3 != L3[family]:
                     return None
                 raw[short + ('src' if field == 'saddr' else 'dst')] = tok.negation() + tok.value()
+        elif word == 'add' and len(tok.peek(2)) == 2 and tok.peek(2)[1].startswith('@'):
+            if not _parse_count(tok, raw, family):
+                return None
         elif tok.peek(2) == ['limit', 'rate']:
             tok.take(2)
             raw['limit'] = tok.take()[0]
@@ -544,6 +586,34 @@ def _parse_raw(tok, family):
         elif not _parse_target(tok, raw, family):
             return None
     return raw
+
+
+def _parse_count(tok, raw, family):
+    """add @SET { ip saddr & MASK ct count over N } into the connlimit options; False if it is not that."""
+    import ipaddress
+    tok.take(2)
+    if tok.take()[0] != '{':
+        return False
+    l3, field = tok.take(2)
+    if l3 != L3[family] or field not in ('saddr', 'daddr'):
+        return False
+    mask = 32 if family == 'ipv4' else 128
+    if tok.peek() == ['&']:
+        tok.take()
+        bits = int(ipaddress.ip_address(tok.take()[0]))
+        width, mask = mask, bin(bits).count('1')
+        if bits != ((1 << mask) - 1) << (width - mask):
+            return False
+    if tok.take(2) != ['ct', 'count']:
+        return False
+    above = tok.peek() == ['over']
+    if above:
+        tok.take()
+    raw['connlimit_above' if above else 'connlimit_upto'] = int(tok.take()[0])
+    raw['connlimit_mask'] = mask
+    if field == 'daddr':
+        raw['connlimit_daddr'] = True
+    return tok.take()[0] == '}'
 
 
 def _parse_flags(tok, raw):
@@ -681,9 +751,22 @@ def render_table(name, table, states):
         return ''
     blocks = ['\tct helper %s {\n%s\t}\n' % (obj, ''.join('\t\t%s\n' % line for line in objects[obj]))
               for obj in sorted(objects)]
+    blocks += ['\tset %s {\n%s\t}\n' % (name, ''.join('\t\t%s\n' % line for line in body))
+               for name, body in sorted(count_sets(states).items())]
     blocks += ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
                for chain, lines in bases + regular]
     return 'table inet %s {\n%s}\n' % (name, '\n'.join(blocks))
+
+
+def count_sets(states):
+    """{set name: body} of the connlimit rules of {family: Owned}."""
+    sets = {}
+    for family in FAMILIES:
+        for chain in (states[family].chains.values() if family in states else []):
+            for rule in chain.rules:
+                if rule.spec and ('connlimit_above' in rule.spec or 'connlimit_upto' in rule.spec):
+                    sets[count_set(rule.spec, family)] = set_body(family)
+    return sets
 
 
 def parse_table(text, table):
@@ -703,8 +786,8 @@ def parse_table(text, table):
             if line == '}':
                 chain = helper = None
             continue
-        if line.startswith('ct helper ') and line.endswith(' {') and chain is None:
-            helper = line[10:-2]
+        if (line.startswith('ct helper ') or line.startswith('set ')) and line.endswith(' {') and chain is None:
+            helper = line[:-2]
             objects[helper] = []
             continue
         if helper is not None:
@@ -743,10 +826,11 @@ def parse_table(text, table):
         else:
             # A base chain whose type, hook or priority is not the one rendered, or a rule someone added to it.
             unknown.append(line)
-    wanted = dict((helper_object(h, p), helper_body(h, p)) for h in HELPERS for p in HELPERS[h][0])
+    wanted = dict(('ct helper ' + helper_object(h, p), helper_body(h, p)) for h in HELPERS for p in HELPERS[h][0])
+    wanted.update(('set ' + name, body) for name, body in count_sets(states).items())
     for name, body in objects.items():
         if wanted.get(name) != body:
-            unknown.append('ct helper %s { %s }' % (name, '; '.join(body)))
+            unknown.append('%s { %s }' % (name, '; '.join(body)))
     for family, name, hook in hooks:
         if name in states[family].chains:
             states[family].chains[name].hook = hook
@@ -788,7 +872,9 @@ class NftCommand(object):
 
     def list_table(self, name):
         """The listing of `inet NAME`, or '' when the table does not exist."""
-        rc, out, err = self.module.run_command([self.path, 'list', 'table', 'inet', name], environ_update=C_LOCALE)
+        # -t (terse): without the elements of the connlimit sets, which the kernel fills as connections come.
+        rc, out, err = self.module.run_command([self.path, '-t', 'list', 'table', 'inet', name],
+                                               environ_update=C_LOCALE)
         if rc != 0:
             if 'No such file or directory' in err:
                 return ''
@@ -1097,9 +1183,10 @@ def run_nat_rule(module):
 # ---------------------------------------------------------------------------
 # SSH guard: would the owned table drop a new connection of the SSH client this task runs over?
 
-_SSH_UNDECIDABLE = ('source_port', 'icmp_type', 'limit', 'tcp_flags', 'ctstatus', 'ctorigsrc', 'ctorigdst',
-                    'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport',
-                    'ctdir')
+# The options the check can evaluate for a new connection; a rule with any other (a rate limit, a
+# connection count, a conntrack address) decides nothing for it.
+_SSH_DECIDABLE = frozenset(('name', 'comment', 'protocol', 'source', 'destination', 'destination_port', 'syn',
+                            'ctstate', 'in_interface', 'jump', 'reject_with', 'log_prefix', 'log_level'))
 
 
 def _in_network(value, address):
@@ -1122,7 +1209,7 @@ def _ssh_matches(spec, flow):
     """Does a rule match the first packet (a SYN) of a new TCP connection of the flow? None: the arrival
     interface decides and is not known. A rule whose match the check cannot evaluate never matches, so an
     accept it cannot prove is not counted and a drop it cannot prove is not feared."""
-    if any(key in spec for key in _SSH_UNDECIDABLE) or 'out_interface' in spec:
+    if any(key not in _SSH_DECIDABLE for key in spec):
         return False
     checks = []
     if 'protocol' in spec:

@@ -378,8 +378,9 @@ options:
         O(rollback_timeout) saves the owned table and puts it back whole with one C(nft -f). A change of the
         C(filter) table that would make the owned table drop a new connection of the SSH client this task runs
         over (C(SSH_CONNECTION)) is refused before any change unless O(rollback_timeout) is given. Not yet
-        supported with it - O(chains[].rules[].port), DNAT port shifts and the connlimit, hashlimit and NETMAP
-        options are refused before any change, naming the option. See docs/nftables.md.
+        supported with it - O(chains[].rules[].port), DNAT port shifts and the hashlimit and NETMAP options are
+        refused before any change, naming the option; connlimit is C(ct count) in a dynamic set of the table.
+        See docs/nftables.md.
     type: str
     choices: [iptables, nftables]
     default: iptables

@@ -386,3 +386,40 @@ def test_the_persistence_file_loads_the_owned_tables_and_leaves_the_rest(lab):
     assert nft(lab, 'list', 'table', 'inet', name) == text
     assert ruleset(lab, state='overridden', **args)['changed'] is False
     assert nft(lab, 'list', 'table', 'inet', 'foreign') == foreign
+
+
+HOLDING_SERVER = ('import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); '
+                  's.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16); print("up", flush=True); held = []\n'
+                  'while True:\n    held.append(s.accept()[0])')
+# Opens N connections one after the other and keeps them open; prints open/closed for each.
+CLIENTS = ('import socket, sys\nheld = []\nfor n in range(int(sys.argv[3])):\n    try:\n'
+           '        held.append(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0)); '
+           'print("open")\n    except OSError:\n        print("closed")')
+
+
+def test_connlimit_counts_connections_per_source_with_ct_count(lab):
+    import subprocess
+    import sys
+    lab.link('snf-h31-c', SERVER, CLIENT)
+    server = subprocess.Popen(lab.cmd([sys.executable, '-c', HOLDING_SERVER, SERVER, '8080']), stdout=subprocess.PIPE)
+    assert server.stdout.readline() == b'up\n'
+    args = dict(table='filter', family='both', scope='NF', state='overridden', chains=[
+        dict(name='SNF-NF-IN', hook='INPUT', rules=[
+            dict(name='two-each', protocol='tcp', destination_port=8080, ctstate=['NEW'], connlimit_above=2,
+                 jump='REJECT', reject_with='tcp-reset')])])
+    assert ruleset(lab, **args)['changed'] is True
+    listing = nft(lab, 'list', 'table', 'inet', 'snf_filter_NF')
+    assert 'ct state new add @ipv4.count-' in listing and '{ ip saddr ct count over 2 } reject with tcp reset' in listing
+    tried = lab.run([sys.executable, '-c', CLIENTS, SERVER, '8080', '3'], 'snf-h31-c').split()
+    assert tried == ['open', 'open', 'closed'], tried
+    # The set holds the kernel's count now; a re-run and a check-mode run see no change.
+    assert ruleset(lab, **args)['changed'] is False
+    assert ruleset(lab, _ansible_check_mode=True, **args)['changed'] is False
+    gathered = ruleset(lab, table='filter', scope='NF', family='ipv4', state='gathered')['gathered']['ipv4']
+    assert gathered['chains'][0]['rules'][0]['connlimit_above'] == 2
+    # Three allowed: the third connects.
+    three = dict(args['chains'][0]['rules'][0], connlimit_above=3)
+    raised = but(args, chains=[dict(args['chains'][0], rules=[three])])
+    assert ruleset(lab, **raised)['changed'] is True
+    assert lab.run([sys.executable, '-c', CLIENTS, SERVER, '8080', '3'], 'snf-h31-c').split() == ['open'] * 3
+    server.kill()

@@ -350,10 +350,10 @@ class NftModule(object):
             if self.kernel_error:
                 return 1, '', self.kernel_error
             return 0, ''.join('table inet %s\n' % name for name in self.tables), ''
-        if cmd[1:4] == ['list', 'table', 'inet']:
-            if cmd[4] not in self.tables:
-                return 1, '', 'Error: No such file or directory\nlist table inet %s\n' % cmd[4]
-            return 0, self.tables[cmd[4]], ''
+        if cmd[1:5] == ['-t', 'list', 'table', 'inet']:
+            if cmd[5] not in self.tables:
+                return 1, '', 'Error: No such file or directory\nlist table inet %s\n' % cmd[5]
+            return 0, self.tables[cmd[5]], ''
         assert cmd[-2:] == ['-f', '-']
         return 0, '', ''
 
@@ -708,7 +708,7 @@ def test_nft_checks_the_persistence_file_in_a_private_namespace():
 
 
 @pytest.mark.parametrize('key, value', [
-    ('connlimit_above', 10), ('hashlimit_upto', '10/sec'), ('to_prefix', '10.0.0.0/24'), ('some_future_option', True)])
+    ('hashlimit_upto', '10/sec'), ('to_prefix', '10.0.0.0/24'), ('some_future_option', True)])
 def test_an_option_of_the_model_this_back_end_does_not_render_is_refused_naming_it(key, value):
     spec = {'protocol': 'tcp', 'destination_port': '22', key: value, 'jump': 'ACCEPT'}
     with pytest.raises(ValidationError) as exc:
@@ -816,4 +816,55 @@ def test_both_modules_hold_the_one_engine_lock_from_their_first_read_to_their_la
         module.run_command = logged
         with pytest.raises(Exit):
             run(module)
-        assert events[events.index('lock'):] == ['lock', 'list table', '-c -f', '-f -', 'release'], events
+        assert events[events.index('lock'):] == ['lock', '-t list', '-c -f', '-f -', 'release'], events
+
+
+CONNLIMIT_RULES = [
+    ('ipv4', dict(name='ssh', protocol='tcp', destination_port=22, ctstate=['NEW'], connlimit_above=3, jump='REJECT',
+                  reject_with='tcp-reset')),
+    ('ipv4', dict(protocol='tcp', destination_port=80, connlimit_above=100, connlimit_mask=24, jump='DROP')),
+    ('ipv4', dict(protocol='tcp', connlimit_upto=8, connlimit_daddr=True, jump='ACCEPT')),
+    ('ipv6', dict(protocol='tcp', destination_port=22, connlimit_above=3, connlimit_mask=64, jump='DROP')),
+    ('ipv6', dict(protocol='udp', connlimit_upto=1, connlimit_mask=0, jump='ACCEPT')),
+]
+
+
+def connlimit_states():
+    states = {}
+    for family in ('ipv4', 'ipv6'):
+        rules = [raw for fam, raw in CONNLIMIT_RULES if fam == family]
+        states[family] = owned(family, 'filter', [('SNF-FW-IN', ('INPUT', 'first'), rules)])
+    return states
+
+
+def test_connlimit_renders_as_ct_count_in_a_dynamic_set_of_the_table_and_parses_back():
+    states = connlimit_states()
+    text = _nft.render_table('snf_filter_FW', 'filter', states)
+    assert 'tcp dport 22 ct state new add @ipv4.count-' in text
+    assert '{ ip saddr ct count over 3 } reject with tcp reset comment "snf:ssh"' in text
+    assert '{ ip saddr & 255.255.255.0 ct count over 100 } drop' in text
+    assert '{ ip daddr ct count 8 } accept' in text
+    assert '{ ip6 saddr & ffff:ffff:ffff:ffff:: ct count over 3 } drop' in text
+    assert text.count('\t\tflags dynamic\n') == 5 and text.count('type ipv6_addr') == 2
+    parsed, unknown = _nft.parse_table(text, 'filter')
+    assert unknown == []
+    for family in ('ipv4', 'ipv6'):
+        assert [rule.spec for rule in parsed[family].chains['SNF-FW-IN'].rules] == \
+            [rule.spec for rule in states[family].chains['SNF-FW-IN'].rules]
+    assert _nft.render_table('snf_filter_FW', 'filter', parsed) == text
+    _nft.check_saved('snf_filter_FW', 'filter', text)
+    # A set someone changed, or one no rule uses, is noticed.
+    assert _nft.parse_table(text.replace('size 65535', 'size 10', 1), 'filter')[1]
+    orphan = '\tset ipv4.count-000000000000 {\n\t\ttype ipv4_addr\n\t\tsize 65535\n\t\tflags dynamic\n\t}\n\n'
+    extra = text.replace('\tchain ', orphan + '\tchain ', 1)
+    assert _nft.parse_table(extra, 'filter')[1] == ['set ipv4.count-000000000000 { type ipv4_addr; size 65535; '
+                                                    'flags dynamic }']
+
+
+@pytest.mark.skipif(shutil.which('nft') is None or os.geteuid() != 0, reason='needs nft and root')
+def test_nft_takes_the_connlimit_sets_and_prints_them_back_as_rendered():
+    text = _nft.render_table('snf_filter_FW', 'filter', connlimit_states())
+    done = subprocess.run(['unshare', '--net', 'sh', '-c', 'nft -f - && nft -t list table inet snf_filter_FW'],
+                          input=text.encode(), capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == text
