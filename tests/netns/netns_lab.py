@@ -121,12 +121,21 @@ class Lab(object):
 
     def close(self):
         # Every process in the lab's mount namespace (the `sleep` that holds it, listeners, rollback
-        # timers), then unshare itself.
+        # timers) or in one of its network namespaces (`ip netns exec` gives what it runs a mount
+        # namespace of its own), then unshare itself.
+        netns = {self.netns}
+        run_netns = '/proc/%s/root/run/netns' % self.pid
+        try:
+            for name in os.listdir(run_netns):
+                netns.add(os.stat(os.path.join(run_netns, name)).st_ino)
+        except OSError:
+            pass
         for pid in os.listdir('/proc'):
             if not pid.isdigit():
                 continue
             try:
-                if os.stat('/proc/%s/ns/mnt' % pid).st_ino == self.mntns:
+                if os.stat('/proc/%s/ns/mnt' % pid).st_ino == self.mntns \
+                        or os.stat('/proc/%s/ns/net' % pid).st_ino in netns:
                     os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 continue
