@@ -107,8 +107,8 @@ def test_netmap_alone_gets_the_established_accept_and_forward_switches():
 
 
 def test_nothing_is_stale_when_nothing_changes():
-    chains = npl.plan(dict(nat_gateway_snat=[SNAT4], nat_gateway_port_forwards=[WEB], nat_gateway_netmap=[MAP4,
-                                                                                                       MAP6]))['nat_chains']
+    variables = dict(nat_gateway_snat=[SNAT4], nat_gateway_port_forwards=[WEB], nat_gateway_netmap=[MAP4, MAP6])
+    chains = npl.plan(variables)['nat_chains']
     assert npl.stale(gathered_of(chains), chains) == []
 
 
