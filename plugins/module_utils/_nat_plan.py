@@ -56,6 +56,7 @@ DEFAULTS = dict(
     nat_gateway_forward_outbound=True,
     nat_gateway_conntrack_max=None,
     nat_gateway_conntrack_timeouts={},
+    nat_gateway_conntrack_accounting=None,
     nat_gateway_helpers=[],
     nat_gateway_mss_clamping=[],
     nat_gateway_hairpin=False,
@@ -79,6 +80,7 @@ ENTRY_OPTIONS.update(_limits.OPTIONS)
 SYSCTL_VARIABLES = (
     (re.compile(r'net\.netfilter\.nf_conntrack_max'), 'nat_gateway_conntrack_max'),
     (re.compile(r'net\.netfilter\.nf_conntrack_.*timeout.*'), 'nat_gateway_conntrack_timeouts'),
+    (re.compile(r'net\.netfilter\.nf_conntrack_acct'), 'nat_gateway_conntrack_accounting'),
     (re.compile(r'net\.ipv[46]\..*'), 'nat_gateway_forwarding'),
 )
 SOURCE_NAT = (('nat_gateway_masquerade', 'masq', 'MASQUERADE'), ('nat_gateway_snat', 'snat', 'SNAT'))
@@ -252,6 +254,9 @@ def check_input(settings):
     if maximum is not None and (isinstance(maximum, bool) or not SECONDS_PATTERN.fullmatch(str(maximum))
                                 or int(maximum) <= 0):
         problems.append('nat_gateway_conntrack_max: expected a positive number, got %s.' % _quoted(maximum))
+    accounting = settings['nat_gateway_conntrack_accounting']
+    if accounting is not None and not isinstance(accounting, bool):
+        problems.append('nat_gateway_conntrack_accounting: expected true, false or null, got %s.' % _quoted(accounting))
     problems.extend(_check_helpers(settings))
     for entry in forwards:
         problems.extend(_limits.problems('nat_gateway_port_forwards', entry))
@@ -353,6 +358,8 @@ def plan(variables, scope=SCOPE):
         sysctls['net.netfilter.nf_conntrack_max'] = int(settings['nat_gateway_conntrack_max'])
     for key, value in settings['nat_gateway_conntrack_timeouts'].items():
         sysctls['net.netfilter.%s' % key] = int(value)
+    if settings['nat_gateway_conntrack_accounting'] is not None:
+        sysctls['net.netfilter.nf_conntrack_acct'] = int(settings['nat_gateway_conntrack_accounting'])
     return dict(nat_chains=nat_chains, filter_chains=filter_chains, raw_chains=raw_chains,
                 mangle_chains=mangle_chains, sysctls=sysctls)
 

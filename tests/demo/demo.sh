@@ -52,9 +52,6 @@ sed -n '/TASK \[Report the gateways\]/,/^$/p' "$log" | grep -E '^ *"' | grep -v 
 grep -E '^(gw|PLAY RECAP)' "$log" | tail -n 1 | sed 's/^/  /'
 in_lab gw iptables -t nat -S | grep -- '-j SNAT' | sed 's/^/  gw# /'
 
-# Byte and packet counters per entry (the top talkers below): only entries created from now on are counted.
-in_lab gw sysctl -qw net.netfilter.nf_conntrack_acct=1
-
 say "Sending TCP, UDP and ICMP from the lan host $LAN_HOST to the wan host $WAN_HOST"
 status=0
 for proto in tcp udp icmp; do
@@ -85,7 +82,7 @@ ok = [e for e in data['entries'] if e['orig']['src'] == lan and e['orig']['dst']
 sys.exit(0 if len(ok) >= 3 else 1)
 PY
 
-say "The summary of the whole table, with the top talkers (accounting is on: net.netfilter.nf_conntrack_acct=1)"
+say "The summary of the whole table, with the top talkers (accounting is on: nat_gateway_conntrack_accounting, nf_conntrack_acct=1)"
 module conntrack_info '{"summary_only": true, "summary_details": ["talkers"]}' > "$log"
 python3 show.py summary < "$log" || status=1
 

@@ -331,3 +331,14 @@ def test_a_read_only_sysctl_to_change_is_refused_naming_its_variable():
     current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '262144',
                'net.netfilter.nf_conntrack_udp_timeout': '60'}
     assert npl.sysctl_check(SYSCTLS, current, {}) == dict(changes=[], message='')
+
+
+def test_conntrack_accounting_is_a_sysctl_of_its_own_variable():
+    assert 'net.netfilter.nf_conntrack_acct' not in npl.plan({})['sysctls']
+    assert npl.plan(dict(nat_gateway_conntrack_accounting=True))['sysctls']['net.netfilter.nf_conntrack_acct'] == 1
+    assert npl.plan(dict(nat_gateway_conntrack_accounting=False))['sysctls']['net.netfilter.nf_conntrack_acct'] == 0
+    with pytest.raises(npl.PlanError, match='^nat_gateway_conntrack_accounting: expected true, false or null, got "yes"'):
+        npl.plan(dict(nat_gateway_conntrack_accounting='yes'))
+    message = npl.sysctl_check({'net.netfilter.nf_conntrack_acct': 1}, {'net.netfilter.nf_conntrack_acct': '0'}, {},
+                               'gw')['message']
+    assert message.startswith('nat_gateway_conntrack_accounting: net.netfilter.nf_conntrack_acct is read-only on gw')
