@@ -136,6 +136,7 @@ class Fleet(object):
             [os.path.join(ROOT, 'tests/lab/image/tag.sh')], universal_newlines=True).strip())
         self.playbook = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
         self.ssh_cpu, self.ssh_masters = 0.0, 0
+        self.proc = None
 
     def ansible(self, *argv, **kwargs):
         """Runs ansible-playbook; returns (rc, wall seconds, controller CPU seconds, timings, output)."""
@@ -144,12 +145,13 @@ class Fleet(object):
             os.unlink(timer)
         env = dict(self.env, SNF_HOST_TIMER_FILE=timer, **kwargs.pop('env', {}))
         cpu, start = children_cpu(), time.monotonic()
-        proc = subprocess.run([self.playbook] + list(argv), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True)
+        proc = self.proc = subprocess.Popen([self.playbook] + list(argv), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, universal_newlines=True)
+        out = proc.communicate()[0]
         wall, cpu = time.monotonic() - start, children_cpu() - cpu
         self.ssh_cpu, self.ssh_masters = ssh_masters_cpu(os.path.join(self.work, 'cp'))
         timings = json.load(open(timer)) if os.path.exists(timer) else []
-        return proc.returncode, wall, cpu, timings, proc.stdout
+        return proc.returncode, wall, cpu, timings, out
 
     def must(self, *argv):
         rc, wall, _cpu, _timings, out = self.ansible(*argv)
@@ -220,16 +222,19 @@ def main(argv):
         shutil.rmtree(work, ignore_errors=True)
 
     def stop(signum, _frame):
+        if fleet.proc is not None and fleet.proc.poll() is None:
+            fleet.proc.terminate()
+            fleet.proc.wait()
         clean()
         sys.exit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stop)
     load_start = os.getloadavg()
     print('fleet_bench: %d gateways over SSH (pipelining, ProxyCommand relay), %d UDP flows each, forks %s'
           % (args.hosts, args.flows, ' '.join(map(str, args.forks))))
     print('machine: %s' % _lab.machine())
     print('load average at start: %.2f %.2f %.2f' % load_start)
     fleet = Fleet(args.prefix, args.hosts, work)
+    signal.signal(signal.SIGTERM, stop)
     results = []
     try:
         print('lab up (create, sshd, SSH inventory): %.1f s' % fleet.create())
