@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A small FTP server and client for the lab (IPv4; PORT, PASV, RETR, LIST), copied to lab hosts by the scenario.
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The MSS option of the SYNs a lab host receives, read from the packets themselves (IPv4), without tcpdump.
 
