@@ -205,7 +205,7 @@ def per_host(timings):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog='fleet_bench.py', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='fleet_bench.py', description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=20, help='gateways (1-20), default 20')
     parser.add_argument('--forks', type=int, nargs='+', default=[5, 10, 20])
     parser.add_argument('--flows', type=int, default=200, help='UDP flows from wan per gateway, default 200')
@@ -218,7 +218,7 @@ def main(argv):
     work = tempfile.mkdtemp(prefix='snf-fleet-bench.')
 
     def clean(*_):
-        subprocess.run(['bash', os.path.join(ROOT, 'tests/lab/clean.sh'), args.prefix])
+        subprocess.run(['bash', os.path.join(ROOT, 'tests/lab/clean.sh'), args.prefix], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
     def stop(signum, _frame):
