@@ -125,18 +125,24 @@ def _helper_name(value):
     return dict((name.lower(), name) for name in HELPERS).get(value.strip().lower())
 
 
-def _check_helpers(settings):
-    """The problems of nat_gateway_helpers, the helper of port forwards and nat_gateway_mss_clamping."""
+def _name_problems(variable, entries):
+    """The problems of the entries' names: each a valid name, none used twice."""
     problems = []
-    helpers = settings['nat_gateway_helpers']
-    names = [entry.get('name') for entry in helpers]
+    names = [entry.get('name') for entry in entries]
     bad = [name for name in names if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name)]
     if bad:
-        problems.append('nat_gateway_helpers: names must be 1-48 letters, digits, _ . : / @ or -, starting '
-                        'with a letter or a digit: %s.' % ', '.join(_quoted(name) for name in bad))
+        problems.append('%s: names must be 1-48 letters, digits, _ . : / @ or -, starting with a letter or a '
+                        'digit: %s.' % (variable, ', '.join(_quoted(name) for name in bad)))
     twice = sorted(set(name for name in names if isinstance(name, str) and names.count(name) > 1))
     if twice:
-        problems.append('nat_gateway_helpers: a name is used twice: %s.' % ', '.join(twice))
+        problems.append('%s: a name is used twice: %s.' % (variable, ', '.join(twice)))
+    return problems
+
+
+def _check_helpers(settings):
+    """The problems of nat_gateway_helpers, the helper of port forwards and nat_gateway_mss_clamping."""
+    helpers = settings['nat_gateway_helpers']
+    problems = _name_problems('nat_gateway_helpers', helpers)
     for entry in helpers:
         name = entry.get('name')
         if not _helper_name(entry.get('helper')):
@@ -222,16 +228,8 @@ def _mss_rules(settings, origins):
 
 def check_input(settings):
     """Raise PlanError for what the argument spec cannot check, every problem at once, naming variable and entries."""
-    problems = []
     forwards = settings['nat_gateway_port_forwards']
-    names = [entry.get('name') for entry in forwards]
-    bad = [name for name in names if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name)]
-    if bad:
-        problems.append('nat_gateway_port_forwards: names must be 1-48 letters, digits, _ . : / @ or -, starting '
-                        'with a letter or a digit: %s.' % ', '.join(_quoted(name) for name in bad))
-    twice = sorted(set(name for name in names if isinstance(name, str) and names.count(name) > 1))
-    if twice:
-        problems.append('nat_gateway_port_forwards: a name is used twice: %s.' % ', '.join(twice))
+    problems = _name_problems('nat_gateway_port_forwards', forwards)
     # The engine takes port lists, but a forward's stale-flush and FORWARD rule use one port or range.
     lists = [str(entry.get('name')) for entry in forwards if _port_is_list(entry.get('port'))]
     if lists:

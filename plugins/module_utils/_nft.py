@@ -998,6 +998,24 @@ def _fail(module, exc, **extra):
     module.fail_json(msg=str(exc), param=getattr(exc, 'param', None), **result)
 
 
+def _locked_listing(module, name):
+    """The nft command, the engine lock taken (released by the caller), and the owned table's listing."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    try:
+        nft = NftCommand(module)
+    except NftError as exc:
+        _fail(module, exc)
+    try:
+        _rollback.engine_lock()
+    except (_rollback.RollbackError, OSError) as exc:
+        module.fail_json(msg='could not take the engine lock: %s' % exc)
+    try:
+        listing = nft.list_table(name)
+    except NftError as exc:
+        _fail(module, exc)
+    return nft, listing
+
+
 def run_ruleset(module):
     """ruleset with backend nftables: overridden, merged, deleted, gathered, rendered; check and diff modes."""
     # Imported here: the engine imports the iptables back end, which this path does not need at import time.
@@ -1032,18 +1050,7 @@ def run_ruleset(module):
     if state == 'rendered':
         module.exit_json(changed=False, rendered=dict(nftables=render_table(name, table, desired)),
                          table='inet %s' % name)
-    try:
-        nft = NftCommand(module)
-    except NftError as exc:
-        _fail(module, exc)
-    try:
-        _rollback.engine_lock()
-    except (_rollback.RollbackError, OSError) as exc:
-        module.fail_json(msg='could not take the engine lock: %s' % exc)
-    try:
-        listing = nft.list_table(name)
-    except NftError as exc:
-        _fail(module, exc)
+    nft, listing = _locked_listing(module, name)
     live, unknown = parse_table(listing, table)
     if state == 'gathered':
         gathered = {}
@@ -1122,18 +1129,7 @@ def run_nat_rule(module):
         _fail(module, exc)
     scope_prefix = check_scope(_engine.NAT_SCOPE, 'scope')
     name = table_name('nat', _engine.NAT_SCOPE)
-    try:
-        nft = NftCommand(module)
-    except NftError as exc:
-        _fail(module, exc)
-    try:
-        _rollback.engine_lock()
-    except (_rollback.RollbackError, OSError) as exc:
-        module.fail_json(msg='could not take the engine lock: %s' % exc)
-    try:
-        listing = nft.list_table(name)
-    except NftError as exc:
-        _fail(module, exc)
+    nft, listing = _locked_listing(module, name)
     live, unknown = parse_table(listing, 'nat')
     if unknown:
         module.fail_json(msg='the owned table inet %s holds %s, which the collection did not write and cannot read; '
