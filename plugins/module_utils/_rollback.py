@@ -749,6 +749,10 @@ class HostCommands(object):
         return None
 
     def run_command(self, cmd, data=None, binary_data=False, environ_update=None):
+        """AnsibleModule.run_command's contract for the detached rollback runner, which has no AnsibleModule
+        (it outlives the task that armed it): an argument list only, never a shell."""
+        if not isinstance(cmd, (list, tuple)):
+            raise TypeError('run_command takes an argument list, not %r' % (cmd,))
         env = dict(os.environ)
         env.update(environ_update or {})
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
