@@ -243,7 +243,10 @@ def run_ruleset(module):
         rendered = {}
         for family in families:
             empty = empty_table(table)
-            plan = Plan(empty, scope_prefix, family, read_owned(empty, scope_prefix, family), desired[family])
+            try:
+                plan = Plan(empty, scope_prefix, family, read_owned(empty, scope_prefix, family), desired[family])
+            except ValidationError as exc:
+                _fail(module, exc)
             rendered[family] = plan.text
         module.exit_json(changed=False, rendered=rendered)
 
@@ -333,15 +336,17 @@ def nat_rule_specs(params):
 def _conntrack_filters(spec, family):
     """The conntrack filters that cover a rule's match (original direction; interfaces are not in conntrack).
 
-    One filter per port or range of a port list (a conntrack filter takes one range).
+    One filter per port or range of a port list and per network of an address list (a conntrack filter takes
+    one range and one network).
     """
     def ports(name):
         value = spec.get(name)
         return value if isinstance(value, list) else [value]
 
-    return [dict(family=family, protocol=spec.get('protocol'), src=spec.get('source'), dst=spec.get('destination'),
+    return [dict(family=family, protocol=spec.get('protocol'), src=src, dst=dst,
                  sport=sport, dport=dport, reply_src=None, reply_dst=None, reply_sport=None, reply_dport=None,
                  state=None, status=None, nat=None, mark=None, zone=None)
+            for src in ports('source') for dst in ports('destination')
             for sport in ports('source_port') for dport in ports('destination_port')]
 
 

@@ -195,6 +195,32 @@ def _host(network, family):
     return network[:-len(suffix)] if network.endswith(suffix) else network
 
 
+def _addresses(value, family):
+    """A spec network or list of networks as nft takes it: '10.0.0.1', '{ 10.0.0.0/24, 10.2.0.0/24 }' (an
+    anonymous set: one lookup). The list is the model's canonical one (collapsed, sorted); nft may print the
+    same set with adjacent networks merged into a range, which parse_rule reads back into this list."""
+    if isinstance(value, list):
+        return '{ %s }' % ', '.join(_host(network, family) for network in value)
+    return _host(value, family)
+
+
+def _set_networks(value):
+    """The networks of an address value as nft prints it: ranges of a set ('10.0.0.0-10.0.2.255') become the
+    networks that cover them, so that make_rule() collapses them into the model's canonical list."""
+    import ipaddress
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if '-' in item:
+            low, dummy, high = item.partition('-')
+            out.extend(str(net) for net in ipaddress.summarize_address_range(ipaddress.ip_address(low),
+                                                                             ipaddress.ip_address(high)))
+        else:
+            out.append(item)
+    return out
+
+
 def _nft_ports(value):
     """A spec port value ('22', '1000:2000' or a list) as nft prints it ('22', '1000-2000', '{ 80, 443 }')."""
     value = plain(value)
@@ -277,7 +303,7 @@ def render_rule(spec, family, param=''):
         out.append('meta nfproto %s' % family)
     for key, field in (('source', 'saddr'), ('destination', 'daddr')):
         if key in spec:
-            out.append('%s %s %s%s' % (L3[family], field, _cmp(spec[key]), _host(plain(spec[key]), family)))
+            out.append('%s %s %s%s' % (L3[family], field, _cmp(spec[key]), _addresses(plain(spec[key]), family)))
     for key, field in (('in_interface', 'iifname'), ('out_interface', 'oifname')):
         if key in spec:
             name = plain(spec[key])
@@ -501,7 +527,8 @@ def _parse_raw(tok, family):
             dummy, field = tok.take(2)
             if word != L3[family]:
                 return None
-            raw['source' if field == 'saddr' else 'destination'] = tok.negation() + tok.value()
+            neg = tok.negation()
+            raw['source' if field == 'saddr' else 'destination'] = _ports_raw(neg, _set_networks(tok.value()))
         elif word in ('iifname', 'oifname'):
             tok.take()
             neg = tok.negation()
@@ -1212,7 +1239,10 @@ def _ssh_matches(spec, flow):
         checks.append(spec['protocol'] == 'tcp')
     for key, address in (('source', flow['client']), ('destination', flow['server'])):
         if key in spec:
-            checks.append(_in_network(plain(spec[key]), address) != negated(spec[key]))
+            networks = plain(spec[key])
+            hit = any(_in_network(network, address) for network in
+                      (networks if isinstance(networks, list) else [networks]))
+            checks.append(hit != negated(spec[key]))
     if 'destination_port' in spec:
         checks.append(_port_matches(plain(spec['destination_port']), flow['port'])
                       != negated(spec['destination_port']))

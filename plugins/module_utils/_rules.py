@@ -254,8 +254,8 @@ def rule_argument_spec():
     return dict(
         name=dict(type='str'),
         protocol=dict(type='str'),
-        source=dict(type='str'),
-        destination=dict(type='str'),
+        source=dict(type='raw'),
+        destination=dict(type='raw'),
         in_interface=dict(type='str'),
         out_interface=dict(type='str'),
         source_port=dict(type='raw'),
@@ -343,6 +343,10 @@ def infer_family(raw):
         return raw['family']
     for key in ('source', 'destination', 'to_source', 'to_destination', 'to_prefix') + CT_ADDRESSES:
         value = raw.get(key)
+        if key in ('source', 'destination') and isinstance(value, (list, tuple)):
+            # A list of networks: its first one (make_rule checks that the others are of the same family).
+            value = [item for item in value if isinstance(item, str) and item.strip() != NOT][:1]
+            value = value[0] if value else None
         if not _given(value) or not isinstance(value, str):
             continue
         text = value.strip().lstrip(NOT).strip()
@@ -423,6 +427,35 @@ def _ports(value, param):
     if (low, high) == (0, 65535):
         return None
     return str(low) if low == high else '%d:%d' % (low, high)
+
+
+def _networks(value, param, family):
+    """Canonical source/destination: one network as text ('10.0.0.0/8'), several as a sorted list, or None (any).
+
+    A list (or a comma-separated string) of networks of one family is collapsed
+    to the fewest networks that cover the same addresses (10.0.0.0/24 and
+    10.0.1.0/24 are 10.0.0.0/23), so that two spellings of one set are one
+    rule; one network left keeps the form of a single network. Each element
+    is checked on its own (param[i] names it).
+    """
+    import ipaddress
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, str) and ',' in value:
+        items = value.split(',')
+    else:
+        items = None
+    if items is None or len(items) == 1:
+        net = parse_network(items[0] if items else value, param, family)
+        return str(net) if net.prefixlen else None
+    nets = []
+    for index, item in enumerate(items):
+        nets.append(parse_network(item.strip() if isinstance(item, str) else item, '%s[%d]' % (param, index),
+                                  family))
+    nets = list(ipaddress.collapse_addresses(nets))
+    if any(not net.prefixlen for net in nets):
+        return None
+    return str(nets[0]) if len(nets) == 1 else [str(net) for net in nets]
 
 
 def _port_list(value, param):
@@ -573,6 +606,9 @@ def check_netmap(spec, builtin, param=''):
     match = spec.get(side)
     if not match or negated(match):
         return
+    if isinstance(match, list):
+        raise ValidationError(param + side, 'NETMAP maps one network 1:1 to to_prefix: a list of networks (%s) '
+                                            'cannot be mapped; give one rule per network' % ', '.join(match))
     length = int(match.partition('/')[2] or (32 if ':' not in match else 128))
     to_length = int(spec['to_prefix'].partition('/')[2])
     if length != to_length:
@@ -842,9 +878,9 @@ def make_rule(raw, family, table, param=''):
 
     for name in ('source', 'destination'):
         if name in value:
-            net = parse_network(value[name], key(name), family)
-            if net.prefixlen:
-                spec[name] = _with_not(str(net), neg[name])
+            nets = _networks(value[name], key(name), family)
+            if nets:
+                spec[name] = _with_not(nets, neg[name])
             elif neg[name]:
                 raise matches_nothing(name)
     for name in ('in_interface', 'out_interface'):
@@ -1401,6 +1437,7 @@ class Plan(object):
             if current is not None and current.rules == chain.rules:
                 continue
             for rule in chain.rules:
+                _check_one_network(name, rule)
                 if rule.spec is None:
                     # Never replay what the model cannot read: it is how text nobody wrote would come back.
                     raise ValidationError(
@@ -1434,6 +1471,23 @@ class Plan(object):
         if not body:
             return []
         return ['*%s' % table.name] + body + ['COMMIT']
+
+
+def _check_one_network(chain, rule):
+    """Refuse a list of networks on the iptables back end, naming the option and the rule.
+
+    iptables has no match of a list of addresses: `-s A,B` is expanded by the
+    iptables command into one rule per address, which would read back as
+    several rules and never compare equal to the one written. The nftables
+    back end matches the list in one rule with an anonymous set.
+    """
+    for key in ('source', 'destination'):
+        if rule.spec is not None and isinstance(rule.spec.get(key), list):
+            raise ValidationError(key, 'rule %s of chain %s: a list of networks (%s) is one rule with a set on '
+                                       'backend nftables; the iptables back end matches one network per rule '
+                                       '(iptables expands -s A,B into several rules): give one rule per network, '
+                                       'or use backend nftables' % (rule.name or show(rule.text), chain,
+                                                                   ', '.join(plain(rule.spec[key]))))
 
 
 def show_line(text):

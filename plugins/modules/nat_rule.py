@@ -66,10 +66,13 @@ options:
       - Source address or network to match. A leading C(!) negates it (V(!10.0.0.0/8), quoted in YAML), as it
         does for O(destination), the interfaces and the ports; O(flush_conntrack) cannot follow a negated
         address or port and is refused with one.
-    type: str
+      - With O(backend=nftables), also a list of networks of one family, as one rule with an anonymous set, kept
+        as the fewest networks that cover the same addresses (the iptables back end refuses a list that does
+        not collapse to one network).
+    type: raw
   destination:
-    description: Destination address or network to match.
-    type: str
+    description: Destination address or network to match; a list as for O(source).
+    type: raw
   in_interface:
     description: Input interface to match (V(dnat) and V(redirect) only).
     type: str

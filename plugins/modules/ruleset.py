@@ -130,11 +130,18 @@ options:
             description: Protocol name (V(tcp), V(udp), V(icmp), V(icmpv6), ...) or number.
             type: str
           source:
-            description: Source address or network (CIDR without host bits).
-            type: str
+            description:
+              - Source address or network (CIDR without host bits).
+              - With O(backend=nftables), also a list of networks of one family (or a comma-separated string), as
+                one rule with an anonymous set (C(ip saddr { 10.0.0.0/24, 192.0.2.7 }), one lookup). The list is
+                kept as the fewest networks that cover the same addresses, sorted (V(gathered) returns that
+                form). The iptables back end refuses a list that does not collapse to one network.
+            type: raw
           destination:
-            description: Destination address or network (CIDR without host bits).
-            type: str
+            description:
+              - Destination address or network (CIDR without host bits); a list as for
+                O(chains[].rules[].source).
+            type: raw
           in_interface:
             description: Input interface; a trailing C(+) matches a prefix.
             type: str
