@@ -149,7 +149,7 @@ class Fleet(object):
                                             stderr=subprocess.STDOUT, universal_newlines=True)
         out = proc.communicate()[0]
         wall, cpu = time.monotonic() - start, children_cpu() - cpu
-        self.ssh_cpu, self.ssh_masters = ssh_masters_cpu(os.path.join(self.work, 'cp'))
+        self.ssh_cpu, self.ssh_masters = ssh_masters_cpu(os.path.join(self.work, 'cp.' + self.prefix))
         timings = json.load(open(timer)) if os.path.exists(timer) else []
         return proc.returncode, wall, cpu, timings, out
 
