@@ -1,0 +1,314 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The harness of the role benches (firewall_role_bench.py, nat_role_bench.py).
+
+Bench tooling only (never imported by plugins/). Whole ansible-playbook runs
+of a role on the gw container of a lab of the bench's own (tests/lab/,
+prefix --prefix), created unless --no-create and removed at the end unless
+--keep, also on failure, Ctrl-C or SIGTERM; nothing of this machine is
+touched. The harness knows nothing of the roles' tasks: a bench hands it
+two playbooks (a reset and the bulk configuration) and reads the recap.
+
+--connection says how the controller reaches gw:
+
+  ssh     (default) as an operator's inventory does: ansible's ssh
+          connection with key auth, pipelining and ControlPersist to gw's
+          wan address, through the relay on the lab's wan host
+          (tests/lab/ssh.yml; this machine's network namespace gets no lab
+          address). sshd sets the real SSH_CONNECTION the SSH guard reads.
+          Every timed run opens its own connection: the masters are ended
+          with `ssh -O exit` after each run, so no run rides on the one
+          before it.
+  podman  containers.podman.podman (`podman exec` per task, no pipelining):
+          the lab's own view, seconds per task; no SSH session exists, a
+          bench that needs the SSH guard sets SSH_CONNECTION itself.
+
+Each round: a baseline (a playbook of one ping task: start-up and one remote
+task, the machine's pace), then for this tree and for --ref REF (the role of
+a git ref, git archive into a scratch collections directory), interleaved so
+both meet the same load: a reset run, the first run of the bulk
+configuration, a no-change re-run (which must report changed=0). Each run's
+time is split into tasks that ran on the host and controller-only tasks
+(bench/callback_plugins/snf_bench_split.py). Prints every figure, the
+medians, and the load average at start and end.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
+LAB = os.path.join(ROOT, 'tests', 'lab')
+sys.path.insert(0, HERE)
+
+import _lab  # noqa: E402
+
+CONNECTIONS = ('ssh', 'podman')
+
+PING = '''---
+- name: Baseline, one no-op task
+  hosts: gw
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+'''
+
+
+def parser(description, prefix):
+    """The options every role bench takes."""
+    out = argparse.ArgumentParser(description=description)
+    out.add_argument('--rounds', type=int, default=3)
+    out.add_argument('--ref', help='also time the role of this git ref (e.g. a commit before the change)')
+    out.add_argument('--connection', choices=CONNECTIONS, default='ssh',
+                     help='ssh (default): gw over real SSH with pipelining, as an operator reaches it; '
+                          'podman: podman exec per task (the lab\'s own view)')
+    out.add_argument('--prefix', default=prefix, help='lab prefix (must start with snf-), default %s' % prefix)
+    out.add_argument('--no-create', action='store_true', help='use a running lab of this prefix')
+    out.add_argument('--keep', action='store_true', help='leave the lab running')
+    return out
+
+
+def parse(argparser):
+    options = argparser.parse_args()
+    if not options.prefix.startswith('snf-'):
+        argparser.error('--prefix must start with snf-')
+    if options.rounds < 1:
+        argparser.error('--rounds must be at least 1')
+    return options
+
+
+def changed_of(recap):
+    for field in recap.split():
+        if field.startswith('changed='):
+            return int(field.split('=')[1])
+    return -1
+
+
+def summary(recap):
+    """'ok=N changed=N' of a recap line."""
+    return recap.split(':', 1)[-1].split('unreachable')[0].strip()
+
+
+def split_text(split):
+    return 'controller-only tasks %.2f s, %d tasks on the host %.2f s' % (
+        split['controller'], split['host_tasks'], split['host'])
+
+
+def collection_of_ref(ref, directory):
+    """A collections directory holding the collection as it is at git ref."""
+    target = os.path.join(directory, 'ansible_collections', 'stateful', 'netfilter')
+    os.makedirs(target)
+    archive = subprocess.run(['git', '-C', ROOT, 'archive', ref], stdout=subprocess.PIPE, check=True).stdout
+    subprocess.run(['tar', '-x', '-C', target], input=archive, check=True)
+    return directory
+
+
+def _cmdline(pid):
+    try:
+        with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+            return handle.read().replace(b'\0', b' ').decode(errors='replace').strip()
+    except OSError:
+        return None
+
+
+def ssh_processes(control_dir, prefix):
+    """[(pid, command line)] of the ssh masters of control_dir and the relays of the lab `prefix` still running."""
+    relay = 'podman exec -i %s.wan python3 /usr/local/bin/snf-relay ' % prefix
+    out = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        cmdline = _cmdline(pid)
+        if cmdline and ((cmdline.startswith('ssh: ') and control_dir + '/' in cmdline) or cmdline.startswith(relay)):
+            out.append((int(pid), cmdline))
+    return out
+
+
+def end_masters(control_dir, prefix):
+    """`ssh -O exit` on every control socket of control_dir (which ends each master and its relay); waits for them."""
+    if not os.path.isdir(control_dir):
+        return
+    for name in os.listdir(control_dir):
+        subprocess.run(['ssh', '-F', '/dev/null', '-O', 'exit', '-o', 'ControlPath=' + os.path.join(control_dir, name),
+                        'snf-lab-master'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    deadline = time.monotonic() + 5
+    while ssh_processes(control_dir, prefix) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+class Lab(object):
+    """The bench's lab (gw, and wan with the relay over ssh) as a context manager that always cleans up."""
+
+    def __init__(self, options):
+        self.options = options
+        self.prefix = options.prefix
+        self.connection = options.connection
+        self.scratch = tempfile.mkdtemp(prefix='%s-role-bench-' % self.prefix)
+        self.control_dir = os.path.join(self.scratch, 'cp.%s' % self.prefix)
+        self.inventory = None
+        self.env = dict(os.environ, SNF_LAB_PREFIX=self.prefix, PATH=VENV_BIN + os.pathsep + os.environ['PATH'],
+                        CONTAINERS_CONF=os.path.join(LAB, 'containers.conf'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+                        ANSIBLE_RETRY_FILES_ENABLED='false', ANSIBLE_FORCE_COLOR='0')
+
+    def __enter__(self):
+        print('machine: %s' % _lab.machine())
+        print('load average at start: %.2f %.2f %.2f' % os.getloadavg())
+        signal.signal(signal.SIGTERM, self._terminated)
+        try:
+            self._up()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    @staticmethod
+    def _terminated(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    def _ansible(self, argv, env=None):
+        proc = subprocess.run(argv, env=env or self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, check=False)
+        if proc.returncode:
+            raise RuntimeError('%s failed (rc %d):\n%s' % (' '.join(argv[:2]), proc.returncode, proc.stdout[-4000:]))
+        return proc.stdout
+
+    def _up(self):
+        start = time.monotonic()
+        platforms = ['gw'] if self.connection == 'podman' else ['gw', 'wan']
+        if not self.options.no_create:
+            image = subprocess.run([os.path.join(LAB, 'image', 'tag.sh')], stdout=subprocess.PIPE, check=True,
+                                   universal_newlines=True, cwd=ROOT).stdout.strip()
+            self._ansible(['ansible-playbook', os.path.join(LAB, 'create.yml'), '-e',
+                           json.dumps({'lab_platforms': platforms})], env=dict(self.env, SNF_LAB_IMAGE=image))
+        podman = os.path.join(self.scratch, 'podman-inventory.json')
+        with open(podman, 'w') as handle:
+            json.dump({'all': {
+                'vars': {'ansible_connection': 'containers.podman.podman',
+                         'ansible_python_interpreter': '/usr/bin/python3'},
+                'hosts': {'wan': {'ansible_host': '%s.wan' % self.prefix}} if 'wan' in platforms else {},
+                'children': {'gateways': {'hosts': {'gw': {'ansible_host': '%s.gw' % self.prefix}}}}}}, handle)
+        self.inventory = podman
+        if self.connection == 'ssh':
+            # sshd in gw, a key of this run, the relay on wan, SCRATCH/ssh-inventory.yml.
+            self._ansible(['ansible-playbook', os.path.join(LAB, 'ssh.yml'), '-i', podman, '-e',
+                           json.dumps({'ssh_dir': self.scratch})])
+            self.inventory = os.path.join(self.scratch, 'ssh-inventory.yml')
+        print('lab up (%s, %s): %.1f s' % ('+'.join(platforms), 'created' if not self.options.no_create else 'reused',
+                                           time.monotonic() - start))
+
+    def session(self):
+        """SSH_CONNECTION as a task on gw sees it (no play environment): a real one over ssh, none over podman."""
+        out = self._ansible(['ansible', 'gw', '-i', self.inventory, '-m', 'ansible.builtin.command', '-a',
+                             'printenv SSH_CONNECTION'] if self.connection == 'ssh' else
+                            ['ansible', 'gw', '-i', self.inventory, '-m', 'ansible.builtin.shell', '-a',
+                             'printenv SSH_CONNECTION || echo none'])
+        self.end_masters()
+        return out.strip().splitlines()[-1]
+
+    def end_masters(self):
+        if self.connection == 'ssh':
+            end_masters(self.control_dir, self.prefix)
+
+    def run(self, playbook, collections=COLLECTIONS):
+        """(seconds, recap line of gw, {controller, host, host_tasks}) of one ansible-playbook run."""
+        split_file = os.path.join(self.scratch, 'split.json')
+        env = dict(self.env, ANSIBLE_COLLECTIONS_PATH=collections, SNF_BENCH_SPLIT=split_file,
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
+                   ANSIBLE_CALLBACKS_ENABLED='snf_bench_split')
+        start = time.perf_counter()
+        proc = subprocess.run(['ansible-playbook', '-i', self.inventory, playbook], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, check=False, universal_newlines=True)
+        elapsed = time.perf_counter() - start
+        self.end_masters()
+        if proc.returncode != 0:
+            raise RuntimeError('%s failed:\n%s' % (playbook, proc.stdout[-4000:]))
+        recap = [line for line in proc.stdout.splitlines() if line.startswith('gw ')]
+        with open(split_file) as handle:
+            split = json.load(handle)
+        return elapsed, recap[-1] if recap else '', split
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.end_masters()
+        if not self.options.keep:
+            # Also ends the lab's ssh masters and relays (those of another run of this prefix too).
+            subprocess.run(['bash', os.path.join(LAB, 'clean.sh'), self.prefix], check=False, env=self.env)
+        left = ssh_processes(self.control_dir, self.prefix)
+        if self.connection == 'ssh':
+            print('ssh masters and relays of %s left: %d%s' % (self.control_dir, len(left),
+                                                               ''.join('\n  %d %s' % item for item in left)))
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        print('load average at end: %.2f %.2f %.2f' % os.getloadavg())
+        return False
+
+
+def bench(options, write_playbooks, headline, first_target, rerun_target=None):
+    """Runs the rounds on a lab of its own; write_playbooks(lab) -> (reset, bulk) playbook paths.
+
+    Prints each round, then the medians against the targets (first_target,
+    rerun_target: seconds, None when the issue sets none).
+    """
+    with Lab(options) as lab:
+        print('gw is reached over %s; SSH_CONNECTION a task on gw sees: %s'
+              % ('SSH (pipelining, ControlPersist, relay on wan)' if options.connection == 'ssh'
+                 else 'podman exec', lab.session()))
+        reset, bulk = write_playbooks(lab)
+        ping = os.path.join(lab.scratch, 'ping.yml')
+        with open(ping, 'w') as handle:
+            handle.write(PING)
+        roles = [('this tree', COLLECTIONS)]
+        if options.ref:
+            roles.append((options.ref, collection_of_ref(options.ref, os.path.join(lab.scratch, 'ref'))
+                          + os.pathsep + COLLECTIONS))
+        baseline = []
+        times = dict((label, dict(first=[], rerun=[], split_first=[], split_rerun=[])) for label, _c in roles)
+        for number in range(1, options.rounds + 1):
+            elapsed = lab.run(ping)[0]
+            baseline.append(elapsed)
+            print('round %d, baseline: a playbook of one ping task %.2f s; load %.2f'
+                  % (number, elapsed, os.getloadavg()[0]))
+            for label, collections in roles:
+                lab.run(reset, collections)
+                first, recap_first, split_first = lab.run(bulk, collections)
+                rerun, recap_rerun, split_rerun = lab.run(bulk, collections)
+                if changed_of(recap_rerun) != 0:
+                    raise RuntimeError('the re-run changed something: %s' % recap_rerun)
+                for key, value in (('first', first), ('rerun', rerun), ('split_first', split_first),
+                                   ('split_rerun', split_rerun)):
+                    times[label][key].append(value)
+                print('round %d, %s: first run %.2f s (%s; %s), re-run %.2f s (%s; %s); load %.2f'
+                      % (number, label, first, summary(recap_first), split_text(split_first), rerun,
+                         summary(recap_rerun), split_text(split_rerun), os.getloadavg()[0]))
+        print('%s, whole ansible-playbook runs over %s, median of %d:' % (headline, options.connection,
+                                                                           options.rounds))
+        ping_median = statistics.median(baseline)
+        print('  %-12s a playbook of one ping task %.2f s (start-up and one remote task: the machine\'s pace)'
+              % ('baseline', ping_median))
+        for label, _c in roles:
+            first, rerun = statistics.median(times[label]['first']), statistics.median(times[label]['rerun'])
+            print('  %-12s first run %.2f s (target < %g s), no-change re-run %.2f s%s; %.1fx and %.1fx the ping '
+                  'playbook' % (label, first, first_target, rerun,
+                                ' (target < %g s)' % rerun_target if rerun_target else '',
+                                first / ping_median, rerun / ping_median))
+            for run in ('first', 'rerun'):
+                splits = times[label]['split_' + run]
+                print('  %-12s   %-6s controller-only tasks %.2f s, %d tasks on the host %.2f s (medians)'
+                      % ('', run, statistics.median(split['controller'] for split in splits),
+                         statistics.median(split['host_tasks'] for split in splits),
+                         statistics.median(split['host'] for split in splits)))
+        if options.ref:
+            here, there = times['this tree'], times[options.ref]
+            print('  ratio %s / this tree: first run %.2fx, re-run %.2fx'
+                  % (options.ref, statistics.median(there['first']) / statistics.median(here['first']),
+                     statistics.median(there['rerun']) / statistics.median(here['rerun'])))
+    return 0
