@@ -2,7 +2,7 @@
 # Copyright (c) stateful.netfilter contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Whether a role's boot-time restore would ever run on a host.
+"""The roles' boot-time restore: whether it would ever run on a host, and its files.
 
 Both roles persist their rules as a systemd unit of the collection's own
 (snf-firewall.service, snf-nat-gateway.service). On a host where systemd is
@@ -11,11 +11,22 @@ nothing would read those files at boot, so persistence requested there is
 refused before any change, unless the role is told that the files are wanted
 anyway (an image built in a container or chroot that boots with systemd
 later; a lab that runs the restore scripts itself).
+
+The files (the boot_restore module) are written in one module run: the
+rules files rendered on the host from the same models the role applied
+(iptables-restore input per family, every table in one file; or one nft -f
+file for the nftables back end), the restore script and the unit, all text
+made here rather than in templates.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import os
+import tempfile
+
+SYSTEMD_RUNNING = '/run/systemd/system'
 
 # role -> (the persistence variable, the variable that drops the systemd requirement, the unit)
 VARIABLES = {
@@ -35,3 +46,318 @@ def check(role, persist, require_systemd, systemd_running, host='the host'):
             '%s to restore the rules at boot. Set %s: false to keep no boot-time restore, or %s: false to '
             'install the files anyway (an image that boots with systemd later). Nothing was changed.'
             % (host, persist_variable, unit, persist_variable, require_variable))
+
+
+# ---------------------------------------------------------------------------
+# The boot-time restore a role installs (the boot_restore module): the rules
+# files rendered from the same model the role applied, a restore script and
+# a systemd unit of the collection's own, written in one module run.
+
+RULES_DIR = '/etc/stateful-netfilter'
+SCRIPT_DIR = '/usr/local/sbin'
+UNIT_DIR = '/etc/systemd/system'
+WANTED_BY = 'multi-user.target'
+FAMILY_COMMANDS = (('ipv4', 'iptables'), ('ipv6', 'ip6tables'))
+TABLES = ('filter', 'nat', 'raw', 'mangle')
+
+# role -> (scope prefix, what the unit restores, units it must come after besides the common ones)
+ROLES = {
+    'firewall': ('SNF-FW-', 'firewall rules', 'snf-nat-gateway.service'),
+    'nat_gateway': ('SNF-GW-', 'NAT gateway rules', ''),
+}
+
+UNIT = '''# Written by stateful.netfilter (the %(role)s role); changes are overwritten on its next run.
+# Restores the rules of the %(role)s role (%(owned)s) before the network comes up.
+[Unit]
+Description=stateful.netfilter %(what)s (%(owned)s)
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+After=%(after)s
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=%(script)s
+
+[Install]
+WantedBy=%(wanted_by)s
+'''
+
+# The firewall unit runs after the nat_gateway one (when there is one): both
+# insert their hooks first in FORWARD, so the boot leaves them in the order
+# the gateway playbook does (SNF-FW-FORWARD above SNF-GW-FORWARD), not in the
+# order two units happen to race in.
+COMMON_AFTER = ('local-fs.target systemd-modules-load.service iptables.service ip6tables.service '
+                'netfilter-persistent.service nftables.service')
+
+IPTABLES_SCRIPT = '''#!/bin/sh
+# Written by stateful.netfilter (the %(role)s role); changes are overwritten on its next run.
+# Restores the %(prefix)s* chains of the role: one iptables-restore --noflush
+# transaction per rules file (the model the role applied, rendered as the
+# ruleset module's `rendered` output). Jumps into those chains left by an
+# earlier restore are deleted in the same transaction, so running it twice
+# gives the same ruleset.
+set -eu
+
+restore() {
+    command=$1
+    file=$2
+    [ -s "$file" ] || return 0
+    {
+        table=
+        unhooked=
+        while IFS= read -r line; do
+            case $line in
+                '*'*)
+                    table=${line#\\*}
+                    unhooked=
+                    ;;
+                -*)
+                    if [ -z "$unhooked" ]; then
+                        "$command-save" -t "$table" \\
+                            | grep -E -x -e '-A [A-Z]+ -j %(prefix)s[A-Za-z0-9_-]+' \\
+                            | sed 's/^-A /-D /' || true
+                        unhooked=1
+                    fi
+                    ;;
+            esac
+            printf '%%s\\n' "$line"
+        done < "$file"
+    } | "$command-restore" --noflush --wait
+}
+
+status=0
+%(calls)sexit $status
+'''
+
+NFT_SCRIPT = '''#!/bin/sh
+# Written by stateful.netfilter (the %(role)s role); changes are overwritten on its next run.
+# Restores the nftables tables the role owns in one nft -f transaction: the
+# file replaces each of them whole and touches no other table.
+set -eu
+exec nft -f %(file)s
+'''
+
+
+def unit_name(role):
+    return 'snf-%s.service' % role.replace('_', '-')
+
+
+def restore_script(role):
+    return '%s/snf-%s-restore' % (SCRIPT_DIR, role.replace('_', '-'))
+
+
+def rules_files(role, backend):
+    """{key: path} of the rules files of a back end: ipv4/ipv6 (iptables-restore input) or nft (nft -f input)."""
+    if backend == 'nftables':
+        return {'nft': '%s/%s.nft' % (RULES_DIR, role)}
+    return dict((family, '%s/%s.%s.rules' % (RULES_DIR, role, family)) for family, dummy in FAMILY_COMMANDS)
+
+
+def stale_paths(role, backend):
+    """The files of the role that the given back end does not use: the other back end's, and the one-file-per-table
+    layout of earlier releases (nat_gateway.nat.ipv4.rules...)."""
+    other = rules_files(role, 'iptables' if backend == 'nftables' else 'nftables')
+    older = ['%s/%s.%s.%s.rules' % (RULES_DIR, role, table, family)
+             for table in TABLES for family, dummy in FAMILY_COMMANDS]
+    return sorted(other.values()) + older
+
+
+def all_paths(role):
+    """Every path the role's boot-time restore may have written (for state absent), the wants link first."""
+    unit = unit_name(role)
+    return (['%s/%s.wants/%s' % (UNIT_DIR, WANTED_BY, unit), '%s/%s' % (UNIT_DIR, unit), restore_script(role)]
+            + sorted(rules_files(role, 'iptables').values()) + stale_paths(role, 'iptables'))
+
+
+def render_rules(backend, scope, tables):
+    """{key of rules_files(): text} of the models in tables (ruleset-shaped: table, family, policies, chains).
+
+    iptables: per family, the iptables-restore input of every table, in the order given (a table without chains
+    or policies renders to '', so a family with nothing at all is ''). nftables: one nft -f file that replaces each owned table (an empty model removes
+    its table). Raises ValidationError naming tables[N].
+    """
+    from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _firewall_plan, _nft
+
+    def named(index, exc):
+        return ValidationError('tables[%d].%s' % (index, exc.param), str(exc)[len(exc.param) + 2:]
+                               if str(exc).startswith(exc.param + ': ') else str(exc))
+
+    if backend == 'nftables':
+        owned = []
+        for index, model in enumerate(tables):
+            try:
+                owned.append(_nft.render_params(dict(model, scope=scope)))
+            except ValidationError as exc:
+                raise named(index, exc)
+        return {'nft': _nft.persistence_file(owned)}
+    texts = dict((family, []) for family, dummy in FAMILY_COMMANDS)
+    for index, model in enumerate(tables):
+        try:
+            rendered = _firewall_plan.render(model, scope)
+        except ValidationError as exc:
+            raise named(index, exc)
+        for family, text in rendered.items():
+            texts[family].append(text)
+    return dict((family, ''.join(parts)) for family, parts in texts.items())
+
+
+def script_text(role, backend):
+    prefix = ROLES[role][0]
+    if backend == 'nftables':
+        return NFT_SCRIPT % dict(role=role, file=rules_files(role, backend)['nft'])
+    files = rules_files(role, backend)
+    calls = ''.join('restore %s %s || status=1\n' % (command, files[family]) for family, command in FAMILY_COMMANDS)
+    return IPTABLES_SCRIPT % dict(role=role, prefix=prefix, calls=calls)
+
+
+def unit_text(role, backend):
+    prefix, what, after = ROLES[role]
+    owned = 'its nftables tables' if backend == 'nftables' else '%s* chains' % prefix
+    return UNIT % dict(role=role, owned=owned, what=what, script=restore_script(role),
+                       wanted_by=WANTED_BY, after=(COMMON_AFTER + ' ' + after).strip())
+
+
+ARGUMENT_SPEC = dict(
+    role=dict(type='str', required=True, choices=sorted(ROLES)),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    backend=dict(type='str', default='iptables', choices=['iptables', 'nftables']),
+    tables=dict(type='list', elements='dict', default=[]),
+    root=dict(type='path', default='/'),
+)
+
+
+def desired_files(role, backend, tables):
+    """{path: (text, mode)} of a present boot-time restore (rules files with nothing in them left out), and the
+    paths to remove. Raises ValidationError."""
+    scope = ROLES[role][0][len('SNF-'):-1]
+    texts = render_rules(backend, scope, tables)
+    files, remove = {}, list(stale_paths(role, backend))
+    for key, path in sorted(rules_files(role, backend).items()):
+        if texts[key]:
+            files[path] = (texts[key], 0o600)
+        else:
+            remove.append(path)
+    files[restore_script(role)] = (script_text(role, backend), 0o755)
+    files['%s/%s' % (UNIT_DIR, unit_name(role))] = (unit_text(role, backend), 0o644)
+    return files, sorted(remove)
+
+
+def validator(backend, key):
+    """The command (argv before the file name) that checks a rules file without applying it."""
+    if backend == 'nftables':
+        return ['nft', '-c', '-f']
+    return [dict(FAMILY_COMMANDS)[key] + '-restore', '--test', '--noflush']
+
+
+class BootRestore(object):
+    """Writes and removes the files of a role's boot-time restore under root; each write is atomic (a temporary
+    file in the same directory, checked, then renamed), and nothing is written in check mode."""
+
+    def __init__(self, module, root):
+        self.module = module
+        self.root = root
+        self.changes = {}
+        self.diff = []
+
+    def path(self, path):
+        return os.path.join(self.root, path.lstrip('/'))
+
+    def _current(self, path):
+        try:
+            with open(self.path(path), 'rb') as handle:
+                return handle.read().decode('utf-8', 'replace'), os.stat(self.path(path)).st_mode & 0o7777
+        except (IOError, OSError):
+            return None, None
+
+    def write(self, path, text, mode, check=None):
+        before, before_mode = self._current(path)
+        if before == text and before_mode == mode:
+            return
+        self.changes[path] = 'created' if before is None else 'updated'
+        self.diff.append(dict(before_header=path, after_header=path, before=before or '', after=text))
+        if self.module.check_mode:
+            return
+        real = self.path(path)
+        directory = os.path.dirname(real)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        handle, scratch = tempfile.mkstemp(prefix='.snf-', dir=directory)
+        try:
+            with os.fdopen(handle, 'wb') as out:
+                out.write(text.encode('utf-8'))
+            os.chmod(scratch, mode)
+            if os.geteuid() == 0:
+                os.chown(scratch, 0, 0)
+            if check:
+                rc, dummy, err = self.module.run_command(check + [scratch], environ_update=dict(LC_ALL='C'))
+                if rc != 0:
+                    self.module.fail_json(msg='%s refused the rules file for %s; nothing was written: %s'
+                                          % (' '.join(check), path, err.strip()), changes=self.changes)
+            os.rename(scratch, real)
+        finally:
+            if os.path.exists(scratch):
+                os.unlink(scratch)
+
+    def link(self, path, target):
+        real = self.path(path)
+        if os.path.islink(real) and os.readlink(real) == target:
+            return
+        self.changes[path] = 'updated' if os.path.lexists(real) else 'created'
+        if self.module.check_mode:
+            return
+        if not os.path.isdir(os.path.dirname(real)):
+            os.makedirs(os.path.dirname(real), 0o755)
+        if os.path.lexists(real):
+            os.unlink(real)
+        os.symlink(target, real)
+
+    def remove(self, path):
+        real = self.path(path)
+        if not os.path.lexists(real):
+            return
+        self.changes[path] = 'removed'
+        if not self.module.check_mode:
+            os.unlink(real)
+
+
+def run_boot_restore(module_class):
+    from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    role, backend, root = params['role'], params['backend'], params['root']
+    unit = '%s/%s' % (UNIT_DIR, unit_name(role))
+    wants = '%s/%s.wants/%s' % (UNIT_DIR, WANTED_BY, unit_name(role))
+    files = BootRestore(module, root)
+    if params['state'] == 'absent':
+        for path in all_paths(role):
+            files.remove(path)
+    else:
+        for index, model in enumerate(params['tables']):
+            table = model.get('table', 'filter')
+            if table not in TABLES:
+                module.fail_json(msg='tables[%d].table: must be one of %s, got %r' % (index, ', '.join(TABLES), table))
+        try:
+            wanted, remove = desired_files(role, backend, params['tables'])
+        except ValidationError as exc:
+            module.fail_json(msg=str(exc))
+        keys = dict((path, key) for key, path in rules_files(role, backend).items())
+        for path in sorted(wanted):
+            text, mode = wanted[path]
+            files.write(path, text, mode, validator(backend, keys[path]) if path in keys else None)
+        files.link(wants, unit)
+        for path in remove:
+            files.remove(path)
+    reload = (root == '/' and bool(set(files.changes) & set([unit, wants])) and os.path.isdir(SYSTEMD_RUNNING))
+    if reload and not module.check_mode:
+        rc, dummy, err = module.run_command(['systemctl', 'daemon-reload'])
+        if rc != 0:
+            module.fail_json(msg='systemctl daemon-reload failed: %s' % err.strip(), changes=files.changes)
+    result = dict(changed=bool(files.changes), changes=files.changes, daemon_reload=reload)
+    if module._diff:
+        result['diff'] = files.diff
+    module.exit_json(**result)

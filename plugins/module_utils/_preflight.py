@@ -13,7 +13,10 @@ is a round trip over the connection):
 - whether systemd runs (/run/systemd/system), which the boot-time restore
   needs (decided by _persist.py), also told to the roles' handlers;
 - the sysctls the nat_gateway role sets: their values and whether they can
-  be written (decided by _nat_plan.sysctl_check()).
+  be written (decided by _nat_plan.sysctl_check());
+- the firewall role's SSH guard: would the planned INPUT and OUTPUT accept a
+  new connection of the SSH client the play runs over, and its replies
+  (decided by _firewall_plan.ssh_verdict()).
 
 The module only reads. Each check that fails gives its message; the first
 one fails the run, in the order above.
@@ -26,9 +29,10 @@ __metaclass__ = type
 import os
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _managers, _persist
+from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import ssh_verdict
 from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check, sysctl_path
 
-SYSTEMD_DIR = '/run/systemd/system'
+SYSTEMD_DIR = _persist.SYSTEMD_RUNNING
 UFW_CONF = '/etc/ufw/ufw.conf'
 
 ARGUMENT_SPEC = dict(
@@ -38,6 +42,10 @@ ARGUMENT_SPEC = dict(
     persist_require_systemd=dict(type='bool', default=True),
     sysctls=dict(type='dict', default={}),
     host=dict(type='str', default='the host'),
+    ssh_guard=dict(type='bool', default=False),
+    model=dict(type='dict'),
+    families=dict(type='list', elements='str', default=['ipv4', 'ipv6'], choices=['ipv4', 'ipv6']),
+    ssh_connection=dict(type='str'),
 )
 
 
@@ -71,6 +79,54 @@ def read_sysctls(names):
     return current, writable
 
 
+def ssh_connection(environ=None, proc='/proc', pid=None):
+    """SSH_CONNECTION of the session the module runs in: its own environment's, else the nearest ancestor's.
+
+    Privilege escalation (sudo's env_reset, su -) drops SSH_CONNECTION from the module's environment, but the
+    shell sshd started for the session still holds it, and root (or the same user) can read its environ.
+    '' when there is none (a local, container or other non-SSH connection).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get('SSH_CONNECTION'):
+        return environ['SSH_CONNECTION']
+    pid = os.getppid() if pid is None else pid
+    for dummy in range(64):
+        if pid <= 1:
+            break
+        try:
+            with open(os.path.join(proc, str(pid), 'environ'), 'rb') as handle:
+                variables = handle.read().split(b'\0')
+            with open(os.path.join(proc, str(pid), 'status')) as handle:
+                status = handle.read()
+        except (IOError, OSError):
+            break
+        for variable in variables:
+            if variable.startswith(b'SSH_CONNECTION='):
+                return variable[len(b'SSH_CONNECTION='):].decode('ascii', 'replace')
+        parent = [line.split()[1] for line in status.splitlines() if line.startswith('PPid:')]
+        pid = int(parent[0]) if parent else 0
+    return ''
+
+
+def ssh_guard(module, params):
+    """The firewall role's SSH guard on the planned model (_firewall_plan.ssh_verdict), reading the arrival
+    interface with `ip route get CLIENT` only when a rule that could decide names one."""
+    model = params['model']
+    if not isinstance(model, dict) or not isinstance(model.get('chains'), list) \
+            or not isinstance(model.get('policies'), dict):
+        module.fail_json(msg='model: with ssh_guard, the planned model (policies, chains) is required')
+    connection = params['ssh_connection'] or ssh_connection()
+    verdict = ssh_verdict(model, connection, None, params['families'], params['host'])
+    if verdict['needs_route']:
+        client = connection.split()[0]
+        rc, out, err = module.run_command([module.get_bin_path('ip', required=True), 'route', 'get', client],
+                                          environ_update=dict(LC_ALL='C'))
+        if rc != 0:
+            module.fail_json(msg='firewall_ssh_guard: ip route get %s failed: %s' % (client, err.strip()))
+        verdict = ssh_verdict(model, connection, out, params['families'], params['host'])
+    return verdict
+
+
 def run_module(module_class):
     module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -98,9 +154,14 @@ def run_module(module_class):
         sysctls=dict((name, dict(value=current[name], writable=writable[name])) for name in sysctls),
         sysctl_changes=checked['changes'],
     )
+    if params['ssh_guard']:
+        if role != 'firewall':
+            module.fail_json(msg='ssh_guard: only the firewall role has an SSH guard, got role %s' % role)
+        result['ssh'] = ssh_guard(module, params)
     for message in (_managers.check(found, role, params['coexist'], host),
                     _persist.check(role, params['persist'], params['persist_require_systemd'], systemd, host),
-                    checked['message']):
+                    checked['message'],
+                    '' if result.get('ssh', dict(accepted=True))['accepted'] else result['ssh']['message']):
         if message:
             module.fail_json(msg=message, **result)
     module.exit_json(**result)

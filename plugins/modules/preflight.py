@@ -22,6 +22,12 @@ description:
     nothing would run the roles' boot-time restore; unless O(persist_require_systemd=false).
   - A sysctl of O(sysctls) does not exist, or would change and cannot be written (C(nf_conntrack_max) inside a
     container's network namespace).
+  - With O(ssh_guard), the planned O(model) would drop a new connection of the SSH client the play runs over, or
+    its replies (the firewall role's C(firewall_ssh_guard); see P(stateful.netfilter.firewall_ssh_verdict#filter)
+    for how the chains are evaluated). The client is read from C(SSH_CONNECTION) of the module's environment or,
+    where privilege escalation dropped it (sudo resets the environment), of the nearest ancestor process that has
+    it - the shell sshd started for the session; the arrival interface with C(ip route get CLIENT) only when a rule
+    that could decide names one.
   - The roles call it; it is of use wherever the same questions are asked before a change.
 author:
   - stateful.netfilter contributors (@stateful-netfilter)
@@ -65,6 +71,25 @@ options:
     description: The host's name, for the messages (the roles pass C(inventory_hostname)).
     type: str
     default: the host
+  ssh_guard:
+    description: Refuse a planned O(model) that would drop the SSH connection of the play; only with O(role=firewall).
+    type: bool
+    default: false
+  model:
+    description: The planned model (C(policies), C(chains)) as P(stateful.netfilter.firewall_plan#filter) returns it;
+      required with O(ssh_guard).
+    type: dict
+  families:
+    description: The address families the role manages; an SSH client of another family is not checked.
+    type: list
+    elements: str
+    choices: [ipv4, ipv6]
+    default: [ipv4, ipv6]
+  ssh_connection:
+    description:
+      - The SSH connection to check, as C(SSH_CONNECTION) reads (C(client cport server sport)), instead of the one
+        found on the host.
+    type: str
 notes:
   - Needs C(iptables-save) to see ufw's loaded chains; without it, ufw is detected by its configuration only.
 seealso:
@@ -103,6 +128,12 @@ sysctl_changes:
   returned: always
   type: list
   elements: str
+ssh:
+  description: The SSH guard's verdict - C(accepted), C(checked) (false when there is no SSH connection),
+    C(family), C(decided_by) and C(output_decided_by) (the INPUT and OUTPUT rule or policy that decide) and
+    C(message).
+  returned: with O(ssh_guard)
+  type: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule

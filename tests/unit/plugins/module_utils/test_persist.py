@@ -26,3 +26,140 @@ def test_the_message_names_host_variables_and_unit(role, unit):
 def test_an_unknown_role_is_a_programming_error():
     with pytest.raises(ValueError):
         p.check('router', True, True, False)
+
+
+# ---------------------------------------------------------------------------
+# The boot_restore module's files, written under a scratch root. The checks of
+# the rules files (iptables-restore --test, nft -c) are a stand-in here that
+# records the command; the lab runs the real ones (the gateway and boot
+# scenarios restore from these files).
+
+import os
+import subprocess
+
+NAT = {'table': 'nat', 'family': 'both', 'chains': [
+    {'name': 'SNF-GW-POST', 'hook': 'POSTROUTING', 'rules': [{'name': 'masq', 'out_interface': 'eth0', 'jump': 'MASQUERADE'}]}]}
+FILTER = {'table': 'filter', 'family': 'both', 'chains': [
+    {'name': 'SNF-GW-FORWARD', 'hook': 'FORWARD', 'rules': [
+        {'name': 'established', 'ctstate': ['ESTABLISHED', 'RELATED'], 'jump': 'ACCEPT'}]}]}
+EMPTY_RAW = {'table': 'raw', 'family': 'both', 'chains': []}
+
+
+class Done(Exception):
+    pass
+
+
+class FakeModule(object):
+    params = None
+    check_mode = False
+    _diff = True
+    refuse = False
+    commands = []
+
+    def __init__(self, argument_spec, supports_check_mode):
+        assert supports_check_mode
+        self.params = dict((name, spec.get('default')) for name, spec in argument_spec.items())
+        self.params.update(type(self).params)
+
+    def run_command(self, argv, environ_update=None):
+        FakeModule.commands.append(argv[:-1])
+        assert os.path.exists(argv[-1])  # the scratch file is checked before it is renamed into place
+        return (1, '', 'line 2 failed') if FakeModule.refuse else (0, '', '')
+
+    def exit_json(self, **result):
+        raise Done(dict(result, failed=False))
+
+    def fail_json(self, **result):
+        raise Done(dict(result, failed=True))
+
+
+def boot_restore(root, check_mode=False, **params):
+    FakeModule.params = dict(params, root=str(root))
+    FakeModule.check_mode = check_mode
+    FakeModule.commands = []
+    with pytest.raises(Done) as done:
+        p.run_boot_restore(FakeModule)
+    return done.value.args[0]
+
+
+def tree(root):
+    found = {}
+    for directory, dummy, names in os.walk(str(root)):
+        for name in names:
+            path = os.path.join(directory, name)
+            key = '/' + os.path.relpath(path, str(root))
+            found[key] = os.readlink(path) if os.path.islink(path) else oct(os.stat(path).st_mode & 0o777)
+    return found
+
+
+RULES = '/etc/stateful-netfilter/nat_gateway.%s'
+UNIT = '/etc/systemd/system/snf-nat-gateway.service'
+LINK = '/etc/systemd/system/multi-user.target.wants/snf-nat-gateway.service'
+SCRIPT = '/usr/local/sbin/snf-nat-gateway-restore'
+
+
+def test_iptables_files_hold_every_table_per_family_and_a_rerun_changes_nothing(tmp_path):
+    result = boot_restore(tmp_path, role='nat_gateway', tables=[NAT, FILTER, EMPTY_RAW])
+    assert not result['failed'] and result['daemon_reload'] is False  # not reloaded under another root
+    assert tree(tmp_path) == {RULES % 'ipv4.rules': '0o600', RULES % 'ipv6.rules': '0o600', SCRIPT: '0o755',
+                              UNIT: '0o644', LINK: UNIT}
+    assert sorted(result['changes'].values()) == ['created'] * 5
+    assert FakeModule.commands == [['iptables-restore', '--test', '--noflush'],
+                                   ['ip6tables-restore', '--test', '--noflush']]
+    ipv4 = (tmp_path / (RULES % 'ipv4.rules').lstrip('/')).read_text()
+    assert ipv4.startswith('*nat\n') and '\n*filter\n' in ipv4 and '*raw' not in ipv4
+    assert '-A SNF-GW-POST -o eth0 -m comment --comment "snf:masq" -j MASQUERADE' in ipv4
+    script = (tmp_path / SCRIPT.lstrip('/')).read_text()
+    assert 'restore ip6tables /etc/stateful-netfilter/nat_gateway.ipv6.rules || status=1' in script
+    assert "-A [A-Z]+ -j SNF-GW-[A-Za-z0-9_-]+" in script
+    subprocess.check_call(['sh', '-n', str(tmp_path / SCRIPT.lstrip('/'))])
+    unit = (tmp_path / UNIT.lstrip('/')).read_text()
+    assert 'ExecStart=%s\n' % SCRIPT in unit and 'WantedBy=multi-user.target' in unit
+    again = boot_restore(tmp_path, role='nat_gateway', tables=[NAT, FILTER, EMPTY_RAW])
+    assert again['changed'] is False and again['changes'] == {} and FakeModule.commands == []
+
+
+def test_check_mode_predicts_and_writes_nothing_and_a_refused_file_is_not_written(tmp_path):
+    boot_restore(tmp_path, role='nat_gateway', tables=[NAT])
+    before = (tmp_path / (RULES % 'ipv4.rules').lstrip('/')).read_text()
+    predicted = boot_restore(tmp_path, check_mode=True, role='nat_gateway', tables=[NAT, FILTER])
+    assert predicted['changes'] == {RULES % 'ipv4.rules': 'updated', RULES % 'ipv6.rules': 'updated'}
+    assert (tmp_path / (RULES % 'ipv4.rules').lstrip('/')).read_text() == before
+    FakeModule.refuse = True
+    try:
+        refused = boot_restore(tmp_path, role='nat_gateway', tables=[NAT, FILTER])
+    finally:
+        FakeModule.refuse = False
+    assert refused['failed'] and refused['msg'].startswith(
+        'iptables-restore --test --noflush refused the rules file for %s; nothing was written: line 2 failed'
+        % (RULES % 'ipv4.rules'))
+    assert (tmp_path / (RULES % 'ipv4.rules').lstrip('/')).read_text() == before
+    assert not [name for name in os.listdir(str(tmp_path / 'etc' / 'stateful-netfilter')) if name.startswith('.')]
+
+
+def test_switching_back_end_replaces_the_files_and_absent_removes_everything(tmp_path):
+    older = tmp_path / 'etc' / 'stateful-netfilter' / 'nat_gateway.nat.ipv4.rules'  # one file per table, earlier
+    older.parent.mkdir(parents=True)
+    older.write_text('*nat\nCOMMIT\n')
+    boot_restore(tmp_path, role='nat_gateway', tables=[NAT, FILTER])
+    assert not older.exists()
+    result = boot_restore(tmp_path, role='nat_gateway', backend='nftables', tables=[NAT, FILTER, EMPTY_RAW])
+    assert result['changes'] == {RULES % 'ipv4.rules': 'removed', RULES % 'ipv6.rules': 'removed',
+                                 RULES % 'nft': 'created', SCRIPT: 'updated', UNIT: 'updated'}
+    assert FakeModule.commands == [['nft', '-c', '-f']]
+    nft = (tmp_path / (RULES % 'nft').lstrip('/')).read_text()
+    assert 'table inet snf_nat_GW\ndelete table inet snf_nat_GW\ntable inet snf_nat_GW {' in nft
+    assert nft.rstrip().endswith('table inet snf_raw_GW\ndelete table inet snf_raw_GW')  # no raw rules: removed
+    assert 'exec nft -f /etc/stateful-netfilter/nat_gateway.nft' in (tmp_path / SCRIPT.lstrip('/')).read_text()
+    result = boot_restore(tmp_path, role='nat_gateway', state='absent')
+    assert sorted(result['changes']) == sorted([RULES % 'nft', SCRIPT, UNIT, LINK])
+    assert tree(tmp_path) == {}
+
+
+def test_a_bad_model_is_refused_naming_the_table_and_nothing_is_written(tmp_path):
+    bad = dict(FILTER, chains=[dict(FILTER['chains'][0], rules=[{'name': 'x', 'jump': 'ACCEPT', 'protocol': 'tcpp'}])])
+    result = boot_restore(tmp_path, role='nat_gateway', tables=[NAT, bad])
+    assert result['failed'] and result['msg'].startswith('tables[1].chains[0].rules[0].protocol')
+    result = boot_restore(tmp_path, role='nat_gateway', tables=[dict(NAT, table='security')])
+    assert result['failed'] and result['msg'].startswith('tables[0].table: must be one of filter, nat, raw, mangle')
+    assert tree(tmp_path) == {}

@@ -22,7 +22,7 @@ class FakeModule(object):
     def __init__(self, argument_spec, supports_check_mode):
         assert supports_check_mode
         params = dict((name, spec.get('default')) for name, spec in argument_spec.items())
-        params.update(FakeModule.params)
+        params.update(type(self).params)
         self.params = params
 
     def get_bin_path(self, name):
@@ -122,3 +122,93 @@ def test_bad_sysctl_names_are_refused_before_anything_is_read(host, params, expe
 def test_process_names_of_this_machine_are_read():
     names = pf.process_names().splitlines()
     assert names == sorted(set(names)) and names
+
+
+def test_ssh_connection_is_the_modules_own_or_the_nearest_ancestors(tmp_path):
+    proc = tmp_path / 'proc'
+    for pid, parent, environ in ((300, 200, b'PATH=/usr/bin\0HOME=/root\0'),
+                                 (200, 100, b'USER=admin\0SSH_CONNECTION=192.0.2.7 40022 192.0.2.1 22\0'),
+                                 (100, 1, b'SSH_CONNECTION=198.51.100.9 1 198.51.100.1 22\0')):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / 'environ').write_bytes(environ)
+        (proc / str(pid) / 'status').write_text('Name:\tsh\nPPid:\t%d\n' % parent)
+    assert pf.ssh_connection({'SSH_CONNECTION': '203.0.113.8 1 203.0.113.1 22'}, str(proc), 300) == \
+        '203.0.113.8 1 203.0.113.1 22'
+    # sudo reset the environment: the shell sshd started (pid 200) still has it, the nearer one wins
+    assert pf.ssh_connection({}, str(proc), 300) == '192.0.2.7 40022 192.0.2.1 22'
+    (proc / '200' / 'environ').write_bytes(b'USER=admin\0')
+    assert pf.ssh_connection({}, str(proc), 300) == '198.51.100.9 1 198.51.100.1 22'
+    # a process gone, or none with it: no SSH connection
+    assert pf.ssh_connection({}, str(proc), 999) == ''
+    (proc / '100' / 'environ').write_bytes(b'')
+    assert pf.ssh_connection({}, str(proc), 300) == ''
+
+
+GUARDED = dict(
+    family='both', policies={'INPUT': 'DROP', 'OUTPUT': 'ACCEPT'},
+    chains=[{'name': 'SNF-FW-INPUT', 'hook': 'INPUT', 'hook_position': 'first', 'rules': [
+        {'name': 'established', 'ctstate': ['ESTABLISHED', 'RELATED'], 'jump': 'ACCEPT'},
+        {'name': 'allow:web', 'protocol': 'tcp', 'destination_port': 443, 'jump': 'ACCEPT'}]}])
+
+
+def with_rule(rule):
+    model = dict(GUARDED, chains=[dict(GUARDED['chains'][0], rules=GUARDED['chains'][0]['rules'] + [rule])])
+    return model
+
+
+class RoutedModule(FakeModule):
+    commands = []
+
+    def get_bin_path(self, name, required=False):
+        return '/usr/sbin/ip' if name == 'ip' else None  # no iptables-save: ufw is read from its configuration
+
+    def run_command(self, argv, environ_update=None):
+        RoutedModule.commands.append(argv)
+        return 0, '%s dev eth1 src 192.0.2.1 uid 0\n    cache\n' % argv[-1], ''
+
+
+def guard(**params):
+    RoutedModule.params = dict(dict(role='firewall', persist=False, host='gw', ssh_guard=True,
+                                    ssh_connection='192.0.2.7 40022 192.0.2.1 22'), **params)
+    RoutedModule.commands = []
+    with pytest.raises(Done) as done:
+        pf.run_module(RoutedModule)
+    return done.value.args[0]
+
+
+def test_the_ssh_guard_refuses_a_plan_that_drops_the_session_and_accepts_one_that_does_not(host):
+    result = guard(model=GUARDED)
+    assert result['failed'] and result['msg'].startswith(
+        'firewall_ssh_guard: refusing to apply; a new SSH connection from 192.0.2.7 to port 22 (ipv4) would be '
+        'dropped by the INPUT policy DROP')
+    assert RoutedModule.commands == []
+    result = guard(model=with_rule({'name': 'allow:ssh', 'protocol': 'tcp', 'destination_port': 22,
+                                    'jump': 'ACCEPT'}))
+    assert not result['failed'] and result['ssh']['accepted']
+    assert result['ssh']['decided_by'] == 'SNF-FW-INPUT rule allow:ssh'
+
+
+def test_the_ssh_guard_reads_the_route_only_when_an_interface_could_decide(host):
+    for interface, accepted in (('eth1', True), ('eth0', False)):
+        result = guard(model=with_rule({'name': 'allow:ssh', 'protocol': 'tcp', 'destination_port': 22,
+                                        'in_interface': interface, 'jump': 'ACCEPT'}))
+        assert RoutedModule.commands == [['/usr/sbin/ip', 'route', 'get', '192.0.2.7']]
+        assert result['failed'] is not accepted
+
+
+def test_the_ssh_guard_without_a_session_or_family_checks_nothing(host, monkeypatch):
+    monkeypatch.setattr(pf, 'ssh_connection', lambda: '')  # none given, none found on the host
+    result = guard(model=GUARDED, ssh_connection=None, families=['ipv4'])
+    assert not result['failed'] and result['ssh']['checked'] is False
+    result = guard(model=GUARDED, ssh_connection='2001:db8::7 40022 2001:db8::1 22', families=['ipv4'])
+    assert not result['failed'] and result['ssh']['accepted']
+
+
+@pytest.mark.parametrize('params, expect', [
+    (dict(model=None), '^model: with ssh_guard, the planned model'),
+    (dict(model={'chains': []}), '^model: with ssh_guard, the planned model'),
+    (dict(model=GUARDED, role='nat_gateway'), '^ssh_guard: only the firewall role has an SSH guard'),
+])
+def test_the_ssh_guard_refuses_what_it_cannot_check(host, params, expect):
+    result = guard(**params)
+    assert result['failed'] and re.match(expect, result['msg'])
