@@ -41,7 +41,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     put_rule,
     read_owned,
 )
-from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError, show
 from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
 
 
@@ -85,23 +85,41 @@ class Engine(object):
 
     def apply(self, plans):
         """Validate every changed plan, then apply them; on a failure, put back those already applied."""
-        todo = [plan for plan in plans if plan.changed]
-        if not todo or self.module.check_mode:
+        if self.module.check_mode:
             return
+        self.test(plans)
+        failure = self.commit(plans)
+        if failure:
+            self.module.fail_json(**failure)
+
+    def test(self, plans):
+        """iptables-restore --test of every changed plan; fails the module (nothing is changed yet)."""
         try:
-            for plan in todo:
-                self.backends[plan.family].test(plan.text)
+            for plan in plans:
+                if plan.changed:
+                    self.backends[plan.family].test(plan.text)
         except CommandError as exc:
             self.module.fail_json(**exc.result())
+
+    def commit(self, plans):
+        """Apply the changed plans in order. On a failure, put back those already applied and return the
+        failure's result (with rolled_back: the families restored); None when all of them went in."""
         applied = []
-        for plan in todo:
+        for plan in plans:
+            if not plan.changed:
+                continue
             try:
                 self.backends[plan.family].apply(plan.text)
             except CommandError as exc:
                 result = exc.result()
                 result['rolled_back'] = self._roll_back(applied)
-                self.module.fail_json(**result)
+                return result
             applied.append(plan)
+        return None
+
+    def undo(self, plans):
+        """Put back what the applied (changed) plans found; returns the families restored."""
+        return self._roll_back([plan for plan in plans if plan.changed])
 
     def _roll_back(self, applied):
         """Put the owned state each applied plan found back in place; returns the families restored."""
@@ -132,6 +150,154 @@ def restore_texts(plans):
 
 def _fail(module, exc):
     module.fail_json(msg=str(exc), param=exc.param)
+
+
+# ---------------------------------------------------------------------------
+# migrate: the same scope on the other back end, removed after the new one is in place
+
+def check_migrate(params):
+    """Refuse migrate where it cannot move a whole scope (raises ValidationError naming migrate)."""
+    if params.get('migrate') and params['state'] in ('overridden', 'merged', 'deleted') \
+            and params['family'] != 'both':
+        raise ValidationError('migrate', 'moves a whole scope, both families (the nftables table holds both): '
+                                         'give family both')
+
+
+class IptablesSide(object):
+    """The scope in the iptables tables, removed once its nftables table is in place (ruleset with backend
+    nftables and migrate): its owned chains and their hooks go, and the policies the task manages are set
+    back to ACCEPT, one iptables-restore --noflush per family.
+
+    A host without iptables has nothing to migrate (changed is False).
+    """
+
+    def __init__(self, module, params, table, scope_prefix, families):
+        self.module = module
+        self.engine = None
+        self.plans = []
+        if not module.get_bin_path('iptables'):
+            return
+        # Takes the engine lock (already held by the nftables path: it is one lock for both back ends).
+        self.engine = Engine(module, families)
+        managed = [chain for chain in (params.get('policies') or {}) if chain in BUILTIN_CHAINS[table]]
+        for family in families:
+            live_table = self.engine.read(family, table)
+            live = read_owned(live_table, scope_prefix, family, managed)
+            try:
+                self.plans.append(Plan(live_table, scope_prefix, family, live,
+                                       Owned([], [(chain, 'ACCEPT') for chain in managed])))
+            except ValidationError as exc:
+                _fail(self.module, exc)
+
+    @property
+    def changed(self):
+        return any(plan.changed for plan in self.plans)
+
+    def test(self):
+        if self.engine:
+            self.engine.test(self.plans)
+
+    def saved(self):
+        """What a rollback record keeps of this side: the owned state each family had."""
+        for plan in self.plans:
+            for chain in plan.live.chains.values():
+                unreadable = [rule.text for rule in chain.rules if rule.spec is None]
+                if unreadable:
+                    self.module.fail_json(
+                        msg='rollback_timeout: the owned chain %s (%s) holds a rule the collection cannot read, '
+                            'which a rollback would have to restore: "-A %s %s"; nothing was applied'
+                            % (chain.name, plan.family, chain.name, show(unreadable[0])[1:-1]),
+                        param='rollback_timeout')
+        return dict(iptables=dict(backend=self.engine.backend if self.engine else 'nft',
+                                  families=dict((plan.family, _rollback.owned_to_data(plan.live))
+                                                for plan in self.plans)))
+
+    def apply(self):
+        """None, or the failure's result (the families already changed were put back)."""
+        return self.engine.commit(self.plans) if self.engine else None
+
+    def undo(self):
+        if self.engine:
+            self.engine.undo(self.plans)
+
+    def diff(self):
+        return [dict(entry, before_header='iptables ' + entry['before_header'],
+                     after_header='iptables ' + entry['after_header']) for entry in plan_diff(self.plans)]
+
+    def result(self):
+        return dict(backend='iptables', changed=self.changed, restore=restore_texts(self.plans))
+
+
+class NftSide(object):
+    """The scope's owned nftables table, removed once its iptables chains are in place (ruleset with backend
+    iptables and migrate): one nft -f transaction after nft -c. A host without nft has nothing to migrate."""
+
+    def __init__(self, module, table, scope):
+        from ansible_collections.stateful.netfilter.plugins.module_utils import _nft
+        self._nft = _nft
+        self.module = module
+        self.table = table
+        self.name = _nft.table_name(table, scope)
+        self.nft = None
+        self.listing = self.text = ''
+        if not module.get_bin_path('nft'):
+            return
+        try:
+            self.nft = _nft.NftCommand(module)
+            self.listing = self.nft.list_table(self.name)
+        except _nft.NftError as exc:
+            self._fail(exc)
+        self.text = _nft.transaction(self.name, '') if self.listing else ''
+
+    def _fail(self, exc, **extra):
+        result = dict(getattr(exc, 'result', None) or {})
+        result.update(extra)
+        self.module.fail_json(msg='migrate: %s' % exc, param=getattr(exc, 'param', None) or 'migrate', **result)
+
+    @property
+    def changed(self):
+        return bool(self.listing)
+
+    def test(self):
+        if self.changed:
+            try:
+                self.nft.check(self.text)
+            except self._nft.NftError as exc:
+                self._fail(exc)
+
+    def saved(self):
+        try:
+            self._nft.check_saved(self.name, self.table, self.listing)
+        except ValueError as exc:
+            self.module.fail_json(msg='rollback_timeout: the owned table inet %s cannot be restored by a rollback '
+                                      '(%s); nothing was applied' % (self.name, exc), param='rollback_timeout')
+        return dict(nft=dict(table=self.name, text=self.listing))
+
+    def apply(self):
+        if not self.changed:
+            return None
+        try:
+            self.nft.apply(self.text)
+        except self._nft.NftError as exc:
+            result = dict(getattr(exc, 'result', None) or {})
+            result['msg'] = 'migrate: %s' % exc
+            return result
+        return None
+
+    def undo(self):
+        if self.changed:
+            try:
+                self.nft.apply(self._nft.transaction(self.name, self.listing))
+            except self._nft.NftError as exc:
+                self.module.warn('Could not put the table inet %s back: %s' % (self.name, exc))
+
+    def diff(self):
+        return [dict(before=self.listing, after='', before_header='inet %s (before)' % self.name,
+                     after_header='inet %s (after)' % self.name)]
+
+    def result(self):
+        return dict(backend='nftables', changed=self.changed, table='inet %s' % self.name,
+                    nft=self.text if self.changed else '')
 
 
 # ---------------------------------------------------------------------------
@@ -235,6 +401,7 @@ def run_ruleset(module):
         module.fail_json(msg=str(exc), param='rollback_timeout')
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
+        check_migrate(params)
         desired = dict((family, desired_owned(params, family, table, scope_prefix, state != 'deleted'))
                        for family in families)
     except ValidationError as exc:
@@ -268,25 +435,40 @@ def run_ruleset(module):
             plans.append(Plan(live_table, scope_prefix, family, live, wanted))
         except ValidationError as exc:
             _fail(module, exc)
+    # migrate: the scope's nftables table goes once the chains are in place (under the same engine lock).
+    other = NftSide(module, table, params['scope']) if params.get('migrate') else None
+    moved = bool(other and other.changed)
+    changed = any(plan.changed for plan in plans) or moved
     engine.warn_other_backend()
     _rollback.guard(module, table, scope_prefix, families,
                     policies=dict((family, dict(desired[family].policies)) for family in families),
-                    changed=any(plan.changed for plan in plans))
+                    changed=changed)
+    if moved and not module.check_mode:
+        other.test()
     armed = None
     if params.get('rollback_timeout') is not None:
-        armed = _rollback.arm(module, table, scope_prefix, plans, engine.backend, params['rollback_timeout'])
+        armed = _rollback.arm(module, table, scope_prefix, plans, engine.backend, params['rollback_timeout'],
+                              extra=other.saved() if moved else None)
     try:
         engine.apply(plans)
+        if moved and not module.check_mode:
+            failure = other.apply()
+            if failure:
+                # The kernel took none of the nft transaction: the chains go back, the table stays.
+                failure['rolled_back'] = engine.undo(plans)
+                module.fail_json(**failure)
     except (SystemExit, Exception):
         # fail_json exits: the engine put back what it had applied, so the timer has nothing to undo.
         _rollback.cancel(module, armed)
         raise
     engine.release()
-    result = dict(changed=any(plan.changed for plan in plans), restore=restore_texts(plans), backend=engine.backend)
+    result = dict(changed=changed, restore=restore_texts(plans), backend=engine.backend)
+    if other:
+        result['migrated'] = other.result()
     if params.get('rollback_timeout') is not None:
         result['rollback'] = _rollback.public(armed, armed=True) if armed else dict(armed=False)
     if module._diff:
-        result['diff'] = plan_diff(plans)
+        result['diff'] = plan_diff(plans) + (other.diff() if moved else [])
     module.exit_json(**result)
 
 

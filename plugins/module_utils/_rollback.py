@@ -350,11 +350,18 @@ def check_record(record, state_dir):
         raise ValueError('scope_prefix %s is not a scope' % show(scope_prefix))
     if record.get('backend') not in ('nft', 'legacy', NFTABLES):
         raise ValueError('backend %s is not nft, legacy or nftables' % show(record.get('backend')))
-    if record['backend'] == NFTABLES:
+    if record['backend'] == NFTABLES or 'nft' in record:
         saved = record.get('nft')
         wanted = nft_table_name(table, scope_prefix)
         if not isinstance(saved, dict) or saved.get('table') != wanted or not isinstance(saved.get('text'), str):
             raise ValueError('nft %s is not the saved owned table %s' % (show(saved), wanted))
+    if 'iptables' in record:
+        # A migration to nftables: the iptables chains it removed (checked rule by rule when it fires).
+        other = record['iptables']
+        if record['backend'] != NFTABLES or not isinstance(other, dict) \
+                or other.get('backend') not in ('nft', 'legacy') or not isinstance(other.get('families'), dict) \
+                or not other['families'] or set(other['families']) - set(FAMILIES):
+            raise ValueError('iptables %s is not the saved iptables side of an nftables rollback' % show(other))
     for key in ('created', 'timeout', 'deadline'):
         if not _number(record.get(key)):
             raise ValueError('%s %s is not a number' % (key, show(record.get(key))))
@@ -604,9 +611,14 @@ def public(record, **extra):
     return info
 
 
-def arm(module, table, scope_prefix, plans, backend, timeout, root=None):
-    """Save the owned state each changed plan found, start the timer; returns the record (None if nothing changes)."""
-    todo = [plan for plan in plans if plan.changed]
+def arm(module, table, scope_prefix, plans, backend, timeout, root=None, extra=None):
+    """Save the owned state each changed plan found, start the timer; returns the record (None if nothing changes).
+
+    extra: the scope's other back end as it is, when the same run removes it (migrate):
+    {'nft': {'table': NAME, 'text': LISTING}}; every family's state is saved then, and the timer puts the
+    nft table back before the iptables chains.
+    """
+    todo = [plan for plan in plans if plan.changed or extra]
     if not todo or module.check_mode:
         return None
     for plan in todo:
@@ -616,21 +628,26 @@ def arm(module, table, scope_prefix, plans, backend, timeout, root=None):
                 module.fail_json(msg='rollback_timeout: the owned chain %s (%s) holds a rule the collection cannot '
                                      'read, which a rollback would have to restore: "-A %s %s"; nothing was applied'
                                      % (chain.name, plan.family, chain.name, show(unreadable[0])[1:-1]))
-    return _arm(module, dict(table=table, scope_prefix=scope_prefix, backend=backend,
-                             families=dict((plan.family, owned_to_data(plan.live)) for plan in todo)), timeout, root)
+    fields = dict(table=table, scope_prefix=scope_prefix, backend=backend,
+                  families=dict((plan.family, owned_to_data(plan.live)) for plan in todo))
+    fields.update(extra or {})
+    return _arm(module, fields, timeout, root)
 
 
-def arm_nft(module, table, scope_prefix, name, saved, timeout, root=None):
+def arm_nft(module, table, scope_prefix, name, saved, timeout, root=None, extra=None):
     """Save the owned nft table as it is (saved: its canonical listing, '' when absent) and start the timer.
 
     When it fires, the table is put back whole with one nft -f transaction. The record covers both
-    families: the table holds both and is restored as one.
+    families: the table holds both and is restored as one. extra: the scope's iptables chains as they
+    are, when the same run removes them (migrate): {'iptables': {'backend': B, 'families': {...}}}; the
+    timer puts them back before the nft table.
     """
     if module.check_mode:
         return None
-    return _arm(module, dict(table=table, scope_prefix=scope_prefix, backend=NFTABLES,
-                             families=dict((family, {}) for family in FAMILIES),
-                             nft=dict(table=name, text=saved)), timeout, root)
+    fields = dict(table=table, scope_prefix=scope_prefix, backend=NFTABLES,
+                  families=dict((family, {}) for family in FAMILIES), nft=dict(table=name, text=saved))
+    fields.update(extra or {})
+    return _arm(module, fields, timeout, root)
 
 
 def _arm(module, fields, timeout, root):
@@ -800,9 +817,16 @@ def _fire(state_dir, commands):
             if netns_id() != record['netns']:
                 raise RollbackError('the timer runs in network namespace %d, the rollback was armed in %d: '
                                     'nothing restored' % (netns_id(), record['netns']))
+            # A migration's other back end first (as it was before the push), then this one: while both
+            # hold the scope the host is never without its rules.
             if record['backend'] == NFTABLES:
+                if 'iptables' in record:
+                    result['migrated'] = _fire_other(_fire_iptables, record, commands, result,
+                                                     record['iptables']['families'])
                 _fire_nft(record, commands, result)
             else:
+                if 'nft' in record:
+                    result['migrated'] = _fire_other(_fire_nft, record, commands, result)
                 _fire_iptables(record, commands, result)
         except (CommandError, RollbackError, OSError) as exc:
             result['errors'].append(str(exc))
@@ -813,14 +837,27 @@ def _fire(state_dir, commands):
     return record
 
 
-def _fire_iptables(record, commands, result):
+def _fire_other(fire, record, commands, result, *args):
+    """Restore a migration's other back end; its outcome (restored, unchanged, errors) apart, its errors
+    also in result's."""
+    other = dict(restored=[], unchanged=[], errors=[])
+    try:
+        fire(record, commands, other, *args)
+    except (CommandError, RollbackError, OSError) as exc:
+        other['errors'].append(str(exc))
+    result['errors'].extend('migrated: %s' % error for error in other['errors'])
+    return other
+
+
+def _fire_iptables(record, commands, result, families=None):
     """Put the saved owned chains back with one iptables-restore --noflush per family; fills result."""
     backend = detect_backend(commands)
-    for family in sorted(record['families']):
+    families = record['families'] if families is None else families
+    for family in sorted(families):
         engine = Backend(commands, family, backend)
         table = engine.read(record['table'])
         try:
-            saved = owned_from_data(record['families'][family], family, record['table'], record['scope_prefix'])
+            saved = owned_from_data(families[family], family, record['table'], record['scope_prefix'])
             plan = restore_plan(table, record['scope_prefix'], family, saved)
         except (ValueError, ValidationError) as exc:
             result['errors'].append('%s: the saved state is refused: %s' % (family, exc))

@@ -365,6 +365,20 @@ options:
           notrack:
             description: For V(CT) in the raw table, leave matching packets untracked (C(-j CT --notrack)).
             type: bool
+          ct_timeout:
+            description:
+              - For V(CT) in the raw table with O(backend=nftables), the conntrack timeouts in seconds of the
+                connections the rule matches, a mapping of state to seconds (for example C(established) 300 and
+                C(close_wait) 10), instead of the kernel's defaults. It is a C(ct timeout) object of the owned table, set by
+                C(ct timeout set "snf-timeout-tcp-established-300").
+              - Needs O(chains[].rules[].protocol) V(tcp) (states V(syn_sent), V(syn_recv), V(established),
+                V(fin_wait), V(close_wait), V(last_ack), V(time_wait), V(close), V(syn_sent2), V(retrans),
+                V(unack)) or V(udp) (V(unreplied), V(replied)); 1-2147483 seconds. A state given its default
+                (nft's, for example V(established) 432000) is left out of the policy, as nft prints it.
+              - May come with O(chains[].rules[].helper), not with O(chains[].rules[].notrack). The iptables back
+                end refuses it (C(CT --timeout) needs a policy object made with C(nfct), which the collection
+                does not manage).
+            type: dict
           set_mss:
             description:
               - For V(TCPMSS) in the mangle table, the MSS to set in TCP SYN packets (88-65495).
@@ -391,6 +405,26 @@ options:
     type: str
     choices: [iptables, nftables]
     default: iptables
+    version_added: 0.1.0
+  migrate:
+    description:
+      - Switch the scope between back ends without a gap. With V(true), a run with O(state=overridden),
+        V(merged) or V(deleted) also removes the same scope (same O(table), same O(scope)) from the other back
+        end, B(after) this back end's change is in place, under the same engine lock.
+      - With O(backend=nftables), the owned table is installed first, then the C(SNF-<scope>-*) chains and
+        their hooks are removed from the iptables tables and the built-in policies listed in O(policies) are set
+        back to V(ACCEPT) there (the owned table now holds them), one C(iptables-restore --noflush) per family.
+        With O(backend=iptables), the chains are installed first, then the owned table C(inet snf_<table>_<scope>)
+        is deleted with one C(nft -f). While both back ends hold the scope every packet passes both rule sets,
+        so at no moment is the host without its rules.
+      - C(changed) (also in check mode) is true while the other back end still holds the scope; diff mode
+        shows it going. With O(rollback_timeout) the saved state covers both back ends, and the timer puts the
+        other back end back first. If removing the other side fails, this side's change is undone.
+      - Needs O(family=both) (a scope moves whole; the nftables table holds both families). A host without the
+        other back end's command (C(iptables) or C(nft)) has nothing to migrate. V(gathered) and V(rendered)
+        ignore it. See the migration section of docs/nftables.md.
+    type: bool
+    default: false
     version_added: 0.1.0
   rollback_timeout:
     description:
@@ -563,6 +597,19 @@ backend:
   returned: unless state is rendered
   type: str
   sample: nft
+migrated:
+  description:
+    - With O(migrate), the scope on the other back end. C(changed) is true when this run removed it (or, in
+      check mode, would). With O(backend=nftables) it is the iptables side, C(restore) its
+      C(iptables-restore) input per family; with O(backend=iptables) it is the owned nft table, C(nft) the
+      C(nft -f) input that deletes it.
+  returned: migrate is true and state is overridden, merged or deleted
+  type: dict
+  sample:
+    backend: nftables
+    changed: true
+    table: inet snf_filter_FW
+    nft: "table inet snf_filter_FW\ndelete table inet snf_filter_FW\n"
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -593,6 +640,7 @@ def main():
         ctdir=dict(type='str', choices=['ORIGINAL', 'REPLY']),
         helper=dict(type='str'),
         notrack=dict(type='bool'),
+        ct_timeout=dict(type='dict'),
         set_mss=dict(type='int'),
         clamp_mss_to_pmtu=dict(type='bool'),
         to_prefix=dict(type='str'),
@@ -635,6 +683,7 @@ def main():
             rollback_timeout=dict(type='int'),
             rollback_confirm=dict(type='str', no_log=False),
             backend=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
+            migrate=dict(type='bool', default=False),
         ),
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,

@@ -372,7 +372,7 @@ def test_engine_cancels_the_timer_when_the_push_fails(monkeypatch):
     from test_rules_engine import FakeModule as EngineModule, Failed
     armed, cancelled = [], []
     monkeypatch.setattr(_rollback, 'guard', lambda *a, **k: None)
-    monkeypatch.setattr(_rollback, 'arm', lambda module, *a: armed.append(a) or {'id': 'x'})
+    monkeypatch.setattr(_rollback, 'arm', lambda module, *a, **k: armed.append(a) or {'id': 'x'})
     monkeypatch.setattr(_rollback, 'cancel', lambda module, record: cancelled.append(record))
     params = dict(table='filter', family='ipv4', state='overridden', scope='FW', policies=None,
                   chains=[dict(name='SNF-FW-INPUT', hook='INPUT', hook_position='first',
@@ -411,3 +411,91 @@ def test_fire_is_not_starved_by_the_engine_lock(tmp_path, monkeypatch):
         holder.wait()
     assert final['status'] == 'rolled_back' and len(host.restores) == 1
     assert 'restored without the engine lock' in final['result']['warnings'][0]
+
+
+# ---------------------------------------------------------------------------
+# migrate: a record that also saved the scope on the other back end.
+
+def nft_saved():
+    """The owned nft table of scope FW as the nftables back end writes it."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _nft
+    return _nft.render_params(dict(table='filter', scope='FW', policies={'INPUT': 'DROP'}, chains=[
+        dict(name='SNF-FW-INPUT', hook='INPUT', rules=[dict(name='ssh', protocol='tcp', destination_port=22,
+                                                            jump='ACCEPT')])]))
+
+
+class FakeNftHost(FakeHost):
+    """FakeHost that also answers nft: the owned table is absent now; every command in order in self.calls."""
+
+    def __init__(self, saves, nft_fail=False):
+        super(FakeNftHost, self).__init__(saves)
+        self.calls = []
+        self.nft_fail = nft_fail
+
+    def run_command(self, cmd, data=None, binary_data=False, environ_update=None):
+        name = os.path.basename(cmd[0])
+        self.calls.append(name + ('' if data is None else ' <- ' + data.split('\n')[0]))
+        if name != 'nft':
+            return super(FakeNftHost, self).run_command(cmd, data, binary_data, environ_update)
+        if cmd[1:] == ['--version']:
+            return 0, 'nftables v1.0.6 (Lester Gooch #5)\n', ''
+        if 'list' in cmd:
+            return (0, '', '') if cmd[-1] == 'tables' else (1, '', 'Error: No such file or directory\n')
+        if self.nft_fail and '-c' not in cmd:
+            return 1, '', 'Error: Could not process rule\n'
+        return 0, '', ''
+
+
+def migrated_record(root, **extra):
+    record = make_record(root)
+    record.update(extra)
+    _rollback.write_record(record['state_dir'], record)
+    return record
+
+
+def test_a_migration_record_puts_the_other_back_end_back_first(tmp_path):
+    """iptables -> ... the push moved the scope off nftables: the table comes back before the chains change."""
+    name, text = nft_saved()
+    record = migrated_record(tmp_path, nft=dict(table=name, text=text))
+    host = FakeNftHost({'ipv4': AFTER})
+    final = _rollback.fire(record['state_dir'], host)
+    assert final['status'] == 'rolled_back' and final['result']['errors'] == [], final
+    assert final['result']['migrated']['restored'] == ['ipv4'] and final['result']['restored'] == ['ipv4']
+    applied = [call for call in host.calls if ' <- ' in call]
+    assert applied[0] == 'nft <- table inet snf_filter_FW' and 'nft -c' not in applied
+    assert applied[-1].startswith('iptables-') and len(applied) == 3, host.calls  # nft -c, nft -f, restore
+
+
+def test_a_migration_record_to_nftables_restores_the_iptables_chains_before_the_table(tmp_path):
+    name, text = nft_saved()
+    data = _rollback.owned_to_data(read_owned(table(BEFORE), 'SNF-FW-', 'ipv4', ['INPUT']))
+    record = migrated_record(tmp_path, backend='nftables', families={'ipv4': {}, 'ipv6': {}},
+                             nft=dict(table=name, text=''), iptables=dict(backend='nft', families={'ipv4': data}))
+    host = FakeNftHost({'ipv4': AFTER})
+    final = _rollback.fire(record['state_dir'], host)
+    # The table did not exist before the push and does not now: only the iptables side is restored.
+    assert final['status'] == 'rolled_back' and final['result']['migrated']['restored'] == ['ipv4'], final
+    assert final['result']['unchanged'] == ['ipv4', 'ipv6']
+    assert [call for call in host.calls if ' <- ' in call] == ['iptables-nft-restore <- *filter'], host.calls
+
+
+def test_a_failed_restore_of_the_other_back_end_is_reported(tmp_path):
+    name, text = nft_saved()
+    record = migrated_record(tmp_path, nft=dict(table=name, text=text))
+    final = _rollback.fire(record['state_dir'], FakeNftHost({'ipv4': AFTER}, nft_fail=True))
+    assert final['status'] == 'failed' and final['result']['errors'][0].startswith('migrated: nftables:'), final
+
+
+@pytest.mark.parametrize('extra, message', [
+    (dict(iptables=dict(backend='nft', families={'ipv4': {}})), 'not the saved iptables side'),
+    (dict(backend='nftables', families={'ipv4': {}}, nft=dict(table='snf_filter_FW', text=''),
+          iptables=dict(backend='iptables', families={'ipv4': {}})), 'not the saved iptables side'),
+    (dict(backend='nftables', families={'ipv4': {}}, nft=dict(table='snf_filter_FW', text=''),
+          iptables=dict(backend='nft', families={'ipv5': {}})), 'not the saved iptables side'),
+    (dict(nft=dict(table='snf_filter_OTHER', text='')), 'is not the saved owned table snf_filter_FW'),
+])
+def test_a_migration_record_of_the_wrong_shape_is_refused(tmp_path, extra, message):
+    record = make_record(tmp_path)
+    record.update(extra)
+    with pytest.raises(ValueError, match=message):
+        _rollback.check_record(record, record['state_dir'])
