@@ -1068,6 +1068,7 @@ def run_ruleset(module):
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
         _check_policies(params)
+        _engine.check_migrate(params)
         desired = dict((family, convert_owned(_engine.desired_owned(params, family, table, scope_prefix,
                                                                     state != 'deleted'), family, table))
                        for family in families)
@@ -1106,10 +1107,17 @@ def run_ruleset(module):
     text = transaction(name, after) if changed else ''
     if table == 'filter' and changed:
         _ssh_guard(module, live, wanted, name, timeout)
+    # migrate: the scope's iptables chains go once this table is in place (under the same engine lock).
+    other = _engine.IptablesSide(module, params, table, scope_prefix, families) if params.get('migrate') else None
+    moved = bool(other and other.changed)
     # A pending rollback of this scope would undo the change when it fires. (Policies of other scopes do
     # not meet here as they do in iptables: each scope has base chains of its own.)
-    _rollback.guard(module, table, scope_prefix, families, changed=changed)
+    _rollback.guard(module, table, scope_prefix, families, changed=changed or moved)
     armed = None
+    if moved and not module.check_mode:
+        other.test()
+        if timeout is not None and not changed:
+            armed = _rollback.arm_nft(module, table, scope_prefix, name, before, timeout, extra=other.saved())
     if changed and not module.check_mode:
         unreadable = unknown + [rule.text for owned in live.values() for chain in owned.chains.values()
                                 for rule in chain.rules if rule.spec is None]
@@ -1122,20 +1130,35 @@ def run_ruleset(module):
         except NftError as exc:
             _fail(module, exc)
         if timeout is not None:
-            armed = _rollback.arm_nft(module, table, scope_prefix, name, before, timeout)
+            armed = _rollback.arm_nft(module, table, scope_prefix, name, before, timeout,
+                                      extra=other.saved() if moved else None)
         try:
             nft.apply(text)
         except NftError as exc:
             # The kernel took none of it: the timer has nothing to undo.
             _rollback.cancel(module, armed)
             _fail(module, exc)
+    if moved and not module.check_mode:
+        failure = other.apply()
+        if failure:
+            # The iptables chains are as they were: the table goes back too, and the timer has nothing to undo.
+            try:
+                if changed:
+                    nft.apply(transaction(name, listing))
+            except NftError as exc:
+                module.warn('Could not put the table inet %s back: %s' % (name, exc))
+            _rollback.cancel(module, armed)
+            module.fail_json(**failure)
     _rollback.release_engine_lock()
-    result = dict(changed=changed, nft=text, backend='nftables', table='inet %s' % name)
+    result = dict(changed=changed or moved, nft=text, backend='nftables', table='inet %s' % name)
+    if other:
+        result['migrated'] = other.result()
     if timeout is not None:
         result['rollback'] = _rollback.public(armed, armed=True) if armed else dict(armed=False)
     if module._diff:
         result['diff'] = [dict(before=listing if unknown else before, after=after,
                                before_header='inet %s (before)' % name, after_header='inet %s (after)' % name)]
+        result['diff'].extend(other.diff() if moved else [])
     module.exit_json(**result)
 
 
