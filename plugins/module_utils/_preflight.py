@@ -14,6 +14,9 @@ is a round trip over the connection):
   needs (decided by _persist.py), also told to the roles' handlers;
 - the sysctls the nat_gateway role sets: their values and whether they can
   be written (decided by _nat_plan.sysctl_check());
+- which tables hold the role's chains (SNF-GW-* in iptables, or its owned
+  nftables table), so the role skips the ruleset call of a table it has
+  nothing in and never had;
 - the firewall role's SSH guard: would the planned INPUT and OUTPUT accept a
   new connection of the SSH client the play runs over, and its replies
   (decided by _firewall_plan.ssh_verdict()).
@@ -30,7 +33,10 @@ import os
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _managers, _persist
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import ssh_verdict
-from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check, sysctl_path
+from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check
+from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
+from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import name_problem, read_sysctls
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 SYSTEMD_DIR = _persist.SYSTEMD_RUNNING
 UFW_CONF = '/etc/ufw/ufw.conf'
@@ -46,6 +52,8 @@ ARGUMENT_SPEC = dict(
     model=dict(type='dict'),
     families=dict(type='list', elements='str', default=['ipv4', 'ipv6'], choices=['ipv4', 'ipv6']),
     ssh_connection=dict(type='str'),
+    scope=dict(type='str'),
+    owned_tables=dict(type='list', elements='str', default=[], choices=['filter', 'nat', 'raw', 'mangle']),
 )
 
 
@@ -66,17 +74,6 @@ def process_names(proc='/proc'):
             if name:
                 names.append(name.strip())
     return '\n'.join(sorted(set(names)))
-
-
-def read_sysctls(names):
-    """{name: value text or None}, {name: writable}."""
-    current, writable = {}, {}
-    for name in names:
-        path = sysctl_path(name)
-        text = _read(path)
-        current[name] = None if text is None else text.strip()
-        writable[name] = text is not None and os.access(path, os.W_OK)
-    return current, writable
 
 
 def ssh_connection(environ=None, proc='/proc', pid=None):
@@ -127,6 +124,28 @@ def ssh_guard(module, params):
     return verdict
 
 
+def owned_tables(module, scope, tables):
+    """{table: whether the scope has chains there}, on either back end: SNF-<scope>-* chains in the iptables
+    table of either family, or the owned nftables table snf_<table>_<scope>. A table that cannot be read counts
+    as holding them (the role then calls ruleset for it, which reports why)."""
+    found = dict((table, False) for table in tables)
+    declared = ':SNF-%s-' % scope
+    for command in ('iptables-save', 'ip6tables-save'):
+        path = module.get_bin_path(command)
+        for table in tables if path else ():
+            rc, out, dummy = module.run_command([path, '-t', table], environ_update=dict(LC_ALL='C'))
+            if rc != 0 or any(line.startswith(declared) for line in out.splitlines()):
+                found[table] = True
+    nft = module.get_bin_path('nft')
+    if nft and tables:
+        rc, out, dummy = module.run_command([nft, 'list', 'tables'], environ_update=dict(LC_ALL='C'))
+        names = set(line.split()[-1] for line in out.splitlines() if line.startswith('table inet '))
+        for table in tables:
+            if rc != 0 or 'snf_%s_%s' % (table, scope) in names:
+                found[table] = True
+    return found
+
+
 def run_module(module_class):
     module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -135,8 +154,15 @@ def run_module(module_class):
     if sysctls and role != 'nat_gateway':
         module.fail_json(msg='sysctls: only the nat_gateway role sets sysctls, got role %s' % role)
     for name in sysctls:
-        if not name or name.startswith('.') or '/' in name or '..' in name:
-            module.fail_json(msg='sysctls: %r is not a sysctl name' % (name,))
+        if name_problem(name):
+            module.fail_json(msg='sysctls: %s' % name_problem(name))
+    if params['owned_tables']:
+        try:
+            if params['scope'] is None:
+                raise ValidationError('scope', 'required with owned_tables')
+            check_scope(params['scope'], 'scope')
+        except ValidationError as exc:
+            module.fail_json(msg=str(exc))
 
     rules = None
     save = module.get_bin_path('iptables-save')
@@ -154,6 +180,8 @@ def run_module(module_class):
         sysctls=dict((name, dict(value=current[name], writable=writable[name])) for name in sysctls),
         sysctl_changes=checked['changes'],
     )
+    if params['owned_tables']:
+        result['owned'] = owned_tables(module, params['scope'], params['owned_tables'])
     if params['ssh_guard']:
         if role != 'firewall':
             module.fail_json(msg='ssh_guard: only the firewall role has an SSH guard, got role %s' % role)

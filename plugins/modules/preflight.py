@@ -85,6 +85,17 @@ options:
     elements: str
     choices: [ipv4, ipv6]
     default: [ipv4, ipv6]
+  scope:
+    description: The scope of the role's owned chains (C(GW) for C(SNF-GW-*)); required with O(owned_tables).
+    type: str
+  owned_tables:
+    description:
+      - Tables to look for the scope's chains in, on either back end - C(SNF-<scope>-*) chains in the iptables table
+        of either family, or the owned nftables table C(snf_<table>_<scope>); see RV(owned).
+    type: list
+    elements: str
+    choices: [filter, nat, raw, mangle]
+    default: []
   ssh_connection:
     description:
       - The SSH connection to check, as C(SSH_CONNECTION) reads (C(client cport server sport)), instead of the one
@@ -128,6 +139,12 @@ sysctl_changes:
   returned: always
   type: list
   elements: str
+owned:
+  description: For each table of O(owned_tables), whether the scope has chains there (a table that cannot be read
+    counts as having them).
+  returned: with O(owned_tables)
+  type: dict
+  sample: {raw: false, mangle: true}
 ssh:
   description: The SSH guard's verdict - C(accepted), C(checked) (false when there is no SSH connection),
     C(family), C(decided_by) and C(output_decided_by) (the INPUT and OUTPUT rule or policy that decide) and

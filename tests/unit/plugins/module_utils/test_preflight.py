@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _preflight as pf
+from ansible_collections.stateful.netfilter.plugins.module_utils import _preflight as pf, _sysctls
 
 
 class Done(Exception):
@@ -53,7 +53,7 @@ def host(tmp_path, monkeypatch):
     monkeypatch.setattr(pf, 'SYSTEMD_DIR', str(tmp_path / 'run' / 'systemd' / 'system'))
     real_names = pf.process_names
     monkeypatch.setattr(pf, 'process_names', lambda: real_names(str(proc)))
-    monkeypatch.setattr(pf, 'sysctl_path', lambda name: str(proc / 'sys' / name.replace('.', '/')))
+    monkeypatch.setattr(_sysctls, 'sysctl_path', lambda name: str(proc / 'sys' / name.replace('.', '/')))
     # root may write a 0444 file; /proc/sys does not let it: the stand-in is os.access on the mode bits
     monkeypatch.setattr(pf.os, 'access', lambda path, mode: bool(os.stat(path).st_mode & 0o200))
     return tmp_path
@@ -212,3 +212,38 @@ def test_the_ssh_guard_without_a_session_or_family_checks_nothing(host, monkeypa
 def test_the_ssh_guard_refuses_what_it_cannot_check(host, params, expect):
     result = guard(**params)
     assert result['failed'] and re.match(expect, result['msg'])
+
+
+class SavingModule(FakeModule):
+    """iptables-save prints SNF-GW-* chains in the mangle table of IPv6 only; nft lists one owned table."""
+    commands = []
+    tables = {('ip6tables-save', 'mangle'): '*mangle\n:PREROUTING ACCEPT [0:0]\n:SNF-GW-MSS - [0:0]\nCOMMIT\n'}
+    nft = 'table ip filter\ntable inet snf_nat_GW\ntable inet firewalld\n'
+
+    def get_bin_path(self, name, required=False):
+        return '/usr/sbin/' + name if name in ('iptables-save', 'ip6tables-save', 'nft') else None
+
+    def run_command(self, argv, environ_update=None):
+        SavingModule.commands.append(argv)
+        command = os.path.basename(argv[0])
+        if command == 'nft':
+            return 0, SavingModule.nft, ''
+        if argv[1:] == ['-t', 'filter'] and command == 'iptables-save' and len(SavingModule.commands) == 1:
+            return 0, '*filter\nCOMMIT\n', ''  # the managers' read
+        return 0, SavingModule.tables.get((command, argv[-1]), '*%s\nCOMMIT\n' % argv[-1]), ''
+
+
+def test_owned_tables_are_found_on_either_back_end_and_a_bad_scope_is_refused(host):
+    SavingModule.params = dict(role='nat_gateway', persist=False, host='gw', scope='GW',
+                               owned_tables=['nat', 'raw', 'mangle'])
+    SavingModule.commands = []
+    with pytest.raises(Done) as done:
+        pf.run_module(SavingModule)
+    result = done.value.args[0]
+    assert result['owned'] == {'nat': True, 'raw': False, 'mangle': True}
+    assert ['/usr/sbin/ip6tables-save', '-t', 'raw'] in SavingModule.commands
+    for scope, expect in ((None, '^scope: required with owned_tables'), ('G-W', '^scope: .G-W. is not a scope')):
+        SavingModule.params = dict(SavingModule.params, scope=scope)
+        with pytest.raises(Done) as done:
+            pf.run_module(SavingModule)
+        assert done.value.args[0]['failed'] and re.match(expect, done.value.args[0]['msg'])

@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Sysctls, read and set in one module run (the sysctls module; the preflight module reads them).
+
+The live values are written to /proc/sys only where they differ (so check
+mode tells exactly what would change), and the same values are kept in one
+file of /etc/sysctl.d, written only when its text differs and removed when
+there are no values.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_path
+
+HEADER = '# Written by stateful.netfilter; changes are overwritten on its next run.\n'
+
+ARGUMENT_SPEC = dict(
+    values=dict(type='dict', default={}),
+    file=dict(type='path'),
+)
+
+
+def name_problem(name):
+    """Why name cannot be a sysctl name ('' when it can): it becomes a path under /proc/sys."""
+    if not isinstance(name, str) or not name or name.startswith('.') or '/' in name or '..' in name \
+            or not all(part for part in name.split('.')):
+        return '%r is not a sysctl name' % (name,)
+    return ''
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def read_sysctls(names):
+    """{name: value text or None}, {name: writable}."""
+    current, writable = {}, {}
+    for name in names:
+        path = sysctl_path(name)
+        text = _read(path)
+        current[name] = None if text is None else text.strip()
+        writable[name] = text is not None and os.access(path, os.W_OK)
+    return current, writable
+
+
+def _text(value):
+    """A value as the kernel prints it back: words separated by one tab (bool as 0/1)."""
+    if isinstance(value, bool):
+        value = int(value)
+    return '\t'.join(str(value).split())
+
+
+def file_text(values):
+    return HEADER + ''.join('%s = %s\n' % (name, ' '.join(_text(values[name]).split('\t')))
+                            for name in sorted(values))
+
+
+def run_module(module_class):
+    from ansible_collections.stateful.netfilter.plugins.module_utils._persist import BootRestore
+
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    values, path = module.params['values'], module.params['file']
+    for name in sorted(values):
+        problem = name_problem(name)
+        if problem:
+            module.fail_json(msg='values: %s' % problem)
+        if values[name] is None or isinstance(values[name], (dict, list)):
+            module.fail_json(msg='values.%s: must be a number or a string, got %r' % (name, values[name]))
+    current, writable = read_sysctls(values)
+    missing = sorted(name for name in values if current[name] is None)
+    if missing:
+        module.fail_json(msg='values: no such sysctl on this host: %s (%s); nothing was changed'
+                         % (', '.join(missing), ', '.join(sysctl_path(name) for name in missing)))
+    changes = dict((name, dict(before=current[name], after=_text(values[name])))
+                   for name in sorted(values) if _text(current[name]) != _text(values[name]))
+    readonly = sorted(name for name in changes if not writable[name])
+    if readonly:
+        module.fail_json(msg='values: read-only on this host: %s; nothing was changed' % ', '.join(readonly))
+    if not module.check_mode:
+        for name in sorted(changes):
+            try:
+                with open(sysctl_path(name), 'w') as handle:
+                    handle.write(str(values[name] if not isinstance(values[name], bool) else int(values[name])) + '\n')
+            except (IOError, OSError) as exc:
+                module.fail_json(msg='values.%s: writing %s failed: %s' % (name, sysctl_path(name), exc),
+                                 changes=changes)
+    files = BootRestore(module, '/')
+    if path:
+        if values:
+            files.write(path, file_text(values), 0o644)
+        else:
+            files.remove(path)
+    result = dict(changed=bool(changes or files.changes), changes=changes, file_changed=bool(files.changes))
+    if module._diff:
+        result['diff'] = [dict(before=''.join('%s = %s\n' % (name, change['before']) for name, change in changes.items()),
+                               after=''.join('%s = %s\n' % (name, change['after']) for name, change in changes.items()),
+                               before_header='/proc/sys', after_header='/proc/sys')] + files.diff
+    module.exit_json(**result)
