@@ -17,9 +17,11 @@ __metaclass__ = type
 import os
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._iptables import (
+    C_LOCALE,
     Backend,
     CommandError,
     detect_backend,
+    legacy_refused,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     BUILTIN_CHAINS,
@@ -178,7 +180,10 @@ class IptablesSide(object):
         if not module.get_bin_path('iptables'):
             return
         # Takes the engine lock (already held by the nftables path: it is one lock for both back ends).
-        self.engine = Engine(module, families)
+        engine = Engine(module, families)
+        if engine.backend == 'legacy' and self._legacy_refused(engine, table):
+            return
+        self.engine = engine
         managed = [chain for chain in (params.get('policies') or {}) if chain in BUILTIN_CHAINS[table]]
         for family in families:
             live_table = self.engine.read(family, table)
@@ -188,6 +193,15 @@ class IptablesSide(object):
                                        Owned([], [(chain, 'ACCEPT') for chain in managed])))
             except ValidationError as exc:
                 _fail(self.module, exc)
+
+    def _legacy_refused(self, engine, table):
+        """True when the kernel has no legacy xtables (Linux 6.17+ without CONFIG_NETFILTER_XTABLES_LEGACY): no
+        rule can be there to migrate, and the legacy iptables-save would fail."""
+        for backend in engine.backends.values():
+            rc, out, err = self.module.run_command([backend.save_cmd, '-t', table], environ_update=C_LOCALE)
+            if rc != 0 and legacy_refused('legacy', backend.family, err):
+                return True
+        return False
 
     @property
     def changed(self):
@@ -244,6 +258,11 @@ class NftSide(object):
             return
         try:
             self.nft = _nft.NftCommand(module)
+        except _nft.NftError:
+            # An nft too old for the back end, or a kernel without nf_tables: no owned table can be there.
+            self.nft = None
+            return
+        try:
             self.listing = self.nft.list_table(self.name)
         except _nft.NftError as exc:
             self._fail(exc)

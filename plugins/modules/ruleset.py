@@ -421,7 +421,8 @@ options:
         shows it going. With O(rollback_timeout) the saved state covers both back ends, and the timer puts the
         other back end back first. If removing the other side fails, this side's change is undone.
       - Needs O(family=both) (a scope moves whole; the nftables table holds both families). A host without the
-        other back end's command (C(iptables) or C(nft)) has nothing to migrate. V(gathered) and V(rendered)
+        other back end (no C(iptables) or C(nft) command, an C(nft) older than 0.9.3, a kernel without nf_tables
+        or without legacy xtables where C(iptables) selects legacy) has nothing to migrate. V(gathered) and V(rendered)
         ignore it. See the migration section of docs/nftables.md.
     type: bool
     default: false
