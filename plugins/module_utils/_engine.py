@@ -157,14 +157,6 @@ def _fail(module, exc):
 # ---------------------------------------------------------------------------
 # migrate: the same scope on the other back end, removed after the new one is in place
 
-def check_migrate(params):
-    """Refuse migrate where it cannot move a whole scope (raises ValidationError naming migrate)."""
-    if params.get('migrate') and params['state'] in ('overridden', 'merged', 'deleted') \
-            and params['family'] != 'both':
-        raise ValidationError('migrate', 'moves a whole scope, both families (the nftables table holds both): '
-                                         'give family both')
-
-
 class IptablesSide(object):
     """The scope in the iptables tables, removed once its nftables table is in place (ruleset with backend
     nftables and migrate): its owned chains and their hooks go, and the policies the task manages are set
@@ -246,7 +238,7 @@ class NftSide(object):
     """The scope's owned nftables table, removed once its iptables chains are in place (ruleset with backend
     iptables and migrate): one nft -f transaction after nft -c. A host without nft has nothing to migrate."""
 
-    def __init__(self, module, table, scope):
+    def __init__(self, module, table, scope, families=FAMILIES):
         from ansible_collections.stateful.netfilter.plugins.module_utils import _nft
         self._nft = _nft
         self.module = module
@@ -266,6 +258,14 @@ class NftSide(object):
             self.listing = self.nft.list_table(self.name)
         except _nft.NftError as exc:
             self._fail(exc)
+        # The table holds both families: a task of one family removes it only when it holds nothing of the other.
+        others = [family for family in FAMILIES if family not in families]
+        if self.listing and others:
+            states = _nft.parse_table(self.listing, table)[0]
+            if any(states[family].chains for family in others):
+                module.fail_json(msg='migrate: the owned table inet %s also holds %s chains, which a task of family '
+                                     '%s would remove with it; migrate with family both. Nothing was changed'
+                                     % (self.name, others[0], families[0]), param='migrate')
         self.text = _nft.transaction(self.name, '') if self.listing else ''
 
     def _fail(self, exc, **extra):
@@ -420,7 +420,6 @@ def run_ruleset(module):
         module.fail_json(msg=str(exc), param='rollback_timeout')
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
-        check_migrate(params)
         desired = dict((family, desired_owned(params, family, table, scope_prefix, state != 'deleted'))
                        for family in families)
     except ValidationError as exc:
@@ -455,7 +454,7 @@ def run_ruleset(module):
         except ValidationError as exc:
             _fail(module, exc)
     # migrate: the scope's nftables table goes once the chains are in place (under the same engine lock).
-    other = NftSide(module, table, params['scope']) if params.get('migrate') else None
+    other = NftSide(module, table, params['scope'], families) if params.get('migrate') else None
     moved = bool(other and other.changed)
     changed = any(plan.changed for plan in plans) or moved
     engine.warn_other_backend()

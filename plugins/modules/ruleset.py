@@ -420,7 +420,9 @@ options:
       - C(changed) (also in check mode) is true while the other back end still holds the scope; diff mode
         shows it going. With O(rollback_timeout) the saved state covers both back ends, and the timer puts the
         other back end back first. If removing the other side fails, this side's change is undone.
-      - Needs O(family=both) (a scope moves whole; the nftables table holds both families). A host without the
+      - With O(family=ipv4) or V(ipv6), only that family's chains leave the iptables tables; the nftables table
+        (which holds both families) is removed only when it holds no chains of the other family, else the task is
+        refused naming O(migrate). A host without the
         other back end (no C(iptables) or C(nft) command, an C(nft) older than 0.9.3, a kernel without nf_tables
         or without legacy xtables where C(iptables) selects legacy) has nothing to migrate. V(gathered) and V(rendered)
         ignore it. See the migration section of docs/nftables.md.

@@ -258,12 +258,17 @@ def test_an_unconfirmed_migration_is_rolled_back_on_both_back_ends_without_a_gap
     assert snapshot(lab) == foreign
 
 
-def test_migrate_is_refused_for_one_family_and_gathered_ignores_it(lab):
-    bad = ruleset(lab, **firewall('nftables', family='ipv4', policies={}))
+def test_one_family_does_not_take_the_other_familys_chains_and_gathered_ignores_migrate(lab):
+    assert ruleset(lab, **firewall('nftables', migrate=False))['changed'] is True
+    table = lab.run(['nft', 'list', 'table', 'inet', 'snf_filter_MIG'])
+    # The table holds both families: an IPv6 task does not remove it with the IPv4 chains in it.
+    bad = ruleset(lab, **firewall('iptables', family='ipv6', policies={}))
     assert bad.get('failed') and bad['param'] == 'migrate', bad
-    bad = ruleset(lab, **firewall('iptables', family='ipv6'))
-    assert bad.get('failed') and bad['param'] == 'migrate', bad
-    assert holds(lab) == (False, False)
-    assert ruleset(lab, **firewall('iptables'))['changed'] is True
-    gathered = ruleset(lab, **firewall('nftables', state='gathered', chains=[]))
-    assert gathered['changed'] is False and 'migrated' not in gathered and holds(lab) == (True, False), gathered
+    assert holds(lab) == (False, True) and lab.run(['nft', 'list', 'table', 'inet', 'snf_filter_MIG']) == table
+    gathered = ruleset(lab, **firewall('iptables', state='gathered', chains=[]))
+    assert gathered['changed'] is False and 'migrated' not in gathered and holds(lab) == (False, True), gathered
+    # Both families move: then a re-run of one family on nftables takes back only its own iptables chains.
+    assert ruleset(lab, **firewall('iptables'))['changed'] is True and holds(lab) == (True, False)
+    ipv4 = ruleset(lab, **firewall('nftables', family='ipv4', policies={}))
+    assert ipv4['changed'] is True and ipv4['migrated']['restore']['ipv4'], ipv4
+    assert 'SNF-MIG' not in lab.save('filter', family='ipv4') and 'SNF-MIG' in lab.save('filter', family='ipv6')

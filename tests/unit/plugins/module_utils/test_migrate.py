@@ -122,10 +122,21 @@ def test_a_kernel_without_legacy_xtables_has_no_iptables_side():
     assert side.changed is False and side.apply() is None and side.result()['restore'] == {}
 
 
-@pytest.mark.parametrize('family', ['ipv4', 'ipv6'])
-def test_migrate_needs_both_families(family):
-    failed = run(_engine.run_ruleset, MigrateModule(migrate_params(family=family)))
-    assert isinstance(failed, Failed) and failed.result['param'] == 'migrate', failed.result
+TWO_FAMILIES = ('table inet snf_filter_FW {\n\tchain ipv4.SNF-FW-INPUT {\n\t\taccept\n\t}\n\n'
+                '\tchain ipv6.SNF-FW-INPUT {\n\t\taccept\n\t}\n}\n')
+
+
+def test_one_family_removes_the_table_only_when_it_holds_nothing_of_the_other():
+    ipv4 = migrate_params(family='ipv4', chains=[dict(name='SNF-FW-INPUT', hook='INPUT', rules=[
+        dict(name='ssh', protocol='tcp', destination_port=22, jump='ACCEPT')])])
+    ipv6_too = MigrateModule(ipv4, listing=TWO_FAMILIES)
+    failed = run(_engine.run_ruleset, ipv6_too)
+    assert isinstance(failed, Failed) and failed.result['param'] == 'migrate' and 'ipv6' in failed.result['msg']
+    assert ipv6_too.applied() == []
+    ipv4_only = TWO_FAMILIES.replace('\n\tchain ipv6.SNF-FW-INPUT {\n\t\taccept\n\t}\n', '')
+    module = MigrateModule(ipv4, listing=ipv4_only)
+    assert run(_engine.run_ruleset, module).result['migrated']['changed'] is True
+    assert module.applied() == ['iptables-nft-restore', 'nft']
 
 
 def test_gathered_is_unaffected():
