@@ -1068,7 +1068,6 @@ def run_ruleset(module):
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
         _check_policies(params)
-        _engine.check_migrate(params)
         desired = dict((family, convert_owned(_engine.desired_owned(params, family, table, scope_prefix,
                                                                     state != 'deleted'), family, table))
                        for family in families)
