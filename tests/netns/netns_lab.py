@@ -104,6 +104,37 @@ class Lab(object):
         self.run(['ip', 'addr', 'add', peer_address + '/24', 'dev', 'snf1'], netns=peer)
         self.run(['ip', 'link', 'set', 'snf1', 'up'], netns=peer)
 
+    def gateway(self, *peers):
+        """The lab's namespace as the router between peer namespaces, forwarding on (IPv4 and IPv6).
+
+        Each peer: (name, dev, gateway_addresses, peer_addresses, routes): a veth `dev` in the lab's
+        namespace to `eth0` in a new namespace `name`; addresses as CIDR (IPv6 without DAD); routes as
+        `ip route add` arguments run in the peer (e.g. ['default', 'via', '10.0.0.1']).
+        """
+        for name, dev, mine, theirs, routes in peers:
+            self.add_netns(name)
+            self.run(['ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name])
+            for end, netns, addresses in ((dev, None, mine), ('eth0', name, theirs)):
+                for address in addresses:
+                    self.run(['ip', 'addr', 'add', address, 'dev', end] + (['nodad'] if ':' in address else []),
+                             netns)
+                self.run(['ip', 'link', 'set', end, 'up'], netns)
+            for route in routes:
+                self.run(['ip'] + (['-6'] if ':' in ' '.join(route) else []) + ['route', 'add'] + list(route), name)
+        self.run(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'])
+
+    def serve(self, netns, port, address='0.0.0.0'):
+        """A TCP listener in the named namespace that prints the address of each client it accepts, then closes
+        the connection (killed with the lab; read proc.stdout)."""
+        code = ('import socket, sys\nfam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET\n'
+                's = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n'
+                's.bind((sys.argv[1], int(sys.argv[2]))); s.listen(4); print("up", flush=True)\n'
+                'while True:\n    c, a = s.accept(); print(a[0], flush=True); c.close()')
+        proc = subprocess.Popen(self.cmd([sys.executable, '-c', code, address, str(port)], netns),
+                                stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b'up\n'
+        return proc
+
     def listen(self, address, port):
         """A TCP listener in the lab's namespace that accepts and closes (killed with the lab)."""
         code = ('import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); '

@@ -8,62 +8,23 @@ prefix, is behind the gateway). The ruleset module maps 198.51.100.0/24 <->
 10.97.5.0/24 with NETMAP in PREROUTING (destination) and POSTROUTING
 (source), for IPv4 and IPv6. The peers print the address they saw.
 """
-import os
-import subprocess
-import sys
-
 import pytest
 
 IN4, GW_IN4, OUT4, GW_OUT4 = '10.97.5.7', '10.97.5.1', '192.0.2.20', '192.0.2.1'
 IN6, GW_IN6, OUT6, GW_OUT6 = 'fd97:5::7', 'fd97:5::1', '2001:db8:20::20', '2001:db8:20::1'
-# The listener prints the address of each client it accepts, then closes.
-SERVER = ('import socket, sys\nfam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET\n'
-          's = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n'
-          's.bind((sys.argv[1], int(sys.argv[2]))); s.listen(4); print("up", flush=True)\n'
-          'while True:\n    c, a = s.accept(); print(a[0], flush=True); c.close()')
-CLIENT = ('import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close();'
-          ' print("open")\nexcept OSError as exc:\n    print("closed", exc)')
-
-
-@pytest.fixture(params=['nft', 'legacy'])
-def backend(request, lab, tmp_path, monkeypatch):
-    shim = tmp_path / 'shim'
-    shim.mkdir()
-    for tool in ('iptables', 'ip6tables'):
-        os.symlink('/usr/sbin/%s-%s' % (tool, request.param), str(shim / tool))
-    monkeypatch.setenv('PATH', '%s:%s' % (shim, os.environ.get('PATH', '/usr/sbin:/usr/bin')))
-    return request.param
 
 
 def wire(lab):
-    """Two veths from the gateway (the lab's namespace) to `in` and `out`, forwarding on, routes set."""
-    for peer, dev, gw4, addr4, gw6, addr6 in (('in', 'snfi', GW_IN4, IN4, GW_IN6, IN6),
-                                              ('out', 'snfo', GW_OUT4, OUT4, GW_OUT6, OUT6)):
-        lab.add_netns(peer)
-        lab.run(['ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer])
-        lab.run(['ip', 'addr', 'add', gw4 + '/24', 'dev', dev])
-        lab.run(['ip', '-6', 'addr', 'add', gw6 + '/64', 'dev', dev, 'nodad'])
-        lab.run(['ip', 'link', 'set', dev, 'up'])
-        lab.run(['ip', 'addr', 'add', addr4 + '/24', 'dev', 'eth0'], netns=peer)
-        lab.run(['ip', '-6', 'addr', 'add', addr6 + '/64', 'dev', 'eth0', 'nodad'], netns=peer)
-        lab.run(['ip', 'link', 'set', 'eth0', 'up'], netns=peer)
-    # The inside host's only way out is the gateway; the outside peer reaches the outside prefixes through it.
-    lab.run(['ip', 'route', 'add', 'default', 'via', GW_IN4], netns='in')
-    lab.run(['ip', '-6', 'route', 'add', 'default', 'via', GW_IN6], netns='in')
-    lab.run(['ip', 'route', 'add', '198.51.100.0/24', 'via', GW_OUT4], netns='out')
-    lab.run(['ip', '-6', 'route', 'add', '2001:db8:5::/64', 'via', GW_OUT6], netns='out')
-    lab.run(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'])
-
-
-def serve(lab, netns, address, port):
-    proc = subprocess.Popen(lab.cmd([sys.executable, '-c', SERVER, address, str(port)], netns),
-                            stdout=subprocess.PIPE)
-    assert proc.stdout.readline() == b'up\n'
-    return proc
+    """The lab's namespace routes between `in` (its only way out) and `out` (which reaches the outside prefixes
+    through it)."""
+    lab.gateway(('in', 'snfi', [GW_IN4 + '/24', GW_IN6 + '/64'], [IN4 + '/24', IN6 + '/64'],
+                 [['default', 'via', GW_IN4], ['default', 'via', GW_IN6]]),
+                ('out', 'snfo', [GW_OUT4 + '/24', GW_OUT6 + '/64'], [OUT4 + '/24', OUT6 + '/64'],
+                 [['198.51.100.0/24', 'via', GW_OUT4], ['2001:db8:5::/64', 'via', GW_OUT6]]))
 
 
 def connect(lab, netns, address, port):
-    return lab.run([sys.executable, '-c', CLIENT, address, str(port)], netns).strip()
+    return 'open' if lab.connects(netns, address, port, timeout=2) else 'closed'
 
 
 NAT = dict(table='nat', family='both', scope='NM', state='overridden', chains=[
@@ -92,7 +53,7 @@ def test_netmap_maps_a_prefix_both_ways_on_both_back_ends(lab, backend):
 
     # Outside -> the mapped outside address -> the inside host, which sees the peer's own address.
     for inside, mapped, peer in ((IN4, '198.51.100.7', OUT4), (IN6, '2001:db8:5::7', OUT6)):
-        server = serve(lab, 'in', inside, 8080)
+        server = lab.serve('in', 8080, inside)
         try:
             assert connect(lab, 'out', mapped, 8080) == 'open'
             assert server.stdout.readline().decode().strip() == peer
@@ -104,7 +65,7 @@ def test_netmap_maps_a_prefix_both_ways_on_both_back_ends(lab, backend):
 
     # Inside -> outside: the peer sees the mapped source, host bits kept.
     for peer, mapped in ((OUT4, '198.51.100.7'), (OUT6, '2001:db8:5::7')):
-        server = serve(lab, 'out', peer, 9090)
+        server = lab.serve('out', 9090, peer)
         try:
             assert connect(lab, 'in', peer, 9090) == 'open'
             assert server.stdout.readline().decode().strip() == mapped
