@@ -39,6 +39,7 @@ from collections import OrderedDict
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     BUILTIN_CHAINS,
+    CT_TIMEOUT_STATES,
     CTSTATUS,
     HELPERS,
     NOT,
@@ -70,6 +71,13 @@ HOOKS = {
             'OUTPUT': ('nat', 'output', 'dstnat'), 'POSTROUTING': ('nat', 'postrouting', 'srcnat')},
 }
 L3 = {'ipv4': 'ip', 'ipv6': 'ip6'}
+# nft sets a conntrack helper or timeout policy on the connection conntrack made of the packet
+# (nft_ct_helper_obj_eval and nft_ct_timeout_obj_eval do nothing before it): measured on kernel 6.18, `ct
+# helper set` and `ct timeout set` in a chain at raw - 1 (before conntrack, -200) leave the connection
+# without helper or policy; at mangle they work. A raw scope that sets either has its base chains after
+# conntrack and before the mangle chains; notrack needs the chain before conntrack, so the two cannot
+# share a scope on this back end.
+AFTER_CONNTRACK = {'first': 'mangle - 2', 'last': 'mangle - 1'}
 PORT_MATCH_PROTOCOLS = ('tcp', 'udp', 'sctp', 'udplite', 'dccp')
 # Conntrack states and status bits in the order nft prints them (bit order).
 NFT_CTSTATES = (('INVALID', 'invalid'), ('ESTABLISHED', 'established'), ('RELATED', 'related'), ('NEW', 'new'),
@@ -124,7 +132,7 @@ RENDERED = frozenset((
     'ctreplsrc', 'ctrepldst', 'ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport', 'ctdir',
     'limit', 'limit_burst', 'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination',
     'to_ports', 'random', 'random_fully', 'persistent', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
-    'connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr',
+    'connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr', 'ct_timeout',
 ))
 # connlimit: a dynamic set of the owned table per rule, counted with ct count (one element per source or
 # destination network, holding the connections of that network the kernel tracks).
@@ -161,6 +169,29 @@ def base_name(builtin, position):
 def helper_object(helper, protocol):
     """The ct helper object of a kernel helper and protocol: snf-ftp-tcp, snf-q-931-tcp."""
     return 'snf-%s-%s' % (re.sub(r'[^a-z0-9]', '-', helper.lower()), protocol)
+
+
+def timeout_object(protocol, policy):
+    """The ct timeout object of a timeout policy, named after its content so that a rule is read back from its
+    text alone (as a helper is): snf-timeout-tcp-established-300-close-5."""
+    return 'snf-timeout-%s-%s' % (protocol, '-'.join('%s-%d' % item for item in policy.items()))
+
+
+def timeout_policy(name):
+    """(protocol, {state: seconds}) of a timeout object's name, or None when it is not one of this back end."""
+    words = name.split('-')
+    if len(words) < 5 or words[:2] != ['snf', 'timeout'] or words[2] not in CT_TIMEOUT_STATES or len(words) % 2 == 0:
+        return None
+    pairs = list(zip(words[3::2], words[4::2]))
+    if not all(seconds.isdigit() for dummy, seconds in pairs):
+        return None
+    return words[2], OrderedDict((state, int(seconds)) for state, seconds in pairs)
+
+
+def timeout_body(protocol, policy):
+    """The lines of a ct timeout object as nft 1.0.6 prints them (only the states off nft's defaults)."""
+    return ['protocol %s' % protocol, 'l3proto inet',
+            'policy = { %s }' % ', '.join('%s : %d' % item for item in policy.items())]
 
 
 def helper_body(helper, protocol):
@@ -433,9 +464,12 @@ def _target(spec, family, param):
             out += ['to', ':' + spec['to_ports']]
         return out + _nat_flags(spec)
     if jump == 'CT':
+        out = []
         if 'helper' in spec:
-            return ['ct helper set "%s"' % helper_object(spec['helper'], spec['protocol'])]
-        return ['notrack']
+            out.append('ct helper set "%s"' % helper_object(spec['helper'], spec['protocol']))
+        if 'ct_timeout' in spec:
+            out.append('ct timeout set "%s"' % timeout_object(spec['protocol'], spec['ct_timeout']))
+        return out or ['notrack']
     if jump == 'TCPMSS':
         return ['tcp option maxseg size set %s' % ('rt mtu' if spec.get('clamp_mss_to_pmtu') else spec['set_mss'])]
     _refuse(param + 'jump', '%s is not rendered by the nftables back end yet' % jump)
@@ -643,6 +677,15 @@ def _parse_count(tok, raw, family):
     return tok.take()[0] == '}'
 
 
+def _parse_timeout(tok, raw):
+    """ct timeout set "snf-timeout-..." into ct_timeout (the policy is in the object's name)."""
+    found = timeout_policy(_unquote(tok.take()[0]))
+    if not found:
+        return False
+    raw['ct_timeout'] = found[1]
+    return True
+
+
 def _parse_flags(tok, raw):
     if tok.peek() and tok.peek()[0] != 'comment' and tok.peek()[0] != 'to':
         words = tok.peek()[0].split(',')
@@ -702,6 +745,13 @@ def _parse_target(tok, raw, family):
         if not found:
             return False
         raw['jump'], raw['helper'] = 'CT', found[0]
+        if tok.peek(3) == ['ct', 'timeout', 'set']:
+            tok.take(3)
+            return _parse_timeout(tok, raw)
+    elif word == 'ct' and tok.peek(2) == ['timeout', 'set']:
+        tok.take(2)
+        raw['jump'] = 'CT'
+        return _parse_timeout(tok, raw)
     elif word == 'notrack':
         raw['jump'], raw['notrack'] = 'CT', True
     elif word == 'tcp' and tok.peek(4) == ['option', 'maxseg', 'size', 'set']:
@@ -741,8 +791,38 @@ def convert_owned(owned, family, table):
     return Owned(chains, owned.policies)
 
 
+def sets_on_connection(states):
+    """The first rule spec of {family: Owned} that sets a helper or a timeout policy, or None."""
+    for family in FAMILIES:
+        for chain in (states[family].chains.values() if family in states else []):
+            for rule in chain.rules:
+                if rule.spec and (rule.spec.get('helper') or rule.spec.get('ct_timeout')):
+                    return rule.spec
+    return None
+
+
+def base_priority(table, builtin, position, after=False):
+    """The priority of a base chain as nft prints it: the iptables table's keyword minus one (first) or plus
+    one (last); after conntrack (a raw scope that sets helpers or timeouts) mangle - 2 and mangle - 1."""
+    if after:
+        return AFTER_CONNTRACK[position]
+    return '%s %s 1' % (HOOKS[table][builtin][2], '-' if position == 'first' else '+')
+
+
 def render_table(name, table, states):
     """The table as `nft list table inet NAME` prints it, from {family: Owned}; '' when it would be empty."""
+    after = table == 'raw' and sets_on_connection(states) is not None
+    if after:
+        for family in FAMILIES:
+            for chain in (states[family].chains.values() if family in states else []):
+                for number, rule in enumerate(chain.rules):
+                    if rule.spec and rule.spec.get('notrack'):
+                        raise ValidationError('notrack', 'rule %s of chain %s: with backend nftables, notrack '
+                                                         'runs before conntrack and a helper or timeout policy '
+                                                         'after it (nft sets them on the connection conntrack '
+                                                         'made), so they cannot share a scope: put the notrack '
+                                                         'rules in a scope of their own'
+                                              % (rule.name or show(rule.text), chain.name))
     policies = OrderedDict()
     for family in FAMILIES:
         if family in states:
@@ -760,8 +840,8 @@ def render_table(name, table, states):
             policy = policies.get(builtin) if position == 'first' else None
             if jumps or policy:
                 kind, hook, priority = HOOKS[table][builtin]
-                head = 'type %s hook %s priority %s %s 1; policy %s;' % (
-                    kind, hook, priority, '-' if position == 'first' else '+', (policy or 'ACCEPT').lower())
+                head = 'type %s hook %s priority %s; policy %s;' % (
+                    kind, hook, base_priority(table, builtin, position, after), (policy or 'ACCEPT').lower())
                 bases.append((base_name(builtin, position), [head] + jumps))
     objects = OrderedDict()
     for family in FAMILIES:
@@ -770,6 +850,7 @@ def render_table(name, table, states):
                 if rule.spec and rule.spec.get('helper'):
                     helper, protocol = rule.spec['helper'], rule.spec['protocol']
                     objects[helper_object(helper, protocol)] = helper_body(helper, protocol)
+    timeouts = timeout_objects(states)
     regular = []
     for family in FAMILIES:
         for chain in (states[family].chains.values() if family in states else []):
@@ -778,11 +859,25 @@ def render_table(name, table, states):
         return ''
     blocks = ['\tct helper %s {\n%s\t}\n' % (obj, ''.join('\t\t%s\n' % line for line in objects[obj]))
               for obj in sorted(objects)]
+    blocks += ['\tct timeout %s {\n%s\t}\n' % (obj, ''.join('\t\t%s\n' % line for line in timeouts[obj]))
+               for obj in sorted(timeouts)]
     blocks += ['\tset %s {\n%s\t}\n' % (name, ''.join('\t\t%s\n' % line for line in body))
                for name, body in sorted(count_sets(states).items())]
     blocks += ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
                for chain, lines in bases + regular]
     return 'table inet %s {\n%s}\n' % (name, '\n'.join(blocks))
+
+
+def timeout_objects(states):
+    """{ct timeout object name: body} of the timeout policies of {family: Owned} (one object per policy)."""
+    objects = {}
+    for family in FAMILIES:
+        for chain in (states[family].chains.values() if family in states else []):
+            for rule in chain.rules:
+                if rule.spec and rule.spec.get('ct_timeout'):
+                    name = timeout_object(rule.spec['protocol'], rule.spec['ct_timeout'])
+                    objects[name] = timeout_body(rule.spec['protocol'], rule.spec['ct_timeout'])
+    return objects
 
 
 def count_sets(states):
@@ -804,6 +899,7 @@ def parse_table(text, table):
     states = dict((family, Owned()) for family in FAMILIES)
     unknown = []
     hooks = []
+    priorities = []
     chain = None
     helper = None
     objects = {}
@@ -813,7 +909,7 @@ def parse_table(text, table):
             if line == '}':
                 chain = helper = None
             continue
-        if (line.startswith('ct helper ') or line.startswith('set ')) and line.endswith(' {') and chain is None:
+        if line.startswith(('ct helper ', 'ct timeout ', 'set ')) and line.endswith(' {') and chain is None:
             helper = line[:-2]
             objects[helper] = []
             continue
@@ -841,13 +937,15 @@ def parse_table(text, table):
             unknown.append(line)
             continue
         kind, hook, priority = HOOKS[table][builtin]
-        match = re.fullmatch(r'type %s hook %s priority %s %s 1; policy (accept|drop);' % (
-            kind, hook, priority, re.escape('-' if position == 'first' else '+')), line)
+        match = re.fullmatch(r'type %s hook %s priority (%s|%s); policy (accept|drop);' % (
+            kind, hook, re.escape(base_priority(table, builtin, position)),
+            re.escape(AFTER_CONNTRACK[position]) if table == 'raw' else 'NONE'), line)
         jump = re.fullmatch(r'meta nfproto (ipv4|ipv6) jump (ipv4|ipv6)\.(\S+)', line)
-        if match and (position == 'first' or match.group(1) == 'accept'):
+        if match and (position == 'first' or match.group(2) == 'accept'):
+            priorities.append((match.group(1), builtin, position, line))
             if position == 'first':
                 for family in states:
-                    states[family].policies[builtin] = match.group(1).upper()
+                    states[family].policies[builtin] = match.group(2).upper()
         elif jump and jump.group(1) == jump.group(2):
             hooks.append((jump.group(1), jump.group(3), (builtin, position)))
         else:
@@ -855,9 +953,15 @@ def parse_table(text, table):
             unknown.append(line)
     wanted = dict(('ct helper ' + helper_object(h, p), helper_body(h, p)) for h in HELPERS for p in HELPERS[h][0])
     wanted.update(('set ' + name, body) for name, body in count_sets(states).items())
+    wanted.update(('ct timeout ' + name, body) for name, body in timeout_objects(states).items())
     for name, body in objects.items():
         if wanted.get(name) != body:
             unknown.append('%s { %s }' % (name, '; '.join(body)))
+    after = table == 'raw' and sets_on_connection(states) is not None
+    for priority, builtin, position, line in priorities:
+        if priority != base_priority(table, builtin, position, after):
+            # A base chain at a priority the rules do not call for (a helper before conntrack): rewritten.
+            unknown.append(line)
     for family, name, hook in hooks:
         if name in states[family].chains:
             states[family].chains[name].hook = hook

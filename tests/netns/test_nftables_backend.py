@@ -160,10 +160,11 @@ def test_mangle_and_raw_targets(lab):
                 dict(name='clamp', protocol='tcp', tcp_flags='SYN,RST SYN', jump='TCPMSS', clamp_mss_to_pmtu=True),
                 dict(name='set', protocol='tcp', syn=True, out_interface='ppp0', jump='TCPMSS', set_mss=1400)])]),
             ('raw', [dict(name='SNF-NF-RAW', hook='PREROUTING', rules=[
-                dict(name='dns', protocol='udp', destination_port=53, jump='CT', notrack=True),
                 dict(name='ftp', protocol='tcp', destination_port=21, jump='CT', helper='ftp'),
-                dict(name='irc', protocol='tcp', destination_port=6667, jump='CT', helper='irc')])])):
-        args = dict(table=table, family='both', scope='NF', state='overridden', chains=chains)
+                dict(name='irc', protocol='tcp', destination_port=6667, jump='CT', helper='irc')])]),
+            ('raw', [dict(name='SNF-NT-RAW', hook='PREROUTING', rules=[
+                dict(name='dns', protocol='udp', destination_port=53, jump='CT', notrack=True)])])):
+        args = dict(table=table, family='both', scope=chains[0]['name'][4:6], state='overridden', chains=chains)
         first = ruleset(lab, **args)
         assert first['changed'] is True, first
         assert ruleset(lab, **args)['changed'] is False, table
@@ -172,6 +173,13 @@ def test_mangle_and_raw_targets(lab):
     assert 'ct helper snf-ftp-tcp {' in listing and 'tcp dport 21 ct helper set "snf-ftp-tcp"' in listing
     # irc is IPv4 only: its rule is in the IPv4 chain alone, its object an l3proto ip one.
     assert 'l3proto ip\n' in listing and listing.count('snf-irc-tcp"') == 1
+    # nft sets a helper on the connection conntrack made: the chain runs after conntrack; notrack before it.
+    assert 'type filter hook prerouting priority mangle - 2; policy accept;' in listing
+    assert 'type filter hook prerouting priority raw - 1; policy accept;' in nft(lab, 'list', 'table', 'inet',
+                                                                                 'snf_raw_NT')
+    mixed = ruleset(lab, table='raw', family='both', scope='NF', state='merged', chains=[dict(
+        name='SNF-NF-RAW', rules=[dict(name='dns', protocol='udp', destination_port=53, jump='CT', notrack=True)])])
+    assert mixed.get('failed') and mixed['param'] == 'notrack' and 'scope of their own' in mixed['msg'], mixed
 
 
 def test_what_nft_cannot_take_is_refused_naming_the_option_before_any_change(lab):
