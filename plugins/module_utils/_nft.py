@@ -41,8 +41,10 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     BUILTIN_CHAINS,
     CT_TIMEOUT_STATES,
     CTSTATUS,
+    DEFAULT_HASHLIMIT_BURST,
     HELPERS,
     NOT,
+    hashlimit_rate,
     PREFIX,
     Chain,
     Owned,
@@ -120,6 +122,10 @@ NAT_FLAGS = (('random', 'random'), ('random_fully', 'fully-random'), ('persisten
 UNSUPPORTED = {
     'port': 'nft has no match of "source or destination port" in one rule; write two rules '
             '(source_port and destination_port)',
+    'hashlimit_htable_size': 'is not rendered by the nftables back end: an nft set has no bucket count (its '
+                             'size is the number of entries, hashlimit_htable_max); leave it out',
+    'hashlimit_htable_gcinterval': 'is not rendered by the nftables back end (nft collects the expired '
+                                   'entries of a set on its own); leave it out',
 }
 # The oldest nft this back end is for: NAT in inet tables, the priority keywords (dstnat, srcnat) and the
 # listing format the comparison relies on. Measured on 1.0.6 (Debian 12).
@@ -133,6 +139,8 @@ RENDERED = frozenset((
     'limit', 'limit_burst', 'jump', 'reject_with', 'log_prefix', 'log_level', 'to_source', 'to_destination',
     'to_ports', 'random', 'random_fully', 'persistent', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
     'connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr', 'ct_timeout',
+    'hashlimit_upto', 'hashlimit_above', 'hashlimit_burst', 'hashlimit_mode', 'hashlimit_name', 'hashlimit_srcmask',
+    'hashlimit_dstmask', 'hashlimit_htable_max', 'hashlimit_htable_expire',
 ))
 # connlimit: a dynamic set of the owned table per rule, counted with ct count (one element per source or
 # destination network, holding the connections of that network the kernel tracks).
@@ -356,6 +364,9 @@ def render_rule(spec, family, param=''):
         if icmp:
             out.append(icmp)
             implied = True
+    if set(spec.get('hashlimit_mode') or ()) & set(('srcport', 'dstport')):
+        # A port in the key of a hashlimit set implies the protocol (nft prints no l4proto test then).
+        implied = True
     if protocol and not implied:
         out.append('meta l4proto %s' % _protocol_name(protocol))
     if 'ctstate' in spec:
@@ -389,6 +400,8 @@ def render_rule(spec, family, param=''):
         out.append('ct direction %s' % spec['ctdir'].lower())
     if 'connlimit_above' in spec or 'connlimit_upto' in spec:
         out.append(_connlimit(spec, family))
+    if 'hashlimit_upto' in spec or 'hashlimit_above' in spec:
+        out.append(_hashlimit(spec, family, param))
     if 'limit' in spec:
         count, unit = spec['limit'].split('/')
         text = 'limit rate %s/%s' % (count, RATE_UNITS[unit])
@@ -427,6 +440,83 @@ def _connlimit(spec, family):
         count_set(spec, family), L3[family], 'daddr' if spec.get('connlimit_daddr') else 'saddr',
         _mask_text(spec['connlimit_mask'], family), 'over ' if above else '',
         spec['connlimit_above' if above else 'connlimit_upto'])
+
+
+def hashlimit_set(spec, family):
+    """The dynamic set of a hashlimit rule: one per hashlimit_name and family (rules of one name share their
+    buckets, as they share the kernel's table in iptables)."""
+    return '%s.hashlimit-%s' % (family, spec['hashlimit_name'])
+
+
+def _hashlimit_key(spec, family, param=''):
+    """(key expression, key type) of a hashlimit rule's modes, in the model's mode order."""
+    modes = spec.get('hashlimit_mode')
+    if not modes:
+        _refuse(param + 'hashlimit_mode', 'a hashlimit without a mode is one bucket for every packet of the rule; '
+                                          'with backend nftables give a mode (srcip, dstip, srcport, dstport) or '
+                                          'use limit')
+    width = 32 if family == 'ipv4' else 128
+    keys, types = [], []
+    for mode in modes:
+        if mode in ('srcip', 'dstip'):
+            mask = spec.get('hashlimit_srcmask' if mode == 'srcip' else 'hashlimit_dstmask', width)
+            if mask == 0:
+                _refuse(param + ('hashlimit_srcmask' if mode == 'srcip' else 'hashlimit_dstmask'),
+                        'a mask of 0 groups every address into one bucket: leave the mode out instead')
+            keys.append('%s %s%s' % (L3[family], 'saddr' if mode == 'srcip' else 'daddr', _mask_text(mask, family)))
+            types.append(SET_TYPES[family])
+        else:
+            if spec.get('protocol') not in PORT_MATCH_PROTOCOLS:
+                _refuse(param + 'hashlimit_mode', 'mode %s needs protocol %s with backend nftables'
+                        % (mode, ', '.join(PORT_MATCH_PROTOCOLS)))
+            keys.append('%s %s' % (spec['protocol'], 'sport' if mode == 'srcport' else 'dport'))
+            types.append('inet_service')
+    return ' . '.join(keys), ' . '.join(types)
+
+
+def _hashlimit(spec, family, param=''):
+    """add @SET { KEY limit rate [over] N/UNIT [burst B packets] }: a token bucket per key in the set."""
+    key = _hashlimit_key(spec, family, param)[0]
+    if spec.get('hashlimit_htable_expire', 0) % 1000:
+        # Measured: 1 ms is kept (and printed) as 4 ms on this kernel (HZ 250); whole seconds are exact at any HZ.
+        _refuse(param + 'hashlimit_htable_expire', '%d ms: the kernel keeps the timeout of an nft set in clock '
+                                                   'ticks; give whole seconds (a multiple of 1000)'
+                % spec['hashlimit_htable_expire'])
+    above = 'hashlimit_above' in spec
+    count, unit = spec['hashlimit_above' if above else 'hashlimit_upto'].split('/')
+    text = 'add @%s { %s limit rate %s%s/%s' % (hashlimit_set(spec, family), key, 'over ' if above else '', count,
+                                                RATE_UNITS[unit])
+    if spec.get('hashlimit_burst', DEFAULT_HASHLIMIT_BURST) != DEFAULT_HASHLIMIT_BURST:
+        text += ' burst %d packets' % spec['hashlimit_burst']
+    return text + ' }'
+
+
+def nft_duration(ms):
+    """Milliseconds as nft prints a duration: 1s500ms, 1m, 1d."""
+    parts = []
+    for unit, size in (('d', 86400000), ('h', 3600000), ('m', 60000), ('s', 1000), ('ms', 1)):
+        if ms >= size:
+            parts.append('%d%s' % (ms // size, unit))
+            ms %= size
+    return ''.join(parts) or '0ms'
+
+
+def parse_duration(text):
+    """The milliseconds of an nft duration ('1s500ms', '1m'), or None."""
+    found = re.findall(r'(\d+)(ms|d|h|m|s)', text)
+    if not found or ''.join(number + unit for number, unit in found) != text:
+        return None
+    sizes = {'d': 86400000, 'h': 3600000, 'm': 60000, 's': 1000, 'ms': 1}
+    return sum(int(number) * sizes[unit] for number, unit in found)
+
+
+def hashlimit_body(spec, family):
+    """The lines of a hashlimit set as nft prints them: key type, size (hashlimit_htable_max), flags, and the
+    time an idle entry is kept (hashlimit_htable_expire; by default one unit of the rate, as hashlimit)."""
+    which = 'hashlimit_above' if 'hashlimit_above' in spec else 'hashlimit_upto'
+    expire = spec.get('hashlimit_htable_expire') or hashlimit_rate(spec[which], which)[2]
+    return ['type %s' % _hashlimit_key(spec, family)[1], 'size %d' % spec.get('hashlimit_htable_max', COUNT_SET_SIZE),
+            'flags dynamic,timeout', 'timeout %s' % nft_duration(expire)]
 
 
 def set_body(family):
@@ -537,10 +627,12 @@ def _ports_raw(neg, value):
     return neg + value
 
 
-def parse_rule(text, family, table):
-    """The spec of a rule from its nft listing, or None if the model cannot express it."""
+def parse_rule(text, family, table, sets=None):
+    """The spec of a rule from its nft listing, or None if the model cannot express it.
+
+    sets: {'set NAME': body lines} of the table, where a hashlimit rule's size and expiry are."""
     try:
-        raw = _parse_raw(_Tokens(_words(text)), family)
+        raw = _parse_raw(_Tokens(_words(text)), family, sets or {})
     except (ValueError, KeyError, IndexError):
         return None
     if raw is None:
@@ -552,7 +644,7 @@ def parse_rule(text, family, table):
         return None
 
 
-def _parse_raw(tok, family):
+def _parse_raw(tok, family, sets):
     raw = {}
     icmp_names = dict((name, number) for number, name in ICMP_NAMES[family].items())
     while not tok.done():
@@ -633,6 +725,9 @@ def _parse_raw(tok, family):
                 if l3 != L3[family]:
                     return None
                 raw[short + ('src' if field == 'saddr' else 'dst')] = tok.negation() + tok.value()
+        elif word == 'add' and len(tok.peek(2)) == 2 and tok.peek(2)[1].startswith('@%s.hashlimit-' % family):
+            if not _parse_hashlimit(tok, raw, family, sets):
+                return None
         elif word == 'add' and len(tok.peek(2)) == 2 and tok.peek(2)[1].startswith('@'):
             if not _parse_count(tok, raw, family):
                 return None
@@ -647,6 +742,58 @@ def _parse_raw(tok, family):
         elif not _parse_target(tok, raw, family):
             return None
     return raw
+
+
+def _parse_hashlimit(tok, raw, family, sets):
+    """add @ipv4.hashlimit-NAME { KEY limit rate [over] N/UNIT [burst B packets] } into the hashlimit options,
+    with the size and expiry of the set; False if it is not that."""
+    import ipaddress
+    name = tok.take(2)[1][1:]
+    if tok.take()[0] != '{':
+        return False
+    raw['hashlimit_name'] = name[len('%s.hashlimit-' % family):]
+    modes = []
+    while True:
+        word = tok.take()[0]
+        if word in ('ip', 'ip6'):
+            if word != L3[family]:
+                return False
+            field = tok.take()[0]
+            mode = {'saddr': 'srcip', 'daddr': 'dstip'}[field]
+            if tok.peek() == ['&']:
+                tok.take()
+                bits = int(ipaddress.ip_address(tok.take()[0]))
+                width = 32 if family == 'ipv4' else 128
+                length = bin(bits).count('1')
+                if bits != ((1 << length) - 1) << (width - length):
+                    return False
+                raw['hashlimit_srcmask' if mode == 'srcip' else 'hashlimit_dstmask'] = length
+        elif word in PORT_MATCH_PROTOCOLS:
+            mode = {'sport': 'srcport', 'dport': 'dstport'}[tok.take()[0]]
+            raw['protocol'] = word
+        else:
+            return False
+        modes.append(mode)
+        if tok.peek() != ['.']:
+            break
+        tok.take()
+    raw['hashlimit_mode'] = modes
+    if tok.take(2) != ['limit', 'rate']:
+        return False
+    above = tok.peek() == ['over']
+    if above:
+        tok.take()
+    raw['hashlimit_above' if above else 'hashlimit_upto'] = tok.take()[0]
+    if tok.peek() == ['burst']:
+        raw['hashlimit_burst'] = int(tok.take(3)[1])
+    body = sets.get('set ' + name) or []
+    for line in body:
+        key, dummy, value = line.partition(' ')
+        if key == 'size' and int(value) != COUNT_SET_SIZE:
+            raw['hashlimit_htable_max'] = int(value)
+        elif key == 'timeout' and parse_duration(value) is not None:
+            raw['hashlimit_htable_expire'] = parse_duration(value)
+    return tok.take()[0] == '}'
 
 
 def _parse_count(tok, raw, family):
@@ -881,13 +1028,23 @@ def timeout_objects(states):
 
 
 def count_sets(states):
-    """{set name: body} of the connlimit rules of {family: Owned}."""
+    """{set name: body} of the connlimit and hashlimit rules of {family: Owned}; rules that share a hashlimit
+    name must describe the same set (ValidationError naming hashlimit_name)."""
     sets = {}
     for family in FAMILIES:
         for chain in (states[family].chains.values() if family in states else []):
             for rule in chain.rules:
                 if rule.spec and ('connlimit_above' in rule.spec or 'connlimit_upto' in rule.spec):
                     sets[count_set(rule.spec, family)] = set_body(family)
+                if rule.spec and 'hashlimit_name' in rule.spec:
+                    name, body = hashlimit_set(rule.spec, family), hashlimit_body(rule.spec, family)
+                    if sets.setdefault(name, body) != body:
+                        raise ValidationError('hashlimit_name', 'rule %s of chain %s: rules of hashlimit_name %s '
+                                                                'share one set of buckets, so they need the same '
+                                                                'mode, masks, protocol, rate unit, htable_max and '
+                                                                'htable_expire' % (rule.name or show(rule.text),
+                                                                                   chain.name,
+                                                                                   rule.spec['hashlimit_name']))
     return sets
 
 
@@ -927,7 +1084,7 @@ def parse_table(text, table):
             continue
         family, dot, name = chain.partition('.')
         if dot and family in states and name in states[family].chains:
-            spec = parse_rule(line, family, table)
+            spec = parse_rule(line, family, table, objects)
             states[family].chains[name].rules.append(NftRule(spec, line if spec is None else
                                                              render_rule(spec, family)))
             continue
