@@ -167,3 +167,38 @@ def test_the_boot_files_restore_the_owned_tables_exactly_and_leave_the_rest(lab,
     for dummy in range(2):
         lab.run(['nft', '-f', '-'], data=text.encode())
         assert owned(lab) == smaller_written and foreign(lab) == others
+
+
+def test_a_forward_policy_drop_drops_what_dockers_rules_accept_unless_its_interfaces_are_trusted(lab, servers):
+    """docs/nftables.md, Coexistence: every base chain on the hook decides. Docker's iptables-nft FORWARD rules
+    accept the bridge's traffic (snfl here), the owned table's policy drop still drops it; accepting the bridge
+    in the owned chain lets it through. Foreign tables byte-identical through converge, change and removal."""
+    lab.run(['ip', 'route', 'add', '10.91.0.0/24', 'via', GW_WAN], netns=WAN_NS)
+    lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
+    lab.restore(DOCKER)
+    others = foreign(lab)
+    assert lab.connects(LAN_NS, WAN, 8081)
+    rules = [dict(name='established', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'),
+             dict(name='lan-web', in_interface='snfl', protocol='tcp', destination_port=8080, jump='ACCEPT')]
+    args = dict(backend='nftables', table='filter', family='both', scope='FW', state='overridden',
+                policies={'FORWARD': 'DROP'}, chains=[dict(name='SNF-FW-FORWARD', hook='FORWARD', rules=rules)])
+    assert lab.module('ruleset', args)['changed'] is True
+    assert foreign(lab) == others
+    # Docker's DOCKER chain accepts everything from the bridge; the owned policy drop drops it anyway.
+    assert lab.connects(LAN_NS, WAN, 8080)
+    assert not lab.connects(LAN_NS, WAN, 8081, timeout=0.5)
+    # The documented way: trust the container interfaces in the owned chain.
+    trusted = dict(args, chains=[dict(args['chains'][0], rules=rules + [
+        dict(name='docker0', in_interface='snfl', jump='ACCEPT'),
+        dict(name='bridges', in_interface='br-+', jump='ACCEPT')])])
+    result = lab.module('ruleset', trusted)
+    assert result['changed'] is True, result
+    assert 'iifname "br-*" accept' in nft(lab, 'list', 'table', 'inet', 'snf_filter_FW')
+    assert lab.connects(LAN_NS, WAN, 8081) and lab.connects(LAN_NS, WAN, 8080)
+    assert lab.module('ruleset', trusted)['changed'] is False
+    assert foreign(lab) == others
+    # Removal: the table goes, Docker's rules decide alone again, nothing of theirs moved.
+    assert lab.module('ruleset', dict(args, state='deleted', policies={'FORWARD': 'ACCEPT'}, chains=[]))['changed']
+    assert 'snf_filter_FW' not in nft(lab, 'list', 'tables')
+    assert lab.connects(LAN_NS, WAN, 8081)
+    assert foreign(lab) == others
