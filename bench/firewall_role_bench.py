@@ -19,6 +19,7 @@ same connection in its environment.
 
     python bench/firewall_role_bench.py --rounds 2
     python bench/firewall_role_bench.py --connection podman --ref HEAD~20
+    python bench/firewall_role_bench.py --backend nftables --rounds 1
 """
 
 from __future__ import absolute_import, division, print_function
@@ -56,6 +57,7 @@ PLAYBOOK = '''---
         firewall_input_allow: "{{{{ lookup('ansible.builtin.file', '{allow}') | from_json }}}}"
         firewall_persist: {persist}
         firewall_persist_require_systemd: false  # the lab container does not run systemd
+        firewall_backend: {backend}
 '''
 
 # Over podman exec only: the session an operator's SSH would have.
@@ -64,13 +66,14 @@ ENVIRONMENT = '''  environment:
 ''' % SSH_CONNECTION
 
 
-def write_playbook(lab, label, allow, persist):
+def write_playbook(lab, label, allow, persist, backend):
     allow_file = os.path.join(lab.scratch, '%s.json' % label)
     with open(allow_file, 'w') as handle:
         json.dump(allow, handle)
     path = os.path.join(lab.scratch, '%s.yml' % label)
     with open(path, 'w') as handle:
         handle.write(PLAYBOOK.format(label=label, allow=allow_file, persist='true' if persist else 'false',
+                                     backend=backend,
                                      environment=ENVIRONMENT if lab.connection == 'podman' else ''))
     return path
 
@@ -78,14 +81,17 @@ def write_playbook(lab, label, allow, persist):
 def main():
     parser = _role_bench.parser(__doc__.splitlines()[0], 'snf-bench-fw')
     parser.add_argument('--entries', type=int, default=1000)
+    parser.add_argument('--backend', choices=['iptables', 'nftables'], default='iptables',
+                        help='firewall_backend of the play (issue 15: compare the two back ends)')
     options = _role_bench.parse(parser)
 
     def playbooks(lab):
-        return (write_playbook(lab, 'reset', BASE_ALLOW, persist=False),
-                write_playbook(lab, 'bulk', entries(options.entries), persist=True))
+        return (write_playbook(lab, 'reset', BASE_ALLOW, persist=False, backend=options.backend),
+                write_playbook(lab, 'bulk', entries(options.entries), persist=True, backend=options.backend))
 
-    return _role_bench.bench(options, playbooks, '%d allow entries (%d rules per family)'
-                             % (options.entries, options.entries + 1), first_target=5, rerun_target=3)
+    return _role_bench.bench(options, playbooks, '%d allow entries (%d rules per family), %s back end'
+                             % (options.entries, options.entries + 1, options.backend),
+                             first_target=5, rerun_target=3)
 
 
 if __name__ == '__main__':
