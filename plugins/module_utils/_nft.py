@@ -43,6 +43,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._rules import (
     CTSTATUS,
     DEFAULT_HASHLIMIT_BURST,
     HELPERS,
+    NETMAP_SIDES,
     NOT,
     hashlimit_rate,
     PREFIX,
@@ -69,8 +70,10 @@ HOOKS = {
     'filter': dict((name, ('filter', name.lower(), 'filter')) for name in BUILTIN_CHAINS['filter']),
     'mangle': dict((name, ('filter', name.lower(), 'mangle')) for name in BUILTIN_CHAINS['mangle']),
     'raw': dict((name, ('filter', name.lower(), 'raw')) for name in BUILTIN_CHAINS['raw']),
-    'nat': {'PREROUTING': ('nat', 'prerouting', 'dstnat'), 'INPUT': ('nat', 'input', 'srcnat'),
-            'OUTPUT': ('nat', 'output', 'dstnat'), 'POSTROUTING': ('nat', 'postrouting', 'srcnat')},
+    # nft 1.0.6 takes dstnat only on prerouting and srcnat only on postrouting ("invalid priority expression
+    # value in this context" on output and input): those two are numbers (iptables-nft's -100 and 100).
+    'nat': {'PREROUTING': ('nat', 'prerouting', 'dstnat'), 'INPUT': ('nat', 'input', 100),
+            'OUTPUT': ('nat', 'output', -100), 'POSTROUTING': ('nat', 'postrouting', 'srcnat')},
 }
 L3 = {'ipv4': 'ip', 'ipv6': 'ip6'}
 # nft sets a conntrack helper or timeout policy on the connection conntrack made of the packet
@@ -140,7 +143,7 @@ RENDERED = frozenset((
     'to_ports', 'random', 'random_fully', 'persistent', 'helper', 'notrack', 'set_mss', 'clamp_mss_to_pmtu',
     'connlimit_above', 'connlimit_upto', 'connlimit_mask', 'connlimit_daddr', 'ct_timeout',
     'hashlimit_upto', 'hashlimit_above', 'hashlimit_burst', 'hashlimit_mode', 'hashlimit_name', 'hashlimit_srcmask',
-    'hashlimit_dstmask', 'hashlimit_htable_max', 'hashlimit_htable_expire',
+    'hashlimit_dstmask', 'hashlimit_htable_max', 'hashlimit_htable_expire', 'to_prefix',
 ))
 # connlimit: a dynamic set of the owned table per rule, counted with ct count (one element per source or
 # destination network, holding the connections of that network the kernel tracks).
@@ -327,8 +330,11 @@ def _nat_flags(spec):
     return [','.join(flags)] if flags else []
 
 
-def render_rule(spec, family, param=''):
-    """A rule of the model in the form `nft list` prints it (raises ValidationError for what nft cannot take)."""
+def render_rule(spec, family, param='', hook=None):
+    """A rule of the model in the form `nft list` prints it (raises ValidationError for what nft cannot take).
+
+    hook: the built-in chain the rule's chain is hooked from, which NETMAP needs (it rewrites the destination
+    before routing and in OUTPUT, the source after it: nft's dnat or snat)."""
     for key, why in UNSUPPORTED.items():
         if key in spec:
             _refuse(param + key, why)
@@ -408,7 +414,7 @@ def render_rule(spec, family, param=''):
         if 'limit_burst' in spec:
             text += ' burst %d packets' % spec['limit_burst']
         out.append(text)
-    out.extend(_target(spec, family, param))
+    out.extend(_target(spec, family, param, hook))
     comment = kernel_comment(spec)
     if comment is not None:
         out.append('comment %s' % _quoted(comment, param + 'comment', COMMENT_MAX))
@@ -524,7 +530,7 @@ def set_body(family):
     return ['type %s' % SET_TYPES[family], 'size %d' % COUNT_SET_SIZE, 'flags dynamic']
 
 
-def _target(spec, family, param):
+def _target(spec, family, param, hook=None):
     jump = spec['jump']
     if jump in ('ACCEPT', 'DROP', 'RETURN'):
         return [jump.lower()]
@@ -562,6 +568,14 @@ def _target(spec, family, param):
         return out or ['notrack']
     if jump == 'TCPMSS':
         return ['tcp option maxseg size set %s' % ('rt mtu' if spec.get('clamp_mss_to_pmtu') else spec['set_mss'])]
+    if jump == 'NETMAP':
+        if hook not in NETMAP_SIDES:
+            _refuse(param + 'to_prefix', 'NETMAP rewrites the destination or the source depending on the hook the '
+                                         'packet comes from; with backend nftables it is nft\'s dnat or snat '
+                                         '"prefix to", so its chain must be hooked (from %s)'
+                    % ', '.join(sorted(NETMAP_SIDES)))
+        side = 'dnat' if NETMAP_SIDES[hook] == 'destination' else 'snat'
+        return [side, L3[family], 'prefix', 'to', spec['to_prefix']]
     _refuse(param + 'jump', '%s is not rendered by the nftables back end yet' % jump)
 
 
@@ -638,8 +652,13 @@ def parse_rule(text, family, table, sets=None):
     if raw is None:
         return None
     take_name(raw)
+    side = raw.pop('_side', None)
     try:
-        return make_rule(raw, family, table)
+        spec = make_rule(raw, family, table)
+        if side:
+            # The side nft rewrites: parse_table checks it against the chain's hook.
+            spec['_side'] = side
+        return spec
     except ValidationError:
         return None
 
@@ -868,7 +887,7 @@ def _parse_target(tok, raw, family):
                 raw['log_prefix'] = _unquote(value)
             else:
                 raw['log_level'] = LOG_LEVELS.index(value)
-    elif word in ('snat', 'dnat'):
+    elif word in ('snat', 'dnat') and tok.peek(2)[1:] != ['prefix']:
         l3, to, value = tok.take(3)
         if l3 != L3[family] or to != 'to':
             return False
@@ -901,6 +920,12 @@ def _parse_target(tok, raw, family):
         return _parse_timeout(tok, raw)
     elif word == 'notrack':
         raw['jump'], raw['notrack'] = 'CT', True
+    elif word in ('snat', 'dnat') and tok.peek(3)[1:] == ['prefix', 'to']:
+        l3 = tok.take(3)[0]
+        if l3 != L3[family]:
+            return False
+        raw['jump'], raw['to_prefix'] = 'NETMAP', tok.take()[0]
+        raw['_side'] = 'destination' if word == 'dnat' else 'source'
     elif word == 'tcp' and tok.peek(4) == ['option', 'maxseg', 'size', 'set']:
         tok.take(4)
         raw['jump'] = 'TCPMSS'
@@ -923,8 +948,8 @@ class NftRule(Rule):
     __slots__ = ()
 
 
-def rule_from_spec(spec, family, param=''):
-    return NftRule(spec, render_rule(spec, family, param))
+def rule_from_spec(spec, family, param='', hook=None):
+    return NftRule(spec, render_rule(spec, family, param, hook))
 
 
 def convert_owned(owned, family, table):
@@ -933,7 +958,8 @@ def convert_owned(owned, family, table):
     for index, chain in enumerate(owned.chains.values()):
         rules = []
         for number, rule in enumerate(chain.rules):
-            rules.append(rule_from_spec(rule.spec, family, 'chains[%d].rules[%d].' % (index, number)))
+            rules.append(rule_from_spec(rule.spec, family, 'chains[%d].rules[%d].' % (index, number),
+                                        chain.hook[0] if chain.hook else None))
         chains.append(Chain(chain.name, chain.hook, rules))
     return Owned(chains, owned.policies)
 
@@ -953,7 +979,10 @@ def base_priority(table, builtin, position, after=False):
     one (last); after conntrack (a raw scope that sets helpers or timeouts) mangle - 2 and mangle - 1."""
     if after:
         return AFTER_CONNTRACK[position]
-    return '%s %s 1' % (HOOKS[table][builtin][2], '-' if position == 'first' else '+')
+    priority = HOOKS[table][builtin][2]
+    if not isinstance(priority, str):
+        return '%d' % (priority - 1 if position == 'first' else priority + 1)
+    return '%s %s 1' % (priority, '-' if position == 'first' else '+')
 
 
 def render_table(name, table, states):
@@ -1056,6 +1085,7 @@ def parse_table(text, table):
     states = dict((family, Owned()) for family in FAMILIES)
     unknown = []
     hooks = []
+    netmaps = []
     priorities = []
     chain = None
     helper = None
@@ -1085,6 +1115,11 @@ def parse_table(text, table):
         family, dot, name = chain.partition('.')
         if dot and family in states and name in states[family].chains:
             spec = parse_rule(line, family, table, objects)
+            if spec is not None and '_side' in spec:
+                # NETMAP: rendered once the chain's hook is known (below).
+                netmaps.append((family, name, len(states[family].chains[name].rules), line))
+                states[family].chains[name].rules.append(NftRule(spec, line))
+                continue
             states[family].chains[name].rules.append(NftRule(spec, line if spec is None else
                                                              render_rule(spec, family)))
             continue
@@ -1124,6 +1159,15 @@ def parse_table(text, table):
             states[family].chains[name].hook = hook
         else:
             unknown.append('jump %s.%s' % (family, name))
+    for family, name, index, line in netmaps:
+        chain = states[family].chains[name]
+        spec = chain.rules[index].spec
+        side = spec.pop('_side')
+        hook = chain.hook[0] if chain.hook else None
+        # A NETMAP in a chain not hooked, or rewriting the other side than its hook calls for, is not the
+        # collection's: kept as text, never written back.
+        chain.rules[index] = NftRule(spec, render_rule(spec, family, hook=hook)) \
+            if NETMAP_SIDES.get(hook) == side else NftRule(None, line)
     return states, unknown
 
 

@@ -708,7 +708,7 @@ def test_nft_checks_the_persistence_file_in_a_private_namespace():
 
 
 @pytest.mark.parametrize('key, value', [
-    ('hashlimit_htable_size', 1024), ('to_prefix', '10.0.0.0/24'), ('some_future_option', True)])
+    ('hashlimit_htable_size', 1024), ('hashlimit_htable_gcinterval', 500), ('some_future_option', True)])
 def test_an_option_of_the_model_this_back_end_does_not_render_is_refused_naming_it(key, value):
     spec = {'protocol': 'tcp', 'destination_port': '22', key: value, 'jump': 'ACCEPT'}
     with pytest.raises(ValidationError) as exc:
