@@ -387,9 +387,13 @@ def render_rule(spec, family, param='', hook=None):
             out.append('ct state %s' % _bits(spec['ctstate'], NFT_CTSTATES, param + 'ctstate', 'conntrack state'))
     if 'ctstatus' in spec:
         if 'NONE' in plain(spec['ctstatus']):
-            _refuse(param + 'ctstatus', 'NONE (no status bit) is not rendered by the nftables back end yet')
-        out.append('ct status %s' % _bits(spec['ctstatus'], [(k, NFT_CTSTATUS[k]) for k in CTSTATUS],
-                                          param + 'ctstatus', 'conntrack status'))
+            # xt_conntrack tests (status & mask) != 0 with an empty mask for NONE: it matches no packet (and
+            # negated every tracked one). nft's `ct status 0x0` is the same test (measured: both count 0 packets,
+            # their negations every packet).
+            out.append('ct status %s0x0' % _cmp(spec['ctstatus']))
+        else:
+            out.append('ct status %s' % _bits(spec['ctstatus'], [(k, NFT_CTSTATUS[k]) for k in CTSTATUS],
+                                              param + 'ctstatus', 'conntrack status'))
     for key in ('ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst'):
         if key in spec:
             direction = 'original' if key.startswith('ctorig') else 'reply'
@@ -726,6 +730,8 @@ def _parse_raw(tok, family, sets):
             dummy, what = tok.take(2)
             neg = tok.negation()
             names = [item.upper().replace('-', '_') for item in tok.bits()]
+            if what == 'status' and names == ['0X0']:
+                names = ['NONE']
             key = 'ctstate' if what == 'state' or set(names) <= set(['SNAT', 'DNAT']) else 'ctstatus'
             if key in raw:
                 return None

@@ -225,7 +225,8 @@ options:
           ctstatus:
             description:
               - Conntrack status bits that must be set, of V(EXPECTED), V(SEEN_REPLY), V(ASSURED), V(CONFIRMED); or
-                V(NONE) (no bit set), alone.
+                V(NONE), alone. As measured, the kernel's test for V(NONE) (status and an empty mask) matches no
+                packet, and V(!NONE) every tracked one, on both back ends (nftables C(ct status 0x0)).
             type: list
             elements: str
           ctdir:
@@ -398,10 +399,12 @@ options:
         outside that table is touched. Needs the C(nft) command (0.9.3 or later) and a kernel with nf_tables.
         O(rollback_timeout) saves the owned table and puts it back whole with one C(nft -f). A change of the
         C(filter) table that would make the owned table drop a new connection of the SSH client this task runs
-        over (C(SSH_CONNECTION)) is refused before any change unless O(rollback_timeout) is given. Not yet
-        supported with it - O(chains[].rules[].port), DNAT port shifts and the hashlimit and NETMAP options are
-        refused before any change, naming the option; connlimit is C(ct count) in a dynamic set of the table.
-        See docs/nftables.md.
+        over (C(SSH_CONNECTION)) is refused before any change unless O(rollback_timeout) is given. Refused with
+        it before any change, naming the option - O(chains[].rules[].port), DNAT port shifts (nft 1.0.6 has
+        no syntax for them), O(chains[].rules[].hashlimit_htable_size) and
+        O(chains[].rules[].hashlimit_htable_gcinterval). Address lists are anonymous sets, connlimit C(ct count)
+        and hashlimit a meter in dynamic sets of the table, NETMAP C(snat)/C(dnat) C(prefix to), timeouts
+        C(ct timeout) objects. See docs/nftables.md.
     type: str
     choices: [iptables, nftables]
     default: iptables

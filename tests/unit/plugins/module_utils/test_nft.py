@@ -83,7 +83,8 @@ def coherent_rules(draw):
         raw['ctstate'] = draw(st.sampled_from([['NEW'], ['ESTABLISHED', 'RELATED'], ['!', 'INVALID'], ['UNTRACKED', 'NEW'],
                                                '!NEW,ESTABLISHED', ['SNAT'], ['DNAT', 'SNAT'], '!DNAT', '!SNAT,DNAT']))
     if maybe():
-        raw['ctstatus'] = draw(st.sampled_from([['ASSURED'], ['!', 'EXPECTED'], ['SEEN_REPLY', 'ASSURED', 'CONFIRMED']]))
+        raw['ctstatus'] = draw(st.sampled_from([['ASSURED'], ['!', 'EXPECTED'], ['SEEN_REPLY', 'ASSURED', 'CONFIRMED'],
+                                                ['NONE'], '!NONE']))
     if maybe():
         raw['ctdir'] = draw(st.sampled_from(['ORIGINAL', 'REPLY']))
     if maybe():
@@ -226,6 +227,8 @@ FORMS = [
      'icmp type destination-unreachable icmp code frag-needed accept'),
     ('ipv4', 'filter', dict(ctstate=['DNAT'], ctstatus=['ASSURED'], jump='ACCEPT'),
      'ct status dnat ct status assured accept'),
+    ('ipv4', 'filter', dict(ctstatus=['NONE'], jump='ACCEPT'), 'ct status 0x0 accept'),
+    ('ipv6', 'filter', dict(ctstatus='!NONE', ctstate=['NEW'], jump='DROP'), 'ct state new ct status != 0x0 drop'),
     ('ipv4', 'filter', dict(ctstate=['!', 'ESTABLISHED', 'RELATED'], jump='DROP'),
      'ct state != established | related drop'),
     ('ipv4', 'filter', dict(protocol='tcp', syn=False, ctstate=['NEW'], jump='DROP'),
@@ -262,7 +265,6 @@ def test_forms_nft_prints(family, table, raw, text):
 @pytest.mark.parametrize('raw, param, words', [
     (dict(protocol='tcp', port=[80, 443], jump='ACCEPT'), 'port', 'two rules'),
     (dict(ctstate=['SNAT', 'NEW'], jump='ACCEPT'), 'ctstate', 'two rules'),
-    (dict(ctstatus=['NONE'], jump='ACCEPT'), 'ctstatus', 'NONE'),
     (dict(ctorigdstport=80, jump='ACCEPT'), 'ctorigdstport', 'protocol'),
     (dict(comment='a "quoted" word', jump='ACCEPT'), 'comment', 'double quote'),
     (dict(comment='x' * 130, jump='ACCEPT'), 'comment', '128 bytes'),
