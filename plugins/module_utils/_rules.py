@@ -1078,9 +1078,9 @@ def _ct_timeout(value, protocol, param):
             if seconds != default:
                 policy[name] = seconds
     if not policy:
+        given = ', '.join('%s %d' % item for item in states if item[0] in value)
         raise ValidationError(param, 'every state given has its default timeout (%s): the policy would change '
-                                     'nothing; leave ct_timeout out' % ', '.join('%s %d' % item for item in states
-                                                                                if item[0] in value))
+                                     'nothing; leave ct_timeout out' % given)
     return policy
 
 
@@ -1535,8 +1535,8 @@ def _check_iptables(chain, rule):
             raise ValidationError(key, 'rule %s of chain %s: a list of networks (%s) is one rule with a set on '
                                        'backend nftables; the iptables back end matches one network per rule '
                                        '(iptables expands -s A,B into several rules): give one rule per network, '
-                                       'or use backend nftables' % (rule.name or show(rule.text), chain,
-                                                                   ', '.join(plain(rule.spec[key]))))
+                                       'or use backend nftables'
+                                  % (rule.name or show(rule.text), chain, ', '.join(plain(rule.spec[key]))))
     if rule.spec is not None and rule.spec.get('ct_timeout'):
         raise ValidationError('ct_timeout', 'rule %s of chain %s: the iptables back end does not render timeout '
                                             'policies: CT --timeout needs a policy object made with nfct '

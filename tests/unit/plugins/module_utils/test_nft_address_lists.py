@@ -20,12 +20,20 @@ from hypothesis import strategies as st
 from ansible_collections.stateful.netfilter.plugins.module_utils import _engine, _nft, _rules as r
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
-from test_nft import NftModule, nat, no_lock, outcome  # noqa: F401  (no_lock is a fixture)
+from test_nft import NftModule, nat, outcome
 from test_rules_engine import Exit, Failed
 from test_rules_property import EXAMPLES
 
 needs_nft = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('nft') or not shutil.which('unshare'),
                                reason='needs root, nft and unshare (nft runs in a network namespace of its own)')
+
+
+@pytest.fixture
+def no_lock(monkeypatch):
+    """The engine lock of _rollback taken and released as no-ops (the tests run without /run)."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
+    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
 
 
 @st.composite
@@ -183,8 +191,8 @@ def test_the_ssh_guard_reads_a_list():
 
 def test_ruleset_on_nftables_writes_one_rule_with_a_set_gathers_it_and_a_rerun_changes_nothing(no_lock):
     chains = [dict(name='SNF-FW-IN', hook='INPUT', rules=[
-        dict(name='admins', protocol='tcp', destination_port=22, source=['192.0.2.0/25', '192.0.2.128/25',
-                                                                        '198.51.100.7'], jump='ACCEPT'),
+        dict(name='admins', protocol='tcp', destination_port=22,
+             source=['192.0.2.0/25', '192.0.2.128/25', '198.51.100.7'], jump='ACCEPT'),
         dict(name='v6', source=['2001:db8:1::/48', 'fd00::/8'], jump='ACCEPT')])]
     first = outcome(NftModule(dict(chains=chains))).result
     assert first['changed'] is True

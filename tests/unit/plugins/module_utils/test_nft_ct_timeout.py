@@ -17,12 +17,20 @@ from hypothesis import strategies as st
 from ansible_collections.stateful.netfilter.plugins.module_utils import _nft, _rules as r
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
-from test_nft import NftModule, no_lock, outcome  # noqa: F401  (no_lock is a fixture)
+from test_nft import NftModule, outcome
 from test_rules_engine import Failed
 from test_rules_property import EXAMPLES
 
 needs_nft = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('nft') or not shutil.which('unshare'),
                                reason='needs root, nft and unshare (nft runs in a network namespace of its own)')
+
+
+@pytest.fixture
+def no_lock(monkeypatch):
+    """The engine lock of _rollback taken and released as no-ops (the tests run without /run)."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
+    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
+    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
 
 
 @st.composite
