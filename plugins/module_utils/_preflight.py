@@ -35,7 +35,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils import _manager
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import ssh_verdict
 from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
-from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import name_problem, read_sysctls
+from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import name_problem, read_sysctls, read_text
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 SYSTEMD_DIR = _persist.SYSTEMD_RUNNING
@@ -57,20 +57,12 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
 def process_names(proc='/proc'):
     """The command names of the running processes, one a line (what `ps -e -o comm=` prints)."""
     names = []
     for entry in os.listdir(proc):
         if entry.isdigit():
-            name = _read(os.path.join(proc, entry, 'comm'))
+            name = read_text(os.path.join(proc, entry, 'comm'))
             if name:
                 names.append(name.strip())
     return '\n'.join(sorted(set(names)))
@@ -169,7 +161,7 @@ def run_module(module_class):
     if save:
         rc, out, dummy = module.run_command([save, '-t', 'filter'], environ_update=dict(LC_ALL='C'))
         rules = out if rc == 0 else None
-    found = _managers.detect(process_names(), _read(UFW_CONF), rules)
+    found = _managers.detect(process_names(), read_text(UFW_CONF), rules)
     systemd = os.path.isdir(SYSTEMD_DIR)
     current, writable = read_sysctls(sysctls)
     checked = sysctl_check(sysctls, current, writable, host)

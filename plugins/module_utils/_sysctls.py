@@ -34,7 +34,8 @@ def name_problem(name):
     return ''
 
 
-def _read(path):
+def read_text(path):
+    """The text of a file, None when it cannot be read."""
     try:
         with open(path) as handle:
             return handle.read()
@@ -47,7 +48,7 @@ def read_sysctls(names):
     current, writable = {}, {}
     for name in names:
         path = sysctl_path(name)
-        text = _read(path)
+        text = read_text(path)
         current[name] = None if text is None else text.strip()
         writable[name] = text is not None and os.access(path, os.W_OK)
     return current, writable

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The refusal of a boot-time restore that nothing would run (module_utils/_persist.py)."""
+"""The refusal of a boot-time restore that nothing would run, and the boot_restore module (module_utils/_persist.py)."""
 import itertools
+import os
+import subprocess
 
 import pytest
+from stand_in import StandInModule, run
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _persist as p
 
@@ -34,9 +37,6 @@ def test_an_unknown_role_is_a_programming_error():
 # records the command; the lab runs the real ones (the gateway and boot
 # scenarios restore from these files).
 
-import os
-import subprocess
-
 NAT = {'table': 'nat', 'family': 'both', 'chains': [
     {'name': 'SNF-GW-POST', 'hook': 'POSTROUTING', 'rules': [{'name': 'masq', 'out_interface': 'eth0', 'jump': 'MASQUERADE'}]}]}
 FILTER = {'table': 'filter', 'family': 'both', 'chains': [
@@ -45,41 +45,19 @@ FILTER = {'table': 'filter', 'family': 'both', 'chains': [
 EMPTY_RAW = {'table': 'raw', 'family': 'both', 'chains': []}
 
 
-class Done(Exception):
-    pass
-
-
-class FakeModule(object):
-    params = None
-    check_mode = False
-    _diff = True
+class FakeModule(StandInModule):
     refuse = False
     commands = []
-
-    def __init__(self, argument_spec, supports_check_mode):
-        assert supports_check_mode
-        self.params = dict((name, spec.get('default')) for name, spec in argument_spec.items())
-        self.params.update(type(self).params)
 
     def run_command(self, argv, environ_update=None):
         FakeModule.commands.append(argv[:-1])
         assert os.path.exists(argv[-1])  # the scratch file is checked before it is renamed into place
         return (1, '', 'line 2 failed') if FakeModule.refuse else (0, '', '')
 
-    def exit_json(self, **result):
-        raise Done(dict(result, failed=False))
-
-    def fail_json(self, **result):
-        raise Done(dict(result, failed=True))
-
 
 def boot_restore(root, check_mode=False, **params):
-    FakeModule.params = dict(params, root=str(root))
-    FakeModule.check_mode = check_mode
     FakeModule.commands = []
-    with pytest.raises(Done) as done:
-        p.run_boot_restore(FakeModule)
-    return done.value.args[0]
+    return run(p.run_boot_restore, FakeModule, check_mode, root=str(root), **params)
 
 
 def tree(root):

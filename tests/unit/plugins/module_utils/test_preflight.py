@@ -9,30 +9,14 @@ import re
 
 import pytest
 
+import stand_in
+from stand_in import StandInModule
+
 from ansible_collections.stateful.netfilter.plugins.module_utils import _preflight as pf, _sysctls
 
 
-class Done(Exception):
+class FakeModule(StandInModule):
     pass
-
-
-class FakeModule(object):
-    params = None
-
-    def __init__(self, argument_spec, supports_check_mode):
-        assert supports_check_mode
-        params = dict((name, spec.get('default')) for name, spec in argument_spec.items())
-        params.update(type(self).params)
-        self.params = params
-
-    def get_bin_path(self, name):
-        return None
-
-    def exit_json(self, **result):
-        raise Done(dict(result, failed=False))
-
-    def fail_json(self, **result):
-        raise Done(dict(result, failed=True))
 
 
 @pytest.fixture
@@ -59,11 +43,8 @@ def host(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run(**params):
-    FakeModule.params = params
-    with pytest.raises(Done) as done:
-        pf.run_module(FakeModule)
-    return done.value.args[0]
+def run(module_class=FakeModule, **params):
+    return stand_in.run(pf.run_module, module_class, **params)
 
 
 def test_a_plain_host_without_systemd(host):
@@ -168,12 +149,9 @@ class RoutedModule(FakeModule):
 
 
 def guard(**params):
-    RoutedModule.params = dict(dict(role='firewall', persist=False, host='gw', ssh_guard=True,
-                                    ssh_connection='192.0.2.7 40022 192.0.2.1 22'), **params)
     RoutedModule.commands = []
-    with pytest.raises(Done) as done:
-        pf.run_module(RoutedModule)
-    return done.value.args[0]
+    return run(RoutedModule, **dict(dict(role='firewall', persist=False, host='gw', ssh_guard=True,
+                                         ssh_connection='192.0.2.7 40022 192.0.2.1 22'), **params))
 
 
 def test_the_ssh_guard_refuses_a_plan_that_drops_the_session_and_accepts_one_that_does_not(host):
@@ -234,16 +212,11 @@ class SavingModule(FakeModule):
 
 
 def test_owned_tables_are_found_on_either_back_end_and_a_bad_scope_is_refused(host):
-    SavingModule.params = dict(role='nat_gateway', persist=False, host='gw', scope='GW',
-                               owned_tables=['nat', 'raw', 'mangle'])
+    params = dict(role='nat_gateway', persist=False, host='gw', scope='GW', owned_tables=['nat', 'raw', 'mangle'])
     SavingModule.commands = []
-    with pytest.raises(Done) as done:
-        pf.run_module(SavingModule)
-    result = done.value.args[0]
+    result = run(SavingModule, **params)
     assert result['owned'] == {'nat': True, 'raw': False, 'mangle': True}
     assert ['/usr/sbin/ip6tables-save', '-t', 'raw'] in SavingModule.commands
     for scope, expect in ((None, '^scope: required with owned_tables'), ('G-W', '^scope: .G-W. is not a scope')):
-        SavingModule.params = dict(SavingModule.params, scope=scope)
-        with pytest.raises(Done) as done:
-            pf.run_module(SavingModule)
-        assert done.value.args[0]['failed'] and re.match(expect, done.value.args[0]['msg'])
+        result = run(SavingModule, **dict(params, scope=scope))
+        assert result['failed'] and re.match(expect, result['msg'])

@@ -6,27 +6,11 @@ import re
 import pytest
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _sysctls
+from stand_in import StandInModule, run as run_module
 
 
-class Done(Exception):
+class FakeModule(StandInModule):
     pass
-
-
-class FakeModule(object):
-    params = None
-    check_mode = False
-    _diff = True
-
-    def __init__(self, argument_spec, supports_check_mode):
-        assert supports_check_mode
-        self.params = dict((name, spec.get('default')) for name, spec in argument_spec.items())
-        self.params.update(FakeModule.params)
-
-    def exit_json(self, **result):
-        raise Done(dict(result, failed=False))
-
-    def fail_json(self, **result):
-        raise Done(dict(result, failed=True))
 
 
 @pytest.fixture
@@ -44,11 +28,8 @@ def host(tmp_path, monkeypatch):
 
 
 def run(host, check_mode=False, **params):
-    FakeModule.params = dict(params, file=str(host / 'etc' / 'sysctl.d' / '60-test.conf'))
-    FakeModule.check_mode = check_mode
-    with pytest.raises(Done) as done:
-        _sysctls.run_module(FakeModule)
-    return done.value.args[0]
+    return run_module(_sysctls.run_module, FakeModule, check_mode,
+                      file=str(host / 'etc' / 'sysctl.d' / '60-test.conf'), **params)
 
 
 def live(host, name):
