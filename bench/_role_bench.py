@@ -21,8 +21,10 @@ two playbooks (a reset and the bulk configuration) and reads the recap.
   podman  containers.podman.podman (`podman exec` per task, no pipelining):
           the lab's own view, seconds per task; no SSH session exists, a
           bench that needs the SSH guard sets SSH_CONNECTION itself.
+  both    each round runs everything over ssh, then over podman, on the
+          same lab under the same load, and prints the ratios.
 
-Each round: a baseline (a playbook of one ping task: start-up and one remote
+Each round, for each connection: a baseline (a playbook of one ping task: start-up and one remote
 task, the machine's pace), then for this tree and for --ref REF (the role of
 a git ref, git archive into a scratch collections directory), interleaved so
 both meet the same load: a reset run, the first run of the bulk
@@ -54,7 +56,7 @@ sys.path.insert(0, HERE)
 
 import _lab  # noqa: E402
 
-CONNECTIONS = ('ssh', 'podman')
+CONNECTIONS = ('ssh', 'podman', 'both')
 
 PING = '''---
 - name: Baseline, one no-op task
@@ -73,7 +75,7 @@ def parser(description, prefix):
     out.add_argument('--ref', help='also time the role of this git ref (e.g. a commit before the change)')
     out.add_argument('--connection', choices=CONNECTIONS, default='ssh',
                      help='ssh (default): gw over real SSH with pipelining, as an operator reaches it; '
-                          'podman: podman exec per task (the lab\'s own view)')
+                          'podman: podman exec per task (the lab\'s own view); both: the two in the same rounds')
     out.add_argument('--prefix', default=prefix, help='lab prefix (must start with snf-), default %s' % prefix)
     out.add_argument('--no-create', action='store_true', help='use a running lab of this prefix')
     out.add_argument('--keep', action='store_true', help='leave the lab running')
@@ -152,10 +154,10 @@ class Lab(object):
     def __init__(self, options):
         self.options = options
         self.prefix = options.prefix
-        self.connection = options.connection
+        self.connections = ['ssh', 'podman'] if options.connection == 'both' else [options.connection]
         self.scratch = tempfile.mkdtemp(prefix='%s-role-bench-' % self.prefix)
         self.control_dir = os.path.join(self.scratch, 'cp.%s' % self.prefix)
-        self.inventory = None
+        self.inventories = {}
         self.env = dict(os.environ, SNF_LAB_PREFIX=self.prefix, PATH=VENV_BIN + os.pathsep + os.environ['PATH'],
                         CONTAINERS_CONF=os.path.join(LAB, 'containers.conf'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                         ANSIBLE_RETRY_FILES_ENABLED='false', ANSIBLE_FORCE_COLOR='0')
@@ -175,16 +177,34 @@ class Lab(object):
     def _terminated(signum, _frame):
         raise SystemExit(128 + signum)
 
+    @staticmethod
+    def _call(argv, env):
+        """(rc, output) of argv, run in a process group of its own: ended as a whole (ansible's workers too)
+        when the bench is interrupted."""
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                universal_newlines=True, start_new_session=True)
+        try:
+            out = proc.communicate()[0]
+        except BaseException:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                    proc.wait(timeout=10)
+                    break
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            raise
+        return proc.returncode, out
+
     def _ansible(self, argv, env=None):
-        proc = subprocess.run(argv, env=env or self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, check=False)
-        if proc.returncode:
-            raise RuntimeError('%s failed (rc %d):\n%s' % (' '.join(argv[:2]), proc.returncode, proc.stdout[-4000:]))
-        return proc.stdout
+        returncode, out = self._call(argv, env or self.env)
+        if returncode:
+            raise RuntimeError('%s failed (rc %d):\n%s' % (' '.join(argv[:2]), returncode, out[-4000:]))
+        return out
 
     def _up(self):
         start = time.monotonic()
-        platforms = ['gw'] if self.connection == 'podman' else ['gw', 'wan']
+        platforms = ['gw', 'wan'] if 'ssh' in self.connections else ['gw']
         if not self.options.no_create:
             image = subprocess.run([os.path.join(LAB, 'image', 'tag.sh')], stdout=subprocess.PIPE, check=True,
                                    universal_newlines=True, cwd=ROOT).stdout.strip()
@@ -197,42 +217,39 @@ class Lab(object):
                          'ansible_python_interpreter': '/usr/bin/python3'},
                 'hosts': {'wan': {'ansible_host': '%s.wan' % self.prefix}} if 'wan' in platforms else {},
                 'children': {'gateways': {'hosts': {'gw': {'ansible_host': '%s.gw' % self.prefix}}}}}}, handle)
-        self.inventory = podman
-        if self.connection == 'ssh':
+        self.inventories['podman'] = podman
+        if 'ssh' in self.connections:
             # sshd in gw, a key of this run, the relay on wan, SCRATCH/ssh-inventory.yml.
             self._ansible(['ansible-playbook', os.path.join(LAB, 'ssh.yml'), '-i', podman, '-e',
                            json.dumps({'ssh_dir': self.scratch})])
-            self.inventory = os.path.join(self.scratch, 'ssh-inventory.yml')
+            self.inventories['ssh'] = os.path.join(self.scratch, 'ssh-inventory.yml')
         print('lab up (%s, %s): %.1f s' % ('+'.join(platforms), 'created' if not self.options.no_create else 'reused',
                                            time.monotonic() - start))
 
-    def session(self):
+    def session(self, connection):
         """SSH_CONNECTION as a task on gw sees it (no play environment): a real one over ssh, none over podman."""
-        out = self._ansible(['ansible', 'gw', '-i', self.inventory, '-m', 'ansible.builtin.command', '-a',
-                             'printenv SSH_CONNECTION'] if self.connection == 'ssh' else
-                            ['ansible', 'gw', '-i', self.inventory, '-m', 'ansible.builtin.shell', '-a',
+        out = self._ansible(['ansible', 'gw', '-i', self.inventories[connection], '-m', 'ansible.builtin.shell', '-a',
                              'printenv SSH_CONNECTION || echo none'])
         self.end_masters()
         return out.strip().splitlines()[-1]
 
     def end_masters(self):
-        if self.connection == 'ssh':
+        if 'ssh' in self.connections:
             end_masters(self.control_dir, self.prefix)
 
-    def run(self, playbook, collections=COLLECTIONS):
+    def run(self, playbook, connection, collections=COLLECTIONS):
         """(seconds, recap line of gw, {controller, host, host_tasks}) of one ansible-playbook run."""
         split_file = os.path.join(self.scratch, 'split.json')
         env = dict(self.env, ANSIBLE_COLLECTIONS_PATH=collections, SNF_BENCH_SPLIT=split_file,
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
                    ANSIBLE_CALLBACKS_ENABLED='snf_bench_split')
         start = time.perf_counter()
-        proc = subprocess.run(['ansible-playbook', '-i', self.inventory, playbook], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env=env, check=False, universal_newlines=True)
+        returncode, out = self._call(['ansible-playbook', '-i', self.inventories[connection], playbook], env)
         elapsed = time.perf_counter() - start
         self.end_masters()
-        if proc.returncode != 0:
-            raise RuntimeError('%s failed:\n%s' % (playbook, proc.stdout[-4000:]))
-        recap = [line for line in proc.stdout.splitlines() if line.startswith('gw ')]
+        if returncode != 0:
+            raise RuntimeError('%s failed:\n%s' % (playbook, out[-4000:]))
+        recap = [line for line in out.splitlines() if line.startswith('gw ')]
         with open(split_file) as handle:
             split = json.load(handle)
         return elapsed, recap[-1] if recap else '', split
@@ -244,7 +261,7 @@ class Lab(object):
             # Also ends the lab's ssh masters and relays (those of another run of this prefix too).
             subprocess.run(['bash', os.path.join(LAB, 'clean.sh'), self.prefix], check=False, env=self.env)
         left = ssh_processes(self.control_dir, self.prefix)
-        if self.connection == 'ssh':
+        if 'ssh' in self.connections:
             print('ssh masters and relays of %s left: %d%s' % (self.control_dir, len(left),
                                                                ''.join('\n  %d %s' % item for item in left)))
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -252,17 +269,20 @@ class Lab(object):
         return False
 
 
+WAYS = dict(ssh='SSH (pipelining, ControlPersist, relay on wan)', podman='podman exec')
+
+
 def bench(options, write_playbooks, headline, first_target, rerun_target=None):
-    """Runs the rounds on a lab of its own; write_playbooks(lab) -> (reset, bulk) playbook paths.
+    """Runs the rounds on a lab of its own; write_playbooks(lab, connection) -> (reset, bulk) playbook paths.
 
     Prints each round, then the medians against the targets (first_target,
     rerun_target: seconds, None when the issue sets none).
     """
     with Lab(options) as lab:
-        print('gw is reached over %s; SSH_CONNECTION a task on gw sees: %s'
-              % ('SSH (pipelining, ControlPersist, relay on wan)' if options.connection == 'ssh'
-                 else 'podman exec', lab.session()))
-        reset, bulk = write_playbooks(lab)
+        playbooks = {}
+        for connection in lab.connections:
+            print('over %s, SSH_CONNECTION a task on gw sees: %s' % (WAYS[connection], lab.session(connection)))
+            playbooks[connection] = write_playbooks(lab, connection)
         ping = os.path.join(lab.scratch, 'ping.yml')
         with open(ping, 'w') as handle:
             handle.write(PING)
@@ -270,45 +290,57 @@ def bench(options, write_playbooks, headline, first_target, rerun_target=None):
         if options.ref:
             roles.append((options.ref, collection_of_ref(options.ref, os.path.join(lab.scratch, 'ref'))
                           + os.pathsep + COLLECTIONS))
-        baseline = []
-        times = dict((label, dict(first=[], rerun=[], split_first=[], split_rerun=[])) for label, _c in roles)
+        baseline = dict((connection, []) for connection in lab.connections)
+        times = dict(((connection, label), dict(first=[], rerun=[], split_first=[], split_rerun=[]))
+                     for connection in lab.connections for label, _c in roles)
         for number in range(1, options.rounds + 1):
-            elapsed = lab.run(ping)[0]
-            baseline.append(elapsed)
-            print('round %d, baseline: a playbook of one ping task %.2f s; load %.2f'
-                  % (number, elapsed, os.getloadavg()[0]))
-            for label, collections in roles:
-                lab.run(reset, collections)
-                first, recap_first, split_first = lab.run(bulk, collections)
-                rerun, recap_rerun, split_rerun = lab.run(bulk, collections)
-                if changed_of(recap_rerun) != 0:
-                    raise RuntimeError('the re-run changed something: %s' % recap_rerun)
-                for key, value in (('first', first), ('rerun', rerun), ('split_first', split_first),
-                                   ('split_rerun', split_rerun)):
-                    times[label][key].append(value)
-                print('round %d, %s: first run %.2f s (%s; %s), re-run %.2f s (%s; %s); load %.2f'
-                      % (number, label, first, summary(recap_first), split_text(split_first), rerun,
-                         summary(recap_rerun), split_text(split_rerun), os.getloadavg()[0]))
-        print('%s, whole ansible-playbook runs over %s, median of %d:' % (headline, options.connection,
-                                                                           options.rounds))
-        ping_median = statistics.median(baseline)
-        print('  %-12s a playbook of one ping task %.2f s (start-up and one remote task: the machine\'s pace)'
-              % ('baseline', ping_median))
-        for label, _c in roles:
-            first, rerun = statistics.median(times[label]['first']), statistics.median(times[label]['rerun'])
-            print('  %-12s first run %.2f s (target < %g s), no-change re-run %.2f s%s; %.1fx and %.1fx the ping '
-                  'playbook' % (label, first, first_target, rerun,
-                                ' (target < %g s)' % rerun_target if rerun_target else '',
-                                first / ping_median, rerun / ping_median))
-            for run in ('first', 'rerun'):
-                splits = times[label]['split_' + run]
-                print('  %-12s   %-6s controller-only tasks %.2f s, %d tasks on the host %.2f s (medians)'
-                      % ('', run, statistics.median(split['controller'] for split in splits),
-                         statistics.median(split['host_tasks'] for split in splits),
-                         statistics.median(split['host'] for split in splits)))
-        if options.ref:
-            here, there = times['this tree'], times[options.ref]
-            print('  ratio %s / this tree: first run %.2fx, re-run %.2fx'
-                  % (options.ref, statistics.median(there['first']) / statistics.median(here['first']),
-                     statistics.median(there['rerun']) / statistics.median(here['rerun'])))
+            for connection in lab.connections:
+                reset, bulk = playbooks[connection]
+                elapsed = lab.run(ping, connection)[0]
+                baseline[connection].append(elapsed)
+                print('round %d, %s, baseline: a playbook of one ping task %.2f s; load %.2f'
+                      % (number, connection, elapsed, os.getloadavg()[0]))
+                for label, collections in roles:
+                    lab.run(reset, connection, collections)
+                    first, recap_first, split_first = lab.run(bulk, connection, collections)
+                    rerun, recap_rerun, split_rerun = lab.run(bulk, connection, collections)
+                    if changed_of(recap_rerun) != 0:
+                        raise RuntimeError('the re-run changed something: %s' % recap_rerun)
+                    for key, value in (('first', first), ('rerun', rerun), ('split_first', split_first),
+                                       ('split_rerun', split_rerun)):
+                        times[connection, label][key].append(value)
+                    print('round %d, %s, %s: first run %.2f s (%s; %s), re-run %.2f s (%s; %s); load %.2f'
+                          % (number, connection, label, first, summary(recap_first), split_text(split_first),
+                             rerun, summary(recap_rerun), split_text(split_rerun), os.getloadavg()[0]))
+        print('%s, whole ansible-playbook runs, median of %d:' % (headline, options.rounds))
+        medians = {}
+        for connection in lab.connections:
+            ping_median = statistics.median(baseline[connection])
+            medians[connection, 'ping'] = ping_median
+            print('  over %s:' % WAYS[connection])
+            print('    %-12s a playbook of one ping task %.2f s (start-up and one remote task: the machine\'s pace)'
+                  % ('baseline', ping_median))
+            for label, _c in roles:
+                here = times[connection, label]
+                first, rerun = statistics.median(here['first']), statistics.median(here['rerun'])
+                medians[connection, label, 'first'], medians[connection, label, 'rerun'] = first, rerun
+                print('    %-12s first run %.2f s (target < %g s), no-change re-run %.2f s%s; %.1fx and %.1fx the '
+                      'ping playbook' % (label, first, first_target, rerun,
+                                         ' (target < %g s)' % rerun_target if rerun_target else '',
+                                         first / ping_median, rerun / ping_median))
+                for run in ('first', 'rerun'):
+                    splits = here['split_' + run]
+                    print('    %-12s   %-6s controller-only tasks %.2f s, %d tasks on the host %.2f s (medians)'
+                          % ('', run, statistics.median(split['controller'] for split in splits),
+                             statistics.median(split['host_tasks'] for split in splits),
+                             statistics.median(split['host'] for split in splits)))
+            if options.ref:
+                print('    ratio %s / this tree: first run %.2fx, re-run %.2fx' % (
+                    options.ref, medians[connection, options.ref, 'first'] / medians[connection, 'this tree', 'first'],
+                    medians[connection, options.ref, 'rerun'] / medians[connection, 'this tree', 'rerun']))
+        if len(lab.connections) == 2:
+            print('  podman exec / SSH (this tree): ping playbook %.2fx, first run %.2fx, re-run %.2fx'
+                  % (medians['podman', 'ping'] / medians['ssh', 'ping'],
+                     medians['podman', 'this tree', 'first'] / medians['ssh', 'this tree', 'first'],
+                     medians['podman', 'this tree', 'rerun'] / medians['ssh', 'this tree', 'rerun']))
     return 0

@@ -6,9 +6,9 @@ Target (issue 14): with 1,000 allow entries, the first run < 5 s and a
 no-change re-run < 3 s (whole ansible-playbook runs, controller start-up
 included). Runs on the gw container of a lab of its own (prefix --prefix,
 default snf-bench-fw), reached over real SSH with pipelining as an
-operator's inventory reaches it (--connection ssh, the default) or with
-podman exec (--connection podman); the harness, its options and its
-clean-up: bench/_role_bench.py.
+operator's inventory reaches it (--connection ssh, the default), with
+podman exec (--connection podman), or both in the same rounds (--connection
+both); the harness, its options and its clean-up: bench/_role_bench.py.
 
 Each round: a reset run (the ssh entry alone, no rules files), then the
 first run of the N entries (every rule, the rules files, the restore script
@@ -19,6 +19,7 @@ same connection in its environment.
 
     python bench/firewall_role_bench.py --rounds 2
     python bench/firewall_role_bench.py --connection podman --ref HEAD~20
+    python bench/firewall_role_bench.py --connection both --rounds 2
     python bench/firewall_role_bench.py --backend nftables --rounds 1
 """
 
@@ -66,7 +67,8 @@ ENVIRONMENT = '''  environment:
 ''' % SSH_CONNECTION
 
 
-def write_playbook(lab, label, allow, persist, backend):
+def write_playbook(lab, connection, label, allow, persist, backend):
+    label = '%s-%s' % (label, connection)
     allow_file = os.path.join(lab.scratch, '%s.json' % label)
     with open(allow_file, 'w') as handle:
         json.dump(allow, handle)
@@ -74,7 +76,7 @@ def write_playbook(lab, label, allow, persist, backend):
     with open(path, 'w') as handle:
         handle.write(PLAYBOOK.format(label=label, allow=allow_file, persist='true' if persist else 'false',
                                      backend=backend,
-                                     environment=ENVIRONMENT if lab.connection == 'podman' else ''))
+                                     environment=ENVIRONMENT if connection == 'podman' else ''))
     return path
 
 
@@ -85,9 +87,10 @@ def main():
                         help='firewall_backend of the play (issue 15: compare the two back ends)')
     options = _role_bench.parse(parser)
 
-    def playbooks(lab):
-        return (write_playbook(lab, 'reset', BASE_ALLOW, persist=False, backend=options.backend),
-                write_playbook(lab, 'bulk', entries(options.entries), persist=True, backend=options.backend))
+    def playbooks(lab, connection):
+        return (write_playbook(lab, connection, 'reset', BASE_ALLOW, persist=False, backend=options.backend),
+                write_playbook(lab, connection, 'bulk', entries(options.entries), persist=True,
+                               backend=options.backend))
 
     return _role_bench.bench(options, playbooks, '%d allow entries (%d rules per family), %s back end'
                              % (options.entries, options.entries + 1, options.backend),

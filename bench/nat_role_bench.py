@@ -6,8 +6,9 @@ Target (issue 14): with 200 port forwards, a run < 5 s (a whole
 ansible-playbook run, controller start-up included). Runs on the gw
 container of a lab of its own (prefix --prefix, default snf-bench-nat),
 reached over real SSH with pipelining as an operator's inventory reaches
-it (--connection ssh, the default) or with podman exec (--connection
-podman); the harness, its options and its clean-up: bench/_role_bench.py.
+it (--connection ssh, the default), with podman exec (--connection
+podman), or both in the same rounds (--connection both); the harness,
+its options and its clean-up: bench/_role_bench.py.
 
 Each round: a reset run (a masquerade and one port forward, no rules
 files, no stale flush: removing N forwards would flush N times), then the
@@ -17,6 +18,7 @@ script and the unit written), then a no-change re-run.
 
     python bench/nat_role_bench.py --rounds 2
     python bench/nat_role_bench.py --connection podman --ref HEAD~20
+    python bench/nat_role_bench.py --connection both --rounds 2
 """
 
 from __future__ import absolute_import, division, print_function
@@ -79,7 +81,7 @@ def main():
     parser.add_argument('--forwards', type=int, default=200)
     options = _role_bench.parse(parser)
 
-    def playbooks(lab):
+    def playbooks(lab, _connection):
         # The reset removes N port forwards: with the stale flush that is N conntrack_flush calls (one a
         # translation), which is not what is measured here.
         return (write_playbook(lab, 'reset', BASE_FORWARDS, persist=False, flush=False),
