@@ -8,8 +8,6 @@ prefix, is behind the gateway). The ruleset module maps 198.51.100.0/24 <->
 10.97.5.0/24 with NETMAP in PREROUTING (destination) and POSTROUTING
 (source), for IPv4 and IPv6. The peers print the address they saw.
 """
-import pytest
-
 IN4, GW_IN4, OUT4, GW_OUT4 = '10.97.5.7', '10.97.5.1', '192.0.2.20', '192.0.2.1'
 IN6, GW_IN6, OUT6, GW_OUT6 = 'fd97:5::7', 'fd97:5::1', '2001:db8:20::20', '2001:db8:20::1'
 
