@@ -443,9 +443,9 @@ def run_ruleset(module):
             gathered[family] = gathered_owned(owned, module, family)
         module.exit_json(changed=False, gathered=gathered, backend=engine.backend)
 
-    plans = []
+    plans, live_tables = [], {}
     for family in families:
-        live_table = engine.read(family, table)
+        live_table = live_tables[family] = engine.read(family, table)
         live = read_owned(live_table, scope_prefix, family, desired[family].policies)
         wanted = wanted_state(state, live, desired[family])
         try:
@@ -481,6 +481,11 @@ def run_ruleset(module):
         raise
     engine.release()
     result = dict(changed=changed, restore=restore_texts(plans), backend=engine.backend)
+    if changed:
+        # What state gathered returned before the change: the nat_gateway role's stale translations come from it.
+        result['gathered_before'] = dict(
+            (family, gathered_owned(read_owned(live_tables[family], scope_prefix, family, BUILTIN_CHAINS[table]),
+                                    module, family)) for family in families)
     if other:
         result['migrated'] = other.result()
     if params.get('rollback_timeout') is not None:

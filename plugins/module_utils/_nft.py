@@ -34,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import re
 from collections import OrderedDict
 
@@ -1354,6 +1355,19 @@ def _locked_listing(module, name):
     return nft, listing
 
 
+def _gathered(module, live, families, table):
+    """What state gathered returns of the parsed table: per family, its chains and every built-in chain's policy."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils import _engine
+
+    gathered = {}
+    for family in families:
+        owned = copy.copy(live[family])
+        owned.policies = OrderedDict((chain, live[family].policies.get(chain, 'ACCEPT'))
+                                     for chain in BUILTIN_CHAINS[table])
+        gathered[family] = _engine.gathered_owned(owned, module, family)
+    return gathered
+
+
 def run_ruleset(module):
     """ruleset with backend nftables: overridden, merged, deleted, gathered, rendered; check and diff modes."""
     # Imported here: the engine imports the iptables back end, which this path does not need at import time.
@@ -1391,13 +1405,8 @@ def run_ruleset(module):
     nft, listing = _locked_listing(module, name)
     live, unknown = parse_table(listing, table)
     if state == 'gathered':
-        gathered = {}
-        for family in families:
-            owned = live[family]
-            owned.policies = OrderedDict((chain, owned.policies.get(chain, 'ACCEPT'))
-                                         for chain in BUILTIN_CHAINS[table])
-            gathered[family] = _engine.gathered_owned(owned, module, family)
-        module.exit_json(changed=False, gathered=gathered, backend='nftables', table='inet %s' % name)
+        module.exit_json(changed=False, gathered=_gathered(module, live, families, table), backend='nftables',
+                         table='inet %s' % name)
     wanted = {}
     for family in FAMILIES:
         if family not in families:
@@ -1461,6 +1470,9 @@ def run_ruleset(module):
             module.fail_json(**failure)
     _rollback.release_engine_lock()
     result = dict(changed=changed or moved, nft=text, backend='nftables', table='inet %s' % name)
+    if changed or moved:
+        # What state gathered returned before the change: the nat_gateway role's stale translations come from it.
+        result['gathered_before'] = _gathered(module, live, families, table)
     if other:
         result['migrated'] = other.result()
     if timeout is not None:

@@ -570,6 +570,13 @@ gathered:
           hook_position: first
           rules:
             - {name: established, ctstate: [RELATED, ESTABLISHED], jump: ACCEPT}
+gathered_before:
+  description:
+    - The scope as RV(gathered) would have returned it just before this run's change, per family (with
+      O(backend=nftables), the owned table as it was). The P(stateful.netfilter.nat_gateway#role) role finds the
+      stale translations in it without reading the table again.
+  returned: state is overridden, merged or deleted, and changed
+  type: dict
 rollback:
   description:
     - The commit-confirm record when O(rollback_timeout) or O(rollback_confirm) is given. C(armed) is false when

@@ -870,3 +870,15 @@ def test_nft_takes_the_connlimit_sets_and_prints_them_back_as_rendered():
                           input=text.encode(), capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == text
+
+
+def test_a_change_returns_the_table_as_gathered_before_it(no_lock):
+    first = outcome(NftModule(dict(chains=CHAINS))).result
+    assert first['gathered_before']['ipv4']['chains'] == []  # no table yet
+    listing = first['nft'].split('\n', 2)[2]
+    extra = [dict(name='SNF-FW-IN', hook='INPUT', rules=[dict(name='web', protocol='tcp', destination_port=80,
+                                                                jump='ACCEPT')])]
+    changed = outcome(NftModule(dict(chains=extra), tables={'snf_filter_FW': listing})).result
+    gathered = outcome(NftModule(dict(state='gathered'), tables={'snf_filter_FW': listing})).result['gathered']
+    assert changed['changed'] and changed['gathered_before'] == gathered
+    assert 'gathered_before' not in outcome(NftModule(dict(chains=CHAINS), tables={'snf_filter_FW': listing})).result

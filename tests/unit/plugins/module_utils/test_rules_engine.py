@@ -413,3 +413,11 @@ def test_restore_commands_and_warning_about_the_other_backend():
     assert ['/usr/sbin/iptables-nft-save', '-t', 'filter'] in [cmd for cmd, dummy in module.calls]
     # The fake legacy save answers for both families.
     assert [w for w in module.warnings if 'other iptables back end also holds ipv4 rules' in w]
+
+
+def test_a_change_returns_the_scope_as_gathered_before_it():
+    before = run(_engine.run_ruleset, FakeModule(ruleset_params(family='both', state='gathered'))).result['gathered']
+    predicted = run(_engine.run_ruleset, FakeModule(ruleset_params(family='both'), check_mode=True)).result
+    applied = run(_engine.run_ruleset, FakeModule(ruleset_params(family='both'))).result
+    assert applied['changed'] and applied['gathered_before'] == predicted['gathered_before'] == before
+    assert [chain['name'] for chain in before['ipv4']['chains']]  # the fixture holds SNF-FW-* chains
