@@ -25,6 +25,8 @@ pytestmark = pytest.mark.skipif(shutil.which('nft') is None, reason='nft is not 
 
 LAN_NS, WAN_NS = 'snf-h37-lan', 'snf-h37-wan'
 GW_LAN, LAN, GW_WAN, WAN = '10.91.0.1', '10.91.0.2', '10.92.0.1', '10.92.0.2'
+# Seconds a connection expected to open may take (a loaded machine); one expected dropped is given 0.5.
+OPEN = 3.0
 FOREIGN = ('table inet foreign {\n\tchain forward {\n\t\ttype filter hook forward priority filter + 10; '
            'policy accept;\n\t\tudp dport 9999 counter packets 0 bytes 0 accept\n\t}\n}\n')
 # Docker-like iptables-nft rules: its filter chains accept the bridge's traffic, its nat masquerades it.
@@ -82,9 +84,9 @@ def foreign(lab):
 
 def decisions(lab, servers):
     """What the rules decide: lan -> wan 8080 masqueraded, 8081 dropped, the port forward, gw's INPUT."""
-    out = dict(lan_wan_8080=lab.connects(LAN_NS, WAN, 8080), lan_wan_8081=lab.connects(LAN_NS, WAN, 8081, 0.5),
-               wan_forward_8090=lab.connects(WAN_NS, GW_WAN, 8090), wan_gw_22=lab.connects(WAN_NS, GW_WAN, 22, 0.5),
-               lan_gw_22=lab.connects(LAN_NS, GW_LAN, 22))
+    out = dict(lan_wan_8080=lab.connects(LAN_NS, WAN, 8080, OPEN), lan_wan_8081=lab.connects(LAN_NS, WAN, 8081, 0.5),
+               wan_forward_8090=lab.connects(WAN_NS, GW_WAN, 8090, OPEN),
+               wan_gw_22=lab.connects(WAN_NS, GW_WAN, 22, 0.5), lan_gw_22=lab.connects(LAN_NS, GW_LAN, 22, OPEN))
     if out['lan_wan_8080']:
         out['wan_sees'] = servers[WAN_NS].stdout.readline().decode().strip()
     if out['wan_forward_8090']:
@@ -177,7 +179,7 @@ def test_a_forward_policy_drop_drops_what_dockers_rules_accept_unless_its_interf
     lab.run(['nft', '-f', '-'], data=FOREIGN.encode())
     lab.restore(DOCKER)
     others = foreign(lab)
-    assert lab.connects(LAN_NS, WAN, 8081)
+    assert lab.connects(LAN_NS, WAN, 8081, OPEN)
     rules = [dict(name='established', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT'),
              dict(name='lan-web', in_interface='snfl', protocol='tcp', destination_port=8080, jump='ACCEPT')]
     args = dict(backend='nftables', table='filter', family='both', scope='FW', state='overridden',
@@ -185,7 +187,7 @@ def test_a_forward_policy_drop_drops_what_dockers_rules_accept_unless_its_interf
     assert lab.module('ruleset', args)['changed'] is True
     assert foreign(lab) == others
     # Docker's DOCKER chain accepts everything from the bridge; the owned policy drop drops it anyway.
-    assert lab.connects(LAN_NS, WAN, 8080)
+    assert lab.connects(LAN_NS, WAN, 8080, OPEN)
     assert not lab.connects(LAN_NS, WAN, 8081, timeout=0.5)
     # The documented way: trust the container interfaces in the owned chain.
     trusted = dict(args, chains=[dict(args['chains'][0], rules=rules + [
@@ -194,11 +196,11 @@ def test_a_forward_policy_drop_drops_what_dockers_rules_accept_unless_its_interf
     result = lab.module('ruleset', trusted)
     assert result['changed'] is True, result
     assert 'iifname "br-*" accept' in nft(lab, 'list', 'table', 'inet', 'snf_filter_FW')
-    assert lab.connects(LAN_NS, WAN, 8081) and lab.connects(LAN_NS, WAN, 8080)
+    assert lab.connects(LAN_NS, WAN, 8081, OPEN) and lab.connects(LAN_NS, WAN, 8080, OPEN)
     assert lab.module('ruleset', trusted)['changed'] is False
     assert foreign(lab) == others
     # Removal: the table goes, Docker's rules decide alone again, nothing of theirs moved.
     assert lab.module('ruleset', dict(args, state='deleted', policies={'FORWARD': 'ACCEPT'}, chains=[]))['changed']
     assert 'snf_filter_FW' not in nft(lab, 'list', 'tables')
-    assert lab.connects(LAN_NS, WAN, 8081)
+    assert lab.connects(LAN_NS, WAN, 8081, OPEN)
     assert foreign(lab) == others
