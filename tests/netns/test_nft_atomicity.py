@@ -131,6 +131,8 @@ def test_200_table_replacements_under_a_flood_leak_nothing_in_either_family(lab)
             result = lab.module('ruleset', swap(item))
             seconds.append(time.time() - begin)
             assert not result.get('failed'), result
+            # One transaction that replaces the owned table whole.
+            assert result['nft'].count('delete table inet %s\n' % TABLE) == 1, result
             changed += bool(result['changed'])
     finally:
         report = traffic.end()
