@@ -334,6 +334,9 @@ def bench(options, write_playbooks, headline, first_target, rerun_target=None):
                           % ('', run, statistics.median(split['controller'] for split in splits),
                              statistics.median(split['host_tasks'] for split in splits),
                              statistics.median(split['host'] for split in splits)))
+            print('    %-12s   host tasks of the last re-run: %s' % ('', ', '.join(
+                '%s %.2f s' % (name, seconds) for name, seconds in times[connection, 'this tree']['split_rerun'][-1]
+                .get('tasks', []))))
             if options.ref:
                 print('    ratio %s / this tree: first run %.2fx, re-run %.2fx' % (
                     options.ref, medians[connection, options.ref, 'first'] / medians[connection, 'this tree', 'first'],

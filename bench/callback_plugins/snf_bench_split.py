@@ -4,7 +4,7 @@
 Enabled by bench/_role_bench.py (ANSIBLE_CALLBACK_PLUGINS=bench/callback_plugins,
 ANSIBLE_CALLBACKS_ENABLED=snf_bench_split); writes {"controller": seconds,
 "host": seconds, "host_tasks": count} to $SNF_BENCH_SPLIT at the end of the
-run. A task counts as a host task when it ran an action other than the
+run, and "tasks": [[name, seconds], ...] of the host tasks. A task counts as a host task when it ran an action other than the
 controller-only ones below (planning, checks, includes) and was not skipped;
 the rest is controller time. Generic: it knows no role's task names. Not
 part of the collection.
@@ -38,19 +38,22 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__()
         self.current = None
         self.ran = False
-        self.split = dict(controller=0.0, host=0.0, host_tasks=0)
+        self.split = dict(controller=0.0, host=0.0, host_tasks=0, tasks=[])
 
     def _close(self):
         if self.current:
-            action, start = self.current
+            name, action, start = self.current
             host = self.ran and action.split('.')[-1] not in LOCAL
-            self.split['host' if host else 'controller'] += time.monotonic() - start
-            self.split['host_tasks'] += 1 if host else 0
+            seconds = time.monotonic() - start
+            self.split['host' if host else 'controller'] += seconds
+            if host:
+                self.split['host_tasks'] += 1
+                self.split['tasks'].append([name, round(seconds, 2)])
         self.current = None
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._close()
-        self.current = (task.action, time.monotonic())
+        self.current = (task.get_name(), task.action, time.monotonic())
         self.ran = False
 
     def v2_runner_item_on_ok(self, result):
