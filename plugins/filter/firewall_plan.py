@@ -30,6 +30,14 @@ options:
     description: Scope of the owned chains (C(SNF-<scope>-*)).
     type: str
     default: FW
+  backend:
+    description:
+      - The back end the model is for. With V(nftables) the sources (and destinations) of an allow entry are one
+        rule per address family matching a list of networks (an anonymous set, one lookup); with V(iptables) one
+        rule per source and destination.
+    type: str
+    choices: [iptables, nftables]
+    default: iptables
 '''
 
 EXAMPLES = r'''
@@ -50,12 +58,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import PlanError, plan
 
 
-def _firewall_plan(variables, scope='FW'):
+def _firewall_plan(variables, scope='FW', backend='iptables'):
     if not isinstance(variables, dict):
         raise AnsibleFilterError('firewall_plan: expected the role variables as a dictionary, got %s'
                                  % type(variables).__name__)
     try:
-        return plan(variables, scope)
+        if backend not in ('iptables', 'nftables'):
+            raise PlanError('firewall_backend: must be iptables or nftables, got %r' % (backend,))
+        return plan(variables, scope, backend)
     except PlanError as exc:
         raise AnsibleFilterError('firewall_plan: %s' % exc)
 

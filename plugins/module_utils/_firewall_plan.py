@@ -221,17 +221,32 @@ def _quoted(name):
     return repr(name)
 
 
-def _allow_rules(variable, entries, single, with_destinations):
-    """The ACCEPT rules of one allow list, with the entry each came from: [(rule, entry name)]."""
+def _by_family(addresses):
+    """Addresses as one list per family, in the order given: [[ipv4...], [ipv6...]] without empty ones."""
+    groups = {}
+    for address in addresses:
+        groups.setdefault(_family_of(address), []).append(_text(address))
+    return [group if len(group) > 1 else group[0] for family, group in sorted(groups.items())]
+
+
+def _allow_rules(variable, entries, single, with_destinations, lists=False):
+    """The ACCEPT rules of one allow list, with the entry each came from: [(rule, entry name)].
+
+    One rule per source (and destination) of an entry; with lists (the nftables back end) one rule per family of
+    them, matching a list of networks (an anonymous set: one lookup).
+    """
     planned = []
     for entry in entries:
         sources = entry.get('sources') or []
         destinations = (entry.get('destinations') or []) if with_destinations else []
+        if lists:
+            sources, destinations = _by_family(sources), _by_family(destinations)
         port = entry.get('port')
         protocol = _text(entry.get('protocol')) or ('tcp' if port is not None else None)
         pairs = [(source, destination) for source in (sources or [None]) for destination in (destinations or [None])]
         for index, (source, destination) in enumerate(pairs):
-            families = [_family_of(address) for address in (source, destination) if address is not None]
+            families = [_family_of(address if isinstance(address, str) else address[0])
+                        for address in (source, destination) if address is not None]
             if len(set(families)) > 1:
                 continue  # an IPv4 source with an IPv6 destination: no packet matches both
             family = families[0] if families else entry.get('family')
@@ -240,7 +255,8 @@ def _allow_rules(variable, entries, single, with_destinations):
             if single is not None and protocol in ('icmp', 'icmpv6') and protocol != _icmp_of(single):
                 continue
             rule = dict(name='allow:%s%s' % (entry['name'], '.%d' % index if len(pairs) > 1 else ''), jump='ACCEPT')
-            options = [('protocol', protocol), ('source', _text(source)), ('destination', _text(destination)),
+            options = [('protocol', protocol), ('source', source if isinstance(source, list) else _text(source)),
+                       ('destination', destination if isinstance(destination, list) else _text(destination)),
                        ('in_interface', _text(entry.get('in_interface'))),
                        ('out_interface', _text(entry.get('out_interface')) if with_destinations else None),
                        ('destination_port', port), ('comment', _text(entry.get('comment')))]
@@ -258,8 +274,11 @@ def _icmp_of(family):
     return 'icmp' if family == 'ipv4' else 'icmpv6'
 
 
-def plan(variables, scope='FW'):
-    """The model of the owned chains and policies: {family, policies, chains}, checked (raises PlanError)."""
+def plan(variables, scope='FW', backend='iptables'):
+    """The model of the owned chains and policies: {family, policies, chains}, checked (raises PlanError).
+
+    With backend nftables the sources (and destinations) of an allow entry are one list per family in one rule.
+    """
     settings = dict(DEFAULTS)
     settings.update((key, value) for key, value in variables.items() if value is not None)
     check_input(settings)
@@ -293,7 +312,8 @@ def plan(variables, scope='FW'):
     for index, (chain, variable, with_destinations) in enumerate(((inputs, 'firewall_input_allow', False),
                                                                   (forward, 'firewall_forward_allow', True),
                                                                   (output, 'firewall_output_allow', True))):
-        for rule, origin in _allow_rules(variable, settings[variable], single, with_destinations):
+        for rule, origin in _allow_rules(variable, settings[variable], single, with_destinations,
+                                         lists=backend == 'nftables'):
             origins[(index, len(chain))] = origin
             chain.append(rule)
 

@@ -444,3 +444,23 @@ def test_guard_output_needs_the_route_for_an_interface_rule():
     assert first['needs_route'] and not first['accepted'] and 'rule eth1 names one' in first['message']
     assert fp.ssh_verdict(model, CONNECTION, ROUTE)['accepted']
     assert fp.ssh_verdict(output_model([]), CONNECTION, None)['checked']
+
+
+def test_with_nftables_the_sources_of_an_entry_are_one_rule_per_family_matching_a_list():
+    variables = {'firewall_input_allow': [
+        {'name': 'ssh', 'port': 22, 'sources': ['10.0.0.0/24', '2001:db8::/64', '10.1.0.0/24', '192.168.0.0/16']},
+        {'name': 'web', 'port': 443, 'sources': ['198.51.100.0/24']}],
+        'firewall_forward_allow': [{'name': 'dns', 'port': 53, 'protocol': 'udp',
+                                    'sources': ['10.0.0.0/24', '10.2.0.0/24'],
+                                    'destinations': ['192.0.2.53', '2001:db8::53', '192.0.2.54']}]}
+
+    def allowed(model, chain):
+        return [(rule['name'], rule.get('source'), rule.get('destination')) for rule in model['chains'][chain]['rules']
+                if rule['name'].startswith('allow:')]
+
+    linear, sets = fp.plan(variables, 'FW'), fp.plan(variables, 'FW', 'nftables')
+    assert len(allowed(linear, 0)) == 5 and len(allowed(linear, 1)) == 4  # one per source (and destination) pair
+    assert allowed(sets, 0) == [('allow:ssh.0', ['10.0.0.0/24', '10.1.0.0/24', '192.168.0.0/16'], None),
+                                ('allow:ssh.1', '2001:db8::/64', None), ('allow:web', '198.51.100.0/24', None)]
+    # An IPv4 source list never pairs with the IPv6 destination: no packet matches both.
+    assert allowed(sets, 1) == [('allow:dns.0', ['10.0.0.0/24', '10.2.0.0/24'], ['192.0.2.53', '192.0.2.54'])]
