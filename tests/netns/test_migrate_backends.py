@@ -60,8 +60,8 @@ def firewall(backend, **extra):
 
 def gateway(lab):
     """client -- lab namespace (forwarding, both families) -- peer."""
-    for peer, gw4, host4, gw6, host6, dev in ((CLIENT_NS, GW4_C, CLIENT4, GW6_C, CLIENT6, 'snf0'),
-                                               (PEER_NS, GW4_P, PEER4, GW6_P, PEER6, 'snf2')):
+    ends = ((CLIENT_NS, GW4_C, CLIENT4, GW6_C, CLIENT6, 'snf0'), (PEER_NS, GW4_P, PEER4, GW6_P, PEER6, 'snf2'))
+    for peer, gw4, host4, gw6, host6, dev in ends:
         lab.add_netns(peer)
         lab.run(['ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer])
         lab.run(['ip', 'addr', 'add', gw4 + '/24', 'dev', dev])

@@ -99,8 +99,8 @@ def test_a_failed_removal_puts_the_chains_back():
     # Applied, then the nft attempt; the undo re-read both families (the fake's tables never change, so it
     # found nothing to put back).
     assert module.applied() == ['iptables-nft-restore', 'ip6tables-nft-restore', 'nft']
-    assert [os.path.basename(cmd[0]) for cmd, data in module.calls][-2:] == ['iptables-nft-save',
-                                                                              'ip6tables-nft-save']
+    last = [os.path.basename(cmd[0]) for cmd, data in module.calls][-2:]
+    assert last == ['iptables-nft-save', 'ip6tables-nft-save']
 
 
 @pytest.mark.parametrize('kwargs', [dict(listing=''), dict(nft_version='nftables v0.9.0 (Fearless Fosdick)')])
