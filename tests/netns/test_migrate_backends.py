@@ -272,3 +272,22 @@ def test_one_family_does_not_take_the_other_familys_chains_and_gathered_ignores_
     ipv4 = ruleset(lab, **firewall('nftables', family='ipv4', policies={}))
     assert ipv4['changed'] is True and ipv4['migrated']['restore']['ipv4'], ipv4
     assert 'SNF-MIG' not in lab.save('filter', family='ipv4') and 'SNF-MIG' in lab.save('filter', family='ipv6')
+
+
+def test_a_move_that_only_removes_the_other_side_is_armed_and_rolled_back_too(lab):
+    """Both back ends hold the scope (a move interrupted, or an install by hand): the run that removes the old
+    side changes nothing on its own, and its rollback still puts the old side back."""
+    assert ruleset(lab, **firewall('iptables', migrate=False))['changed'] is True
+    assert ruleset(lab, **firewall('nftables', migrate=False))['changed'] is True
+    iptables_before = [strip(lab.save('filter', family=f)) for f in ('ipv4', 'ipv6')]
+    check = ruleset(lab, _ansible_check_mode=True, **firewall('nftables'))
+    assert check['changed'] is True and check['nft'] == '' and check['migrated']['changed'] is True, check
+    pushed = ruleset(lab, rollback_timeout=5, **firewall('nftables'))
+    assert pushed['changed'] is True and pushed['nft'] == '' and pushed['rollback']['armed'] is True, pushed
+    assert holds(lab) == (False, True)
+    state_dir = pushed['rollback']['state_dir']
+    assert wait_for(lambda: read_record(lab, state_dir)['status'] != 'pending', 20)
+    record = read_record(lab, state_dir)
+    assert record['status'] == 'rolled_back' and record['result']['unchanged'] == ['ipv4', 'ipv6'], record
+    assert holds(lab) == (True, True)
+    assert [strip(lab.save('filter', family=f)) for f in ('ipv4', 'ipv6')] == iptables_before
