@@ -876,8 +876,8 @@ def test_a_change_returns_the_table_as_gathered_before_it(no_lock):
     first = outcome(NftModule(dict(chains=CHAINS))).result
     assert first['gathered_before']['ipv4']['chains'] == []  # no table yet
     listing = first['nft'].split('\n', 2)[2]
-    extra = [dict(name='SNF-FW-IN', hook='INPUT', rules=[dict(name='web', protocol='tcp', destination_port=80,
-                                                                jump='ACCEPT')])]
+    web = dict(name='web', protocol='tcp', destination_port=80, jump='ACCEPT')
+    extra = [dict(name='SNF-FW-IN', hook='INPUT', rules=[web])]
     changed = outcome(NftModule(dict(chains=extra), tables={'snf_filter_FW': listing})).result
     gathered = outcome(NftModule(dict(state='gathered'), tables={'snf_filter_FW': listing})).result['gathered']
     assert changed['changed'] and changed['gathered_before'] == gathered

@@ -218,5 +218,6 @@ def test_owned_tables_are_found_on_either_back_end_and_a_bad_scope_is_refused(ho
     assert result['owned'] == {'nat': True, 'raw': False, 'mangle': True}
     assert ['/usr/sbin/ip6tables-save', '-t', 'raw'] in SavingModule.commands
     for scope, expect in ((None, '^scope: required with owned_tables'), ('G-W', '^scope: .G-W. is not a scope')):
-        result = run(SavingModule, **dict(params, scope=scope))
+        params['scope'] = scope
+        result = run(SavingModule, **params)
         assert result['failed'] and re.match(expect, result['msg'])
