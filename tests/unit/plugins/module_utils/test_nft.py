@@ -372,12 +372,6 @@ class NftModule(object):
         raise Failed(**result)
 
 
-@pytest.fixture
-def no_lock(monkeypatch):
-    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
-    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
-    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
-
 
 CHAINS = [dict(name='SNF-FW-IN', hook='INPUT', hook_position='first',
                rules=[dict(name='ssh', protocol='tcp', destination_port=22, jump='ACCEPT')])]

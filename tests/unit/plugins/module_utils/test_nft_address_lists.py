@@ -9,8 +9,6 @@ into an inet table of a private network namespace (`unshare --net`) and what nft
 same spec.
 """
 import ipaddress
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -20,20 +18,11 @@ from hypothesis import strategies as st
 from ansible_collections.stateful.netfilter.plugins.module_utils import _engine, _nft, _rules as r
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
-from test_nft import NftModule, nat, outcome
+from test_nft import needs_nft, NftModule, nat, outcome
 from test_rules_engine import Exit, Failed
 from test_rules_property import EXAMPLES
 
-needs_nft = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('nft') or not shutil.which('unshare'),
-                               reason='needs root, nft and unshare (nft runs in a network namespace of its own)')
 
-
-@pytest.fixture
-def no_lock(monkeypatch):
-    """The engine lock of _rollback taken and released as no-ops (the tests run without /run)."""
-    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
-    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
-    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
 
 
 @st.composite

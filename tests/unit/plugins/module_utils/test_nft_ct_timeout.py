@@ -6,8 +6,6 @@ alone, as a helper does; the object's body is checked against the name when the 
 prints only the states whose value differs from its defaults, so the model keeps only those. With root and
 nft, random policies are loaded into a private network namespace and must be printed back as rendered.
 """
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -17,20 +15,11 @@ from hypothesis import strategies as st
 from ansible_collections.stateful.netfilter.plugins.module_utils import _nft, _rules as r
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
-from test_nft import NftModule, outcome
+from test_nft import needs_nft, NftModule, outcome
 from test_rules_engine import Failed
 from test_rules_property import EXAMPLES
 
-needs_nft = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('nft') or not shutil.which('unshare'),
-                               reason='needs root, nft and unshare (nft runs in a network namespace of its own)')
 
-
-@pytest.fixture
-def no_lock(monkeypatch):
-    """The engine lock of _rollback taken and released as no-ops (the tests run without /run)."""
-    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
-    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
-    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
 
 
 @st.composite

@@ -7,8 +7,6 @@ table in iptables), its size hashlimit_htable_max, its timeout hashlimit_htable_
 of the rate). Random rules round-trip through the nft form; with root and nft they are loaded into a
 private network namespace and must be printed back as rendered.
 """
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -18,19 +16,10 @@ from hypothesis import strategies as st
 from ansible_collections.stateful.netfilter.plugins.module_utils import _nft, _rules as r
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
-from test_nft import NftModule, outcome
+from test_nft import needs_nft, NftModule, outcome
 from test_rules_property import EXAMPLES
 
-needs_nft = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('nft') or not shutil.which('unshare'),
-                               reason='needs root, nft and unshare (nft runs in a network namespace of its own)')
 
-
-@pytest.fixture
-def no_lock(monkeypatch):
-    """The engine lock of _rollback taken and released as no-ops (the tests run without /run)."""
-    from ansible_collections.stateful.netfilter.plugins.module_utils import _rollback
-    monkeypatch.setattr(_rollback, 'engine_lock', lambda: None)
-    monkeypatch.setattr(_rollback, 'release_engine_lock', lambda: None)
 
 
 @st.composite
