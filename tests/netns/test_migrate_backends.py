@@ -13,36 +13,19 @@ The same method as the reliability scenario's atomicity-under-traffic check.
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
-from netns_lab import ROOT, wait_for
+from flood_lab import Topology, Traffic
+from netns_lab import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which('nft') is None, reason='nft is not installed')
 
-FILES = os.path.join(ROOT, 'tests', 'molecule', 'reliability', 'files')
-CLIENT_NS, PEER_NS = 'snf-h35-cl', 'snf-h35-peer'
-GW4_C, CLIENT4, GW4_P, PEER4 = '10.95.0.1', '10.95.0.2', '10.96.0.1', '10.96.0.2'
-GW6_C, CLIENT6, GW6_P, PEER6 = 'fd95::1', 'fd95::2', 'fd96::1', 'fd96::2'
-ALLOWED, FORBIDDEN_UDP, FORBIDDEN_TCP = 7001, 7002, 7003
+NET = Topology('snf-h35', 95, 96, forbidden_udp=7002, forbidden_tcp=7003, allowed=7001)
+ALLOWED = NET.allowed
 # Switches of the scope (each one a module run); SNF_MIGRATE_SWITCHES asks for more.
 SWITCHES = int(os.environ.get('SNF_MIGRATE_SWITCHES', '6'))
-# Allowed datagrams to both peers, one pair every 5 ms, until STOPFILE exists; prints the counts sent.
-ALLOWED_SENDER = (
-    'import json, os, socket, sys, time\n'
-    'port, stop = int(sys.argv[3]), sys.argv[4]\n'
-    'targets = (("ipv4", socket.socket(socket.AF_INET, socket.SOCK_DGRAM), sys.argv[1]),\n'
-    '           ("ipv6", socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), sys.argv[2]))\n'
-    'sent = dict(ipv4=0, ipv6=0)\n'
-    'while not os.path.exists(stop):\n'
-    '    for name, sock, host in targets:\n'
-    '        sock.sendto(b"allowed", (host, port)); sent[name] += 1\n'
-    '    time.sleep(0.005)\n'
-    'print(json.dumps(sent), flush=True)\n')
-
 FOREIGN_NFT = 'table inet foreign {\n\tchain forward {\n\t\ttype filter hook forward priority filter + 10; ' \
               'policy accept;\n\t\tudp dport 9999 counter packets 0 bytes 0 accept\n\t}\n}\n'
 
@@ -60,24 +43,7 @@ def firewall(backend, **extra):
 
 def gateway(lab):
     """client -- lab namespace (forwarding, both families) -- peer."""
-    ends = ((CLIENT_NS, GW4_C, CLIENT4, GW6_C, CLIENT6, 'snf0'), (PEER_NS, GW4_P, PEER4, GW6_P, PEER6, 'snf2'))
-    for peer, gw4, host4, gw6, host6, dev in ends:
-        lab.add_netns(peer)
-        lab.run(['ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer])
-        lab.run(['ip', 'addr', 'add', gw4 + '/24', 'dev', dev])
-        lab.run(['ip', 'addr', 'add', gw6 + '/64', 'dev', dev, 'nodad'])
-        lab.run(['ip', 'link', 'set', dev, 'up'])
-        lab.run(['ip', 'addr', 'add', host4 + '/24', 'dev', 'eth0'], netns=peer)
-        lab.run(['ip', 'addr', 'add', host6 + '/64', 'dev', 'eth0', 'nodad'], netns=peer)
-        lab.run(['ip', 'link', 'set', 'eth0', 'up'], netns=peer)
-        lab.run(['ip', 'route', 'add', 'default', 'via', gw4], netns=peer)
-        lab.run(['ip', '-6', 'route', 'add', 'default', 'via', gw6], netns=peer)
-        # The gateway knows its neighbours before the traffic starts (a resolution under a flood drops packets).
-        mac = json.loads(lab.run(['ip', '-j', 'link', 'show', 'eth0'], netns=peer))[0]['address']
-        for address in (host4, host6):
-            lab.run(['ip', 'neigh', 'replace', address, 'lladdr', mac, 'dev', dev, 'nud', 'permanent'])
-    lab.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'])
-    lab.run(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1'])
+    NET.build(lab)
 
 
 def ruleset(lab, **args):
@@ -99,52 +65,11 @@ def holds(lab):
     return ipt, 'snf_filter_MIG' in lab.run(['nft', 'list', 'tables'])
 
 
-class Traffic(object):
-    """The flood of forbidden packets and the allowed datagrams from the client, counted at the peer."""
-
-    def __init__(self, lab):
-        self.lab = lab
-        self.stop = os.path.join(lab.tmp, 'stop')
-        self.counted, self.flooded = os.path.join(lab.tmp, 'counted.json'), os.path.join(lab.tmp, 'flooded.json')
-        for path in (self.stop, self.counted, self.flooded):
-            if os.path.exists(path):
-                os.remove(path)
-        self.load = [os.getloadavg()[0]]
-        self.started = time.time()
-        lab.run([sys.executable, os.path.join(FILES, 'count.py'), CLIENT4, CLIENT6, self.stop, self.counted, '600'],
-                PEER_NS)
-        lab.run([sys.executable, os.path.join(FILES, 'flood.py'), PEER4, PEER6, str(FORBIDDEN_UDP),
-                 str(FORBIDDEN_TCP), self.stop, self.flooded, '600', '100000000'], CLIENT_NS)
-        self.sender = subprocess.Popen(lab.cmd([sys.executable, '-c', ALLOWED_SENDER, PEER4, PEER6, str(ALLOWED),
-                                                self.stop], CLIENT_NS), stdout=subprocess.PIPE)
-
-    def end(self):
-        """Stop everything; the report (what was sent, what the peer received, seconds, load at start and end)."""
-        open(self.stop, 'w').close()
-        sent = json.loads(self.sender.stdout.readline())
-        self.sender.wait()
-        assert wait_for(lambda: os.path.exists(self.counted) and os.path.exists(self.flooded), 15)
-        with open(self.counted) as handle:
-            peer = json.load(handle)
-        with open(self.flooded) as handle:
-            flood = json.load(handle)
-        return dict(seconds=round(time.time() - self.started, 1), load=self.load + [os.getloadavg()[0]],
-                    flood=flood, allowed_sent=sent, at_peer=peer)
-
-
-def forbidden_at_peer(report, family):
-    return report['at_peer'][family].get('udp/%d' % FORBIDDEN_UDP, 0) + \
-        report['at_peer'][family].get('tcp/%d' % FORBIDDEN_TCP, 0)
-
-
 def assert_no_gap(report):
-    for family in ('ipv4', 'ipv6'):
-        # The flood ran through every switch, and not one forbidden packet reached the peer.
-        assert report['flood'][family]['udp'] > 1000 and report['flood'][family]['tcp'] > 50, report
-        assert forbidden_at_peer(report, family) == 0, report
-        # The allowed datagrams kept coming: every one sent arrived.
-        sent = report['allowed_sent'][family]
-        assert sent > 100 and report['at_peer'][family].get('udp/%d' % ALLOWED, 0) == sent, report
+    # The flood ran through every switch, the allowed datagrams kept coming (every one sent arrived), and not
+    # one forbidden packet reached the peer.
+    NET.assert_flooded(report)
+    assert (NET.forbidden_at_peer(report, 'ipv4'), NET.forbidden_at_peer(report, 'ipv6')) == (0, 0), report
 
 
 def test_switching_back_ends_under_a_flood_leaks_no_forbidden_packet_and_keeps_allowed_ones(lab):
@@ -154,7 +79,7 @@ def test_switching_back_ends_under_a_flood_leaks_no_forbidden_packet_and_keeps_a
                 '-A FORWARD -p udp --dport 9998 -j ACCEPT\nCOMMIT\n')
     assert ruleset(lab, **firewall('iptables'))['changed'] is True
     foreign = snapshot(lab)
-    traffic = Traffic(lab)
+    traffic = Traffic(lab, NET, 600)
     seconds = []
     try:
         backend = 'iptables'
@@ -186,7 +111,7 @@ def test_the_method_sees_a_gap_when_the_old_back_end_goes_first(lab):
     """The control: the same switch done in two runs the wrong way round (remove, then install) leaks."""
     gateway(lab)
     assert ruleset(lab, **firewall('iptables', migrate=False))['changed'] is True
-    traffic = Traffic(lab)
+    traffic = Traffic(lab, NET, 600)
     try:
         for backend in ('nftables', 'iptables'):
             other = 'iptables' if backend == 'nftables' else 'nftables'
@@ -196,7 +121,7 @@ def test_the_method_sees_a_gap_when_the_old_back_end_goes_first(lab):
     finally:
         report = traffic.end()
     print(json.dumps(report))
-    assert forbidden_at_peer(report, 'ipv4') > 0 and forbidden_at_peer(report, 'ipv6') > 0, report
+    assert NET.forbidden_at_peer(report, 'ipv4') > 0 and NET.forbidden_at_peer(report, 'ipv6') > 0, report
 
 
 def strip(save):
@@ -214,7 +139,7 @@ def test_an_unconfirmed_migration_is_rolled_back_on_both_back_ends_without_a_gap
     assert ruleset(lab, **firewall('iptables'))['changed'] is True
     iptables_before = [lab.save('filter', family=family) for family in ('ipv4', 'ipv6')]
     foreign = snapshot(lab)
-    traffic = Traffic(lab)
+    traffic = Traffic(lab, NET, 600)
     try:
         # iptables -> nftables, never confirmed: the timer puts the iptables chains back, then removes the table.
         pushed = ruleset(lab, rollback_timeout=5, **firewall('nftables'))
