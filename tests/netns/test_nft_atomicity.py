@@ -33,6 +33,8 @@ SWAPS = int(os.environ.get('SNF_NFT_SWAPS', '200'))
 DROPS = [dict(name='drop-udp', protocol='udp', destination_port=FORBIDDEN_UDP, jump='DROP'),
          dict(name='drop-tcp', protocol='tcp', destination_port=FORBIDDEN_TCP, jump='DROP')]
 TABLE = 'snf_filter_RELA'
+
+
 def swap(item):
     """The item-th rule set of the scenario: chain A/B, hook first/last, rules reordered, an ever-new allow."""
     if item % 2 == 0:

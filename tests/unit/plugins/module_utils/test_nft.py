@@ -372,7 +372,6 @@ class NftModule(object):
         raise Failed(**result)
 
 
-
 CHAINS = [dict(name='SNF-FW-IN', hook='INPUT', hook_position='first',
                rules=[dict(name='ssh', protocol='tcp', destination_port=22, jump='ACCEPT')])]
 

@@ -23,8 +23,6 @@ from test_rules_engine import Exit, Failed
 from test_rules_property import EXAMPLES
 
 
-
-
 @st.composite
 def network_lists(draw):
     """(family, [networks]) drawn from small blocks, so that neighbours and overlaps (which collapse) are common."""

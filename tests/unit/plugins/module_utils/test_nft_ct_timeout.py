@@ -20,8 +20,6 @@ from test_rules_engine import Failed
 from test_rules_property import EXAMPLES
 
 
-
-
 @st.composite
 def policies(draw):
     protocol = draw(st.sampled_from(sorted(r.CT_TIMEOUT_STATES)))

@@ -20,8 +20,6 @@ from test_nft import needs_nft, NftModule, outcome
 from test_rules_property import EXAMPLES
 
 
-
-
 @st.composite
 def hashlimit_rules(draw):
     family = draw(st.sampled_from(['ipv4', 'ipv6']))
