@@ -20,7 +20,10 @@ else. Inside it:
   iptables table the scope stands for, minus one (first) or plus one (last),
   so the collection's chain runs just before (or after) the iptables-nft
   chains of the same table;
-- the policy of a built-in chain is the policy of its base chain.
+- the policy of a built-in chain is the policy of its first base chain, in
+  the filter table of its last one, where the verdicts of all scopes compose
+  as on iptables through one bit of the packet mark (ACCEPT_MARK, below, and
+  an `INPUT-END` base chain at filter + 2 that clears it).
 
 render_table() prints the wanted state in the form `nft list table` prints it;
 parse_table() reads that listing back into the same model (per family Owned,
@@ -62,6 +65,20 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._validate impor
 FAMILIES = ('ipv4', 'ipv6')
 TABLE_PREFIX = 'snf_'
 LAST_SUFFIX = '-LAST'
+END_SUFFIX = '-END'
+# The filter table's verdicts compose across scopes as on iptables, where every scope is a jump from one
+# built-in chain and an accept ends the walk. In nftables each scope's table has base chains of its own and
+# an accept only ends that chain: a drop policy in one table would drop what another accepted. So in the
+# filter table one bit of the packet mark carries "an owned chain accepted" from table to table, between
+# priority filter - 1 and filter + 2 only (the bit is cleared before any other chain of a later priority
+# sees it): a first base chain skips a packet an earlier one accepted, sets the bit before its jumps and
+# clears it when they fall through (so the bit stays set only on an accept); a policy is the policy of the
+# last base chain (filter + 1), which accepts a packet with the bit set before its own jumps; an end base
+# chain (filter + 2) clears the bit. The rule model has no mark target, so no owned rule can set it.
+ACCEPT_MARK = 0x20000000
+MARK_SKIP = 'meta mark & 0x%08x == 0x%08x accept' % (ACCEPT_MARK, ACCEPT_MARK)
+MARK_SET = 'meta mark set meta mark | 0x%08x' % ACCEPT_MARK
+MARK_CLEAR = 'meta mark set meta mark & 0x%08x' % (0xffffffff ^ ACCEPT_MARK)
 C_LOCALE = {'LC_ALL': 'C'}
 # nft keeps 128 bytes of a rule comment (NFT_USERDATA_MAXLEN / 2 in libnftables' parser).
 COMMENT_MAX = 128
@@ -175,7 +192,7 @@ def chain_name(family, name):
 
 
 def base_name(builtin, position):
-    return builtin + (LAST_SUFFIX if position == 'last' else '')
+    return builtin + {'first': '', 'last': LAST_SUFFIX, 'end': END_SUFFIX}[position]
 
 
 def helper_object(helper, protocol):
@@ -987,6 +1004,8 @@ def base_priority(table, builtin, position, after=False):
     if after:
         return AFTER_CONNTRACK[position]
     priority = HOOKS[table][builtin][2]
+    if position == 'end':
+        return '%s + 2' % priority
     if not isinstance(priority, str):
         return '%d' % (priority - 1 if position == 'first' else priority + 1)
     return '%s %s 1' % (priority, '-' if position == 'first' else '+')
@@ -1014,18 +1033,12 @@ def render_table(name, table, states):
                     policies[builtin] = policy
     bases = []
     for builtin in BUILTIN_CHAINS[table]:
-        for position in ('first', 'last'):
-            jumps = []
-            for family in FAMILIES:
-                for chain in (states[family].chains.values() if family in states else []):
-                    if chain.hook == (builtin, position):
-                        jumps.append('meta nfproto %s jump %s' % (family, chain_name(family, chain.name)))
-            policy = policies.get(builtin) if position == 'first' else None
-            if jumps or policy:
-                kind, hook, priority = HOOKS[table][builtin]
-                head = 'type %s hook %s priority %s; policy %s;' % (
-                    kind, hook, base_priority(table, builtin, position, after), (policy or 'ACCEPT').lower())
-                bases.append((base_name(builtin, position), [head] + jumps))
+        kind, hook, priority = HOOKS[table][builtin]
+        for position, lines in base_chains(table, builtin, states, policies.get(builtin)):
+            head = 'type %s hook %s priority %s; policy %s;' % (
+                kind, hook, base_priority(table, builtin, position, after),
+                (policies.get(builtin, 'ACCEPT') if position == policy_position(table) else 'ACCEPT').lower())
+            bases.append((base_name(builtin, position), [head] + lines))
     objects = OrderedDict()
     for family in FAMILIES:
         for chain in (states[family].chains.values() if family in states else []):
@@ -1049,6 +1062,34 @@ def render_table(name, table, states):
     blocks += ['\tchain %s {\n%s\t}\n' % (chain, ''.join('\t\t%s\n' % line for line in lines))
                for chain, lines in bases + regular]
     return 'table inet %s {\n%s}\n' % (name, '\n'.join(blocks))
+
+
+def policy_position(table):
+    """The base chain that carries a built-in chain's policy: the last one in the filter table (after every
+    scope's first chains had their say, see ACCEPT_MARK), the first one elsewhere."""
+    return 'last' if table == 'filter' else 'first'
+
+
+def base_chains(table, builtin, states, policy):
+    """[(position, lines after the head)] of the base chains of one built-in chain, from {family: Owned} and
+    the policy (None for ACCEPT)."""
+    jumps = {}
+    for position in ('first', 'last'):
+        jumps[position] = ['meta nfproto %s jump %s' % (family, chain_name(family, chain.name))
+                           for family in FAMILIES
+                           for chain in (states[family].chains.values() if family in states else [])
+                           if chain.hook == (builtin, position)]
+    if table != 'filter':
+        return [(position, jumps[position]) for position in ('first', 'last')
+                if jumps[position] or (policy and position == 'first')]
+    out = []
+    if jumps['first']:
+        out.append(('first', [MARK_SKIP, MARK_SET] + jumps['first'] + [MARK_CLEAR]))
+    if jumps['last'] or policy:
+        out.append(('last', [MARK_SKIP] + jumps['last']))
+    if out:
+        out.append(('end', [MARK_CLEAR]))
+    return out
 
 
 def timeout_objects(states):
@@ -1092,6 +1133,7 @@ def parse_table(text, table):
     states = dict((family, Owned()) for family in FAMILIES)
     unknown = []
     hooks = []
+    layout = OrderedDict()
     netmaps = []
     priorities = []
     chain = None
@@ -1130,26 +1172,30 @@ def parse_table(text, table):
             states[family].chains[name].rules.append(NftRule(spec, line if spec is None else
                                                              render_rule(spec, family)))
             continue
-        builtin = chain[:-len(LAST_SUFFIX)] if chain.endswith(LAST_SUFFIX) else chain
-        position = 'last' if chain.endswith(LAST_SUFFIX) else 'first'
-        if builtin not in HOOKS[table]:
+        builtin, position = split_base(chain)
+        if builtin not in HOOKS[table] or (position == 'end' and table != 'filter'):
             unknown.append(line)
             continue
         kind, hook, priority = HOOKS[table][builtin]
         match = re.fullmatch(r'type %s hook %s priority (%s|%s); policy (accept|drop);' % (
             kind, hook, re.escape(base_priority(table, builtin, position)),
-            re.escape(AFTER_CONNTRACK[position]) if table == 'raw' else 'NONE'), line)
+            re.escape(AFTER_CONNTRACK[position]) if table == 'raw' and position != 'end' else 'NONE'), line)
         jump = re.fullmatch(r'meta nfproto (ipv4|ipv6) jump (ipv4|ipv6)\.(\S+)', line)
-        if match and (position == 'first' or match.group(2) == 'accept'):
+        if match and (position == policy_position(table) or match.group(2) == 'accept'):
             priorities.append((match.group(1), builtin, position, line))
-            if position == 'first':
+            if position == policy_position(table):
                 for family in states:
                     states[family].policies[builtin] = match.group(2).upper()
-        elif jump and jump.group(1) == jump.group(2):
+        elif jump and jump.group(1) == jump.group(2) and position != 'end':
             hooks.append((jump.group(1), jump.group(3), (builtin, position)))
-        else:
-            # A base chain whose type, hook or priority is not the one rendered, or a rule someone added to it.
+        elif line.startswith('type '):
+            # A base chain whose type, hook, priority or policy is not the one rendered.
             unknown.append(line)
+        else:
+            # A mark rule, or a rule someone added (checked against the layout below).
+            layout.setdefault(chain, []).append(line)
+            continue
+        layout.setdefault(chain, [])
     wanted = dict(('ct helper ' + helper_object(h, p), helper_body(h, p)) for h in HELPERS for p in HELPERS[h][0])
     wanted.update(('set ' + name, body) for name, body in count_sets(states).items())
     wanted.update(('ct timeout ' + name, body) for name, body in timeout_objects(states).items())
@@ -1166,6 +1212,7 @@ def parse_table(text, table):
             states[family].chains[name].hook = hook
         else:
             unknown.append('jump %s.%s' % (family, name))
+    unknown.extend(_layout_problems(table, states, layout))
     for family, name, index, line in netmaps:
         chain = states[family].chains[name]
         spec = chain.rules[index].spec
@@ -1176,6 +1223,29 @@ def parse_table(text, table):
         chain.rules[index] = NftRule(spec, render_rule(spec, family, hook=hook)) \
             if NETMAP_SIDES.get(hook) == side else NftRule(None, line)
     return states, unknown
+
+
+def split_base(chain):
+    """(built-in chain, position) of a base chain's name: INPUT, INPUT-LAST, INPUT-END."""
+    for position, suffix in (('last', LAST_SUFFIX), ('end', END_SUFFIX)):
+        if chain.endswith(suffix):
+            return chain[:-len(suffix)], position
+    return chain, 'first'
+
+
+def _layout_problems(table, states, layout):
+    """The lines of the base chains {name: lines other than the head and the jumps} that differ from the ones
+    the rendering of the parsed states has (a rule someone added, a mark rule missing, a chain too many)."""
+    problems = []
+    for builtin in BUILTIN_CHAINS[table]:
+        policy = states['ipv4'].policies.get(builtin, 'ACCEPT')
+        wanted = dict((base_name(builtin, position), [line for line in lines if ' jump ' not in line])
+                      for position, lines in base_chains(table, builtin, states,
+                                                         None if policy == 'ACCEPT' else policy))
+        for name in set(wanted) | set(chain for chain in layout if split_base(chain)[0] == builtin):
+            if layout.get(name) != wanted.get(name):
+                problems.append('chain %s { %s }' % (name, '; '.join(layout.get(name) or ['(missing)'])))
+    return problems
 
 
 # ---------------------------------------------------------------------------
@@ -1632,10 +1702,10 @@ def ssh_verdict(states, connection, route=None):
     """Would the owned filter table {family: Owned} accept a new connection of the SSH client?
 
     connection is SSH_CONNECTION ('client cport server sport'), route the interface the client's packets
-    arrive on (None: not known yet). Every base chain of the table on the input hook is walked as the
-    kernel does: the first one's jumps in order, then its policy, then the last one's (an accept in the
-    first does not stop a drop in the last). Returns {accepted, checked, needs_route, decided_by}. The
-    ESTABLISHED,RELATED rule is not counted: the next connection Ansible opens is NEW.
+    arrive on (None: not known yet). The base chains of the table on the input hook are walked as the
+    kernel does: the first one's jumps in order, then the last one's (an accept in the first sets the
+    ACCEPT_MARK bit the last one accepts), then the policy. Returns {accepted, checked, needs_route,
+    decided_by}. The ESTABLISHED,RELATED rule is not counted: the next connection Ansible opens is NEW.
     """
     fields = (connection or '').split()
     if len(fields) != 4 or not fields[3].isdigit():
@@ -1653,10 +1723,12 @@ def ssh_verdict(states, connection, route=None):
                     break
         if found and found[0] == 'route':
             return dict(accepted=False, checked=False, needs_route=True, decided_by=found[1])
-        if not found and position == 'first' and owned.policies.get('INPUT', 'ACCEPT') != 'ACCEPT':
-            found = (owned.policies['INPUT'], 'the INPUT policy %s' % owned.policies['INPUT'])
-        if found and found[0] != 'ACCEPT':
-            return dict(accepted=False, checked=True, needs_route=False, decided_by=found[1])
+        if found:
+            return dict(accepted=found[0] == 'ACCEPT', checked=True, needs_route=False,
+                        decided_by=None if found[0] == 'ACCEPT' else found[1])
+    if owned.policies.get('INPUT', 'ACCEPT') != 'ACCEPT':
+        return dict(accepted=False, checked=True, needs_route=False,
+                    decided_by='the INPUT policy %s' % owned.policies['INPUT'])
     return dict(accepted=True, checked=True, needs_route=False, decided_by=None)
 
 

@@ -292,18 +292,62 @@ def test_table_renders_base_chains_per_hook_and_position_and_parses_back():
         'ipv6': owned('ipv6', 'filter', [('SNF-A', ('INPUT', 'first'), [dict(jump='DROP')])], {'INPUT': 'DROP'}),
     }
     text = _nft.render_table('snf_filter_X', 'filter', states)
+    # The filter table: the policy on the last base chain, the accept mark carried between the scopes' tables
+    # (set around the first chain's jumps, accepted by the last, cleared by the end chain).
     assert text.startswith('table inet snf_filter_X {\n\tchain INPUT {\n'
-                           '\t\ttype filter hook input priority filter - 1; policy drop;\n'
-                           '\t\tmeta nfproto ipv4 jump ipv4.SNF-A\n\t\tmeta nfproto ipv6 jump ipv6.SNF-A\n\t}\n\n'
-                           '\tchain INPUT-LAST {\n\t\ttype filter hook input priority filter + 1; policy accept;\n'
-                           '\t\tmeta nfproto ipv4 jump ipv4.SNF-B\n\t}\n')
+                           '\t\ttype filter hook input priority filter - 1; policy accept;\n'
+                           '\t\tmeta mark & 0x20000000 == 0x20000000 accept\n'
+                           '\t\tmeta mark set meta mark | 0x20000000\n'
+                           '\t\tmeta nfproto ipv4 jump ipv4.SNF-A\n\t\tmeta nfproto ipv6 jump ipv6.SNF-A\n'
+                           '\t\tmeta mark set meta mark & 0xdfffffff\n\t}\n\n'
+                           '\tchain INPUT-LAST {\n\t\ttype filter hook input priority filter + 1; policy drop;\n'
+                           '\t\tmeta mark & 0x20000000 == 0x20000000 accept\n'
+                           '\t\tmeta nfproto ipv4 jump ipv4.SNF-B\n\t}\n\n'
+                           '\tchain INPUT-END {\n\t\ttype filter hook input priority filter + 2; policy accept;\n'
+                           '\t\tmeta mark set meta mark & 0xdfffffff\n\t}\n')
     assert 'FORWARD' not in text
     parsed, unknown = _nft.parse_table(text, 'filter')
     assert unknown == []
     assert _nft.render_table('snf_filter_X', 'filter', parsed) == text
     assert parsed['ipv4'].chains['SNF-B'].hook == ('INPUT', 'last')
     assert parsed['ipv4'].chains['SNF-C'].hook is None
+    assert parsed['ipv6'].policies['INPUT'] == 'DROP'
     assert _nft.render_table('snf_filter_X', 'filter', {'ipv4': r.Owned(), 'ipv6': r.Owned()}) == ''
+    # A policy alone still has its last and end chains (the mark of another scope's accept counts).
+    alone = _nft.render_table('snf_filter_X', 'filter', {'ipv4': r.Owned([], {'FORWARD': 'DROP'}),
+                                                         'ipv6': r.Owned([], {'FORWARD': 'DROP'})})
+    assert 'chain FORWARD {' not in alone and 'chain FORWARD-LAST {' in alone and 'chain FORWARD-END {' in alone
+    assert _nft.parse_table(alone, 'filter')[1] == []
+
+
+@pytest.mark.parametrize('edit', [
+    # The layout before the accept mark (policy on the first chain, no mark rules).
+    lambda text: text.replace('\t\tmeta mark & 0x20000000 == 0x20000000 accept\n', '')
+    .replace('\t\tmeta mark set meta mark | 0x20000000\n', '')
+    .replace('\t\tmeta mark set meta mark & 0xdfffffff\n', ''),
+    lambda text: text.replace('\t\tmeta mark set meta mark | 0x20000000\n', ''),
+    lambda text: text.replace('priority filter - 1; policy accept;', 'priority filter - 1; policy drop;'),
+    lambda text: text.replace('\tchain INPUT-END {\n\t\ttype filter hook input priority filter + 2; policy accept;\n'
+                              '\t\tmeta mark set meta mark & 0xdfffffff\n\t}\n', ''),
+    lambda text: text.replace('\t\tmeta mark set meta mark & 0xdfffffff\n\t}\n\n\tchain INPUT-LAST',
+                              '\t\tcounter\n\t\tmeta mark set meta mark & 0xdfffffff\n\t}\n\n\tchain INPUT-LAST'),
+])
+def test_a_base_chain_out_of_the_layout_is_not_the_collections(edit):
+    states = dict((family, owned(family, 'filter', [('SNF-A', ('INPUT', 'first'), [dict(jump='ACCEPT')])],
+                                 {'INPUT': 'DROP'})) for family in ('ipv4', 'ipv6'))
+    text = _nft.render_table('snf_filter_X', 'filter', states)
+    edited = edit(text)
+    assert edited != text
+    assert _nft.parse_table(edited, 'filter')[1] != []
+
+
+def test_other_tables_keep_the_policy_on_the_first_base_chain_and_no_mark():
+    states = dict((family, owned(family, 'mangle', [('SNF-M', ('FORWARD', 'first'), [dict(jump='ACCEPT')])],
+                                 {'FORWARD': 'DROP'})) for family in ('ipv4', 'ipv6'))
+    text = _nft.render_table('snf_mangle_X', 'mangle', states)
+    assert 'priority mangle - 1; policy drop;' in text and 'mark' not in text and '-END' not in text
+    parsed, unknown = _nft.parse_table(text, 'mangle')
+    assert unknown == [] and _nft.render_table('snf_mangle_X', 'mangle', parsed) == text
 
 
 def test_a_rule_nft_printed_that_the_model_cannot_read_is_kept_as_text_and_never_written_back():
@@ -747,9 +791,11 @@ EST = dict(name='est', ctstate=['ESTABLISHED', 'RELATED'], jump='ACCEPT')
     ([dict(name='to-sub', protocol='tcp', jump='SNF-FW-SUB')], (), 'DROP', '192.0.2.7 1 192.0.2.1 2222', True, None),
     ([dict(name='ret', protocol='tcp', jump='RETURN'), dict(name='all', jump='ACCEPT')], (), 'DROP', SSH, False,
      'the INPUT policy DROP'),
-    # An accept in the first base chain does not stop a drop in the last one.
+    # An accept in the first base chain sets the accept mark, which the last one accepts before its jumps.
     ([dict(name='all', jump='ACCEPT')], [dict(name='late', protocol='tcp', destination_port=22, jump='DROP')],
-     'ACCEPT', SSH, False, 'SNF-FW-LAST rule late'),
+     'ACCEPT', SSH, True, None),
+    ([], [dict(name='late', protocol='tcp', destination_port=22, jump='DROP')], 'ACCEPT', SSH, False,
+     'SNF-FW-LAST rule late'),
     # IPv6 client, rules of the IPv6 chain; a rate-limited accept proves nothing.
     ([dict(name='lim', protocol='tcp', destination_port=22, limit='5/min', jump='ACCEPT')], (), 'DROP',
      '2001:db8::7 40022 2001:db8::1 22', False, 'the INPUT policy DROP'),
