@@ -348,6 +348,90 @@ def _nat_flags(spec):
     return [','.join(flags)] if flags else []
 
 
+# DNAT's port shift ('A:P-Q/BASE'; nft 1.0.6 has no syntax for it) becomes a map from the packet's destination
+# port to the port nf_nat gives it: P + ((dport - BASE) mod 2^16) mod (Q - P + 1) (nf_nat_l4proto_unique_tuple
+# with NF_NAT_RANGE_PROTO_OFFSET: `u16 off = dport - base`, then `min + off % range_size`). One entry a port, for
+# each port of destination_port and of the shift's own window BASE..BASE+Q-P (so that the rule reads back as
+# written: the window shows P, Q and BASE); the rule's dport match keeps other ports away from the map.
+SHIFT_MAX_PORTS = 4096
+
+
+def _shifted(port, low, size, base):
+    return low + ((port - base) & 0xffff) % size
+
+
+def _port_set(value):
+    """The ports of a spec or nft port value ('22', '1000:2000', '1000-2000' or a list of them)."""
+    ports = set()
+    for item in (value if isinstance(value, list) else [value]):
+        low, dummy, high = str(item).replace('-', ':').partition(':')
+        ports.update(range(int(low), int(high or low) + 1))
+    return ports
+
+
+def _split_shift(value):
+    """('A' or '[A]', P, Q, BASE) of 'A:P-Q/BASE' or '[A]:P-Q/BASE'."""
+    addr, dummy, ports = value.rpartition(':')
+    ports, dummy, base = ports.partition('/')
+    low, dummy, high = ports.partition('-')
+    return addr, int(low), int(high), int(base)
+
+
+def _shift_map(spec, family, param):
+    """DNAT's 'A:P-Q/BASE' as nft takes it: ['ip to A:tcp dport map { 1000 : 3000, ... }']."""
+    name = param + 'to_destination'
+    addr, low, high, base = _split_shift(spec['to_destination'])
+    if '-' in addr:
+        _refuse(name, '%s: port shifting (/BASE) to a range of addresses is not rendered by the nftables back '
+                      'end (its map gives each port one address); give one address' % show(spec['to_destination']))
+    if 'destination_port' not in spec or negated(spec['destination_port']):
+        _refuse(name, '%s: port shifting (/BASE) with backend nftables is a map from each destination port the '
+                      'rule matches to its shifted port: give destination_port (a port, a range or a list, not '
+                      'negated)'
+                % show(spec['to_destination']))
+    size = high - low + 1
+    keys = _port_set(plain(spec['destination_port'])) | set((base + i) & 0xffff for i in range(size))
+    if len(keys) > SHIFT_MAX_PORTS:
+        _refuse(name, '%s: port shifting (/BASE) with backend nftables is a map of one entry a port; '
+                      'destination_port and the shift\'s window (%d ports from %d) make %d ports, more than %d'
+                % (show(spec['to_destination']), size, base, len(keys), SHIFT_MAX_PORTS))
+    entries = ', '.join('%d : %d' % (port, _shifted(port, low, size, base)) for port in sorted(keys))
+    return '%s to %s:%s dport map { %s }' % (L3[family], addr, spec['protocol'], entries)
+
+
+def _parse_shift(tok, raw, value):
+    """'A:tcp dport map { K : V, ... }' (after 'dnat ip to') into to_destination 'A:P-Q/BASE'; False if the map
+    is not one that _shift_map renders for the rule's destination_port."""
+    addr, dummy, protocol = value.rpartition(':')
+    if tok.take(3) != ['dport', 'map', '{'] or protocol != raw.get('protocol') \
+            or not raw.get('destination_port') or negated(raw['destination_port']):
+        return False
+    ports = {}
+    while True:
+        key = tok.take()[0]
+        if key == '}':
+            break
+        colon, port = tok.take(2)
+        if colon != ':':
+            return False
+        ports[int(key)] = int(port.rstrip(','))
+    if not ports:
+        return False
+    low, high = min(ports.values()), max(ports.values())
+    size = high - low + 1
+    extra = set(ports) - _port_set(raw['destination_port'])
+    # The base: a port mapped to P whose window BASE..BASE+Q-P, with the rule's ports, makes the map's keys and
+    # gives every key its port. Several only when Q-P+1 divides 2^16 and the window repeats inside the rule's
+    # ports: then they shift alike and the lowest is taken (not 0: a base is a port).
+    for base in sorted(port for port, shifted in ports.items() if shifted == low and port):
+        window = set((base + i) & 0xffff for i in range(size))
+        if size > 1 and extra <= window and all(port in ports for port in window) and \
+                all(_shifted(port, low, size, base) == shifted for port, shifted in ports.items()):
+            raw['jump'], raw['to_destination'] = 'DNAT', '%s:%d-%d/%d' % (addr, low, high, base)
+            return True
+    return False
+
+
 def render_rule(spec, family, param='', hook=None):
     """A rule of the model in the form `nft list` prints it (raises ValidationError for what nft cannot take).
 
@@ -574,7 +658,7 @@ def _target(spec, family, param, hook=None):
     if jump in ('SNAT', 'DNAT'):
         name = 'to_source' if jump == 'SNAT' else 'to_destination'
         if '/' in spec[name]:
-            _refuse(param + name, 'port shifting (/BASE) is not rendered by the nftables back end yet')
+            return [jump.lower(), _shift_map(spec, family, param)] + _nat_flags(spec)
         return [jump.lower(), _nat_to(spec, name, family)] + _nat_flags(spec)
     if jump in ('MASQUERADE', 'REDIRECT'):
         out = [jump.lower()]
@@ -915,6 +999,11 @@ def _parse_target(tok, raw, family):
         l3, to, value = tok.take(3)
         if l3 != L3[family] or to != 'to':
             return False
+        if word == 'dnat' and tok.peek() == ['dport']:
+            if not _parse_shift(tok, raw, value):
+                return False
+            _parse_flags(tok, raw)
+            return True
         if family == 'ipv6' and value.startswith('['):
             addrs = re.findall(r'\[([^\]]*)\]', value)
             ports = value[value.rindex(']') + 1:]
