@@ -1380,6 +1380,15 @@ class NftCommand(object):
                            result=dict(rc=rc, stderr=err))
         return out
 
+    def owned_tables(self, table):
+        """The names of the collection's tables of an iptables table, every scope's: snf_filter, snf_filter_FW."""
+        rc, out, err = self.module.run_command([self.path, 'list', 'tables', 'inet'], environ_update=C_LOCALE)
+        if rc != 0:
+            raise NftError('nft list tables inet failed: %s' % err.strip(), result=dict(rc=rc, stderr=err))
+        base = table_name(table, None)
+        return [name for name in re.findall(r'^table inet (\S+)$', out, re.M)
+                if name == base or re.fullmatch(re.escape(base) + r'_[A-Za-z0-9]+', name)]
+
     def _run(self, args, text, what):
         rc, out, err = self.module.run_command([self.path] + args + ['-f', '-'], data=text, binary_data=True,
                                                environ_update=C_LOCALE)
@@ -1514,6 +1523,18 @@ def _locked_listing(module, name):
     return nft, listing
 
 
+def merge_states(parsed):
+    """One {family: Owned} of several tables' (different scopes): chains side by side, a DROP policy wins."""
+    merged = dict((family, Owned()) for family in FAMILIES)
+    for states in parsed:
+        for family in FAMILIES:
+            merged[family].chains.update(states[family].chains)
+            for builtin, policy in states[family].policies.items():
+                if merged[family].policies.get(builtin, 'ACCEPT') == 'ACCEPT':
+                    merged[family].policies[builtin] = policy
+    return merged
+
+
 def _gathered(module, live, families, table):
     """What state gathered returns of the parsed table: per family, its chains and every built-in chain's policy."""
     from ansible_collections.stateful.netfilter.plugins.module_utils import _engine
@@ -1564,8 +1585,18 @@ def run_ruleset(module):
     nft, listing = _locked_listing(module, name)
     live, unknown = parse_table(listing, table)
     if state == 'gathered':
+        names = [name]
+        if params['scope'] is None:
+            # Without a scope every owned chain of the table is in scope, as on the iptables back end: the
+            # tables of all scopes, their chains together, a policy other than ACCEPT in any of them (each
+            # table's base chains see every packet).
+            try:
+                names = nft.owned_tables(table)
+                live = merge_states([parse_table(nft.list_table(other), table)[0] for other in names])
+            except NftError as exc:
+                _fail(module, exc)
         module.exit_json(changed=False, gathered=_gathered(module, live, families, table), backend='nftables',
-                         table='inet %s' % name)
+                         table='inet %s' % name, tables=['inet %s' % other for other in names])
     wanted = {}
     for family in FAMILIES:
         if family not in families:

@@ -605,6 +605,16 @@ table:
   returned: backend is nftables
   type: str
   sample: inet snf_filter_FW
+tables:
+  description:
+    - With O(backend=nftables) and O(state=gathered), the owned nft tables read. Without O(scope) that is
+      every scope's table of O(table) (as on the iptables back end every C(SNF-*) chain is in scope): their
+      chains together, and a built-in chain's policy other than C(ACCEPT) in any of them.
+  returned: backend is nftables and state is gathered
+  type: list
+  elements: str
+  sample: [inet snf_filter_FW, inet snf_filter_GW]
+  version_added: 0.1.0
 backend:
   description: The iptables back end the host selects (V(nft) or V(legacy)), or V(nftables) with O(backend=nftables).
   returned: unless state is rendered

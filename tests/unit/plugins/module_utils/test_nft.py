@@ -392,7 +392,7 @@ class NftModule(object):
         self.calls.append((cmd[1:], data))
         if cmd[1:] == ['--version']:
             return (0, self.version, '') if self.version else (1, '', 'nft: unrecognized option')
-        if cmd[1:] == ['list', 'tables']:
+        if cmd[1:3] == ['list', 'tables']:
             if self.kernel_error:
                 return 1, '', self.kernel_error
             return 0, ''.join('table inet %s\n' % name for name in self.tables), ''
@@ -462,6 +462,24 @@ def test_rendered_needs_no_host_and_gathered_reads_back(no_lock):
     assert gathered['ipv6']['chains'] == [dict(name='SNF-FW-IN', hook='INPUT', hook_position='first', rules=[
         dict(name='ssh', protocol='tcp', destination_port='22', jump='ACCEPT')])]
     assert gathered['ipv4']['policies'] == {'INPUT': 'ACCEPT', 'FORWARD': 'ACCEPT', 'OUTPUT': 'ACCEPT'}
+
+
+def test_gathered_without_a_scope_reads_every_scope_of_the_table(no_lock):
+    firewall = outcome(NftModule(dict(chains=CHAINS, policies={'FORWARD': 'DROP'}, state='rendered'),
+                                 nft=None)).result['rendered']['nftables']
+    gateway = outcome(NftModule(dict(scope='GW', state='rendered', chains=[
+        dict(name='SNF-GW-FWD', hook='FORWARD', rules=[dict(name='out', in_interface='lan', jump='ACCEPT')])]),
+        nft=None)).result['rendered']['nftables']
+    nat = outcome(NftModule(dict(scope='GW', table='nat', state='rendered', chains=[
+        dict(name='SNF-GW-POST', hook='POSTROUTING', rules=[dict(out_interface='wan', jump='MASQUERADE')])]),
+        nft=None)).result['rendered']['nftables']
+    tables = {'snf_filter_FW': firewall, 'snf_filter_GW': gateway, 'snf_nat_GW': nat, 'snf_filterx': firewall}
+    result = outcome(NftModule(dict(state='gathered', scope=None), tables=tables)).result
+    assert result['tables'] == ['inet snf_filter_FW', 'inet snf_filter_GW']
+    assert [chain['name'] for chain in result['gathered']['ipv4']['chains']] == ['SNF-FW-IN', 'SNF-GW-FWD']
+    assert result['gathered']['ipv6']['policies'] == {'INPUT': 'ACCEPT', 'FORWARD': 'DROP', 'OUTPUT': 'ACCEPT'}
+    one = outcome(NftModule(dict(state='gathered', scope='GW'), tables=tables)).result
+    assert one['tables'] == ['inet snf_filter_GW'] and one['gathered']['ipv4']['policies']['FORWARD'] == 'ACCEPT'
 
 
 def test_merged_for_one_family_keeps_the_other_family_of_the_table(no_lock):
