@@ -635,16 +635,17 @@ migrated:
     nft: "table inet snf_filter_FW\ndelete table inet snf_filter_FW\n"
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import Module, check_rules, short_chains
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
 from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_ruleset as run_ruleset_nft
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 
-def main():
-    rule_options = rule_argument_spec()
-    rule_options.update(
+def rule_options():
+    """The options of a rule (chains[].rules[]), as documented; check_rules() checks each rule against them."""
+    options = rule_argument_spec()
+    options.update(
         family=dict(type='str', choices=['ipv4', 'ipv6']),
         icmp_type=dict(type='str'),
         syn=dict(type='bool'),
@@ -689,7 +690,11 @@ def main():
         log_prefix=dict(type='str'),
         log_level=dict(type='raw'),
     )
-    module = AnsibleModule(
+    return options
+
+
+def main():
+    module = Module(
         argument_spec=dict(
             table=dict(type='str', choices=['filter', 'nat', 'mangle', 'raw'], default='filter'),
             family=dict(type='str', choices=['ipv4', 'ipv6', 'both'], default='both'),
@@ -701,7 +706,8 @@ def main():
                 name=dict(type='str', required=True),
                 hook=dict(type='str'),
                 hook_position=dict(type='str', choices=['first', 'last'], default='first'),
-                rules=dict(type='list', elements='dict', default=[], options=rule_options),
+                # The rules' options (rule_options(), documented above) are checked by check_rules(), once.
+                rules=dict(type='list', elements='dict', default=[]),
             )),
             rollback_timeout=dict(type='int'),
             rollback_confirm=dict(type='str', no_log=False),
@@ -711,6 +717,11 @@ def main():
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,
     )
+    module.shorten = lambda params: dict(params, chains=short_chains(params['chains']))
+    try:
+        check_rules(module.params['chains'], rule_options())
+    except ValidationError as exc:
+        module.fail_json(msg=str(exc), param=exc.param)
     if module.params['backend'] == 'nftables':
         run_ruleset_nft(module)
     run_ruleset(module)
