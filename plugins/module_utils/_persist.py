@@ -325,9 +325,12 @@ class BootRestore(object):
 
 
 def run_boot_restore(module_class):
+    from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import short_model
     from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
     module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # The invocation echoes each model's chains as counts (_arguments.Module; an AnsibleModule ignores this).
+    module.shorten = lambda params: dict(params, tables=[short_model(model) for model in params['tables']])
     params = module.params
     role, backend, root = params['role'], params['backend'], params['root']
     unit = '%s/%s' % (UNIT_DIR, unit_name(role))

@@ -32,6 +32,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _managers, _persist
+from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import short_model
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import ssh_verdict
 from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
@@ -140,6 +141,8 @@ def owned_tables(module, scope, tables):
 
 def run_module(module_class):
     module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # The invocation echoes the model's chains as counts (_arguments.Module; an AnsibleModule ignores this).
+    module.shorten = lambda params: dict(params, model=short_model(params['model']))
     params = module.params
     role, host = params['role'], params['host']
     sysctls = params['sysctls']

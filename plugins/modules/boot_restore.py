@@ -112,12 +112,12 @@ daemon_reload:
   type: bool
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import Module
 from ansible_collections.stateful.netfilter.plugins.module_utils._persist import run_boot_restore
 
 
 def main():
-    run_boot_restore(AnsibleModule)
+    run_boot_restore(Module)
 
 
 if __name__ == '__main__':

@@ -153,12 +153,12 @@ ssh:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import Module
 from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import run_module
 
 
 def main():
-    run_module(AnsibleModule)
+    run_module(Module)
 
 
 if __name__ == '__main__':
