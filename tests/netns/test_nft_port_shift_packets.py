@@ -115,3 +115,19 @@ def test_a_port_shift_delivers_to_the_same_ports_on_nftables_as_on_iptables(lab,
     seen['nftables'] = apply_and_measure(lab, 'nftables')
     for name, result in seen.items():
         assert result == {'ipv4': expected, 'ipv6': expected}, (name, result)
+
+
+def test_nat_rule_writes_a_port_shift_into_the_owned_nat_table_and_refuses_one_it_cannot_map(lab):
+    rule = dict(backend='nftables', type='dnat', name='shift', family='ipv6', protocol='tcp',
+                destination_port='1000:1019', to_destination='[fd39:2::2]:3000-3009/1005')
+    check = lab.module('nat_rule', dict(rule, _ansible_check_mode=True))
+    first = lab.module('nat_rule', rule)
+    assert check['changed'] is True and first['changed'] is True and check['rule'] == first['rule'], first
+    assert 'tcp dport 1000-1019 dnat ip6 to [fd39:2::2]:tcp dport map { 1000 : 3001, ' in first['rule']
+    assert lab.module('nat_rule', rule)['changed'] is False
+    before = lab.run(['nft', 'list', 'table', 'inet', 'snf_nat_NAT'])
+    loose = dict(rule, name='loose')
+    del loose['destination_port']
+    refused = lab.module('nat_rule', loose)
+    assert refused.get('failed') and refused['param'] == 'to_destination' and 'give destination_port' in refused['msg']
+    assert lab.run(['nft', 'list', 'table', 'inet', 'snf_nat_NAT']) == before
