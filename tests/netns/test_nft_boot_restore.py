@@ -45,7 +45,10 @@ FIREWALL = dict(table='filter', family='both', policies={'INPUT': 'DROP', 'FORWA
         dict(name='lan-web', in_interface='snfl', protocol='tcp', destination_port=8080, jump='ACCEPT'),
         dict(name='forwarded', ctstate=['DNAT'], jump='ACCEPT'),
         dict(name='log', limit='5/min', jump='LOG', log_prefix='snf-fw-drop: ')])])
+# No FORWARD accept of all outbound flows in the gateway scope: lan -> wan goes through the firewall scope's
+# lan-web (8080) or its policy drop (8081); the two scopes' verdicts compose as on iptables.
 GATEWAY_VARIABLES = dict(
+    nat_gateway_forward_outbound=False,
     nat_gateway_masquerade=[dict(source='10.91.0.0/24', out_interface='snfw')],
     nat_gateway_port_forwards=[dict(name='web', port=8090, in_interface='snfw', to=LAN + ':8080')],
     nat_gateway_helpers=[dict(name='ftp-out', helper='ftp', port=21, in_interface='snfl')],

@@ -80,7 +80,9 @@ def test_filter_table_applies_reads_back_is_idempotent_and_leaves_foreign_rules_
     rendered = ruleset(lab, **but(args, state='rendered'))['rendered']['nftables']
     assert listing == rendered
     assert 'tcp dport { 80, 443, 8000-8100 } accept comment "snf:web"' in listing
-    assert 'type filter hook input priority filter - 1; policy drop;' in listing
+    # The policy is the last base chain's, after every scope's first chains (the accept mark, _nft.ACCEPT_MARK).
+    assert 'type filter hook input priority filter + 1; policy drop;' in listing
+    assert 'type filter hook input priority filter - 1; policy accept;' in listing
     again = ruleset(lab, **args)
     assert again['changed'] is False and again['nft'] == '', again
     assert ruleset(lab, _ansible_check_mode=True, **args)['changed'] is False
@@ -98,7 +100,7 @@ def test_filter_table_applies_reads_back_is_idempotent_and_leaves_foreign_rules_
     changed = ruleset(lab, **but(args, policies={'INPUT': 'ACCEPT'},
                                  chains=[dict(name='SNF-NF-IN', hook='INPUT', rules=FILTER_RULES[:3])]))
     assert changed['changed'] is True
-    assert 'policy accept' in nft(lab, 'list', 'table', 'inet', 'snf_filter_NF')
+    assert 'policy drop' not in nft(lab, 'list', 'table', 'inet', 'snf_filter_NF')
     # Removal: the table goes, everything else is as it was.
     removed = ruleset(lab, table='filter', scope='NF', state='deleted', policies={'INPUT': 'ACCEPT'})
     assert removed['changed'] is True
