@@ -27,6 +27,15 @@ options:
   scope:
     description: Scope of the owned chains (C(SNF-<scope>-*)); none for C(SNF-*).
     type: str
+  backend:
+    description:
+      - V(iptables) returns the iptables-restore input per family; V(nftables) the owned table as C(nft list table)
+        prints it, under the key C(nftables), as M(stateful.netfilter.ruleset) renders it with
+        O(stateful.netfilter.ruleset#module:backend=nftables).
+    type: str
+    choices: [iptables, nftables]
+    default: iptables
+    version_added: 0.1.0
 '''
 
 EXAMPLES = r'''
@@ -40,7 +49,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 _value:
-  description: The iptables-restore input per family (C(ipv4), C(ipv6)).
+  description: The iptables-restore input per family (C(ipv4), C(ipv6)), or with O(backend=nftables) the nft table (C(nftables)).
   type: dict
 '''
 
@@ -49,12 +58,12 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan 
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 
-def _ruleset_rendered(model, scope=None):
+def _ruleset_rendered(model, scope=None, backend='iptables'):
     if not isinstance(model, dict):
         raise AnsibleFilterError('ruleset_rendered: expected a model (family, policies, chains), got %s'
                                  % type(model).__name__)
     try:
-        return render(model, scope)
+        return render(model, scope, backend)
     except ValidationError as exc:
         raise AnsibleFilterError('ruleset_rendered: %s' % exc)
     except (KeyError, TypeError, AttributeError) as exc:

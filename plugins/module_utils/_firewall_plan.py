@@ -364,10 +364,18 @@ def entry_message(exc, origins, options=None, role='firewall'):
     return '%s entry %s: %s: %s' % (variable, name, options.get(key, key) or 'rule', detail)
 
 
-def render(model, scope):
-    """{family: iptables-restore input} that creates the model on an empty filter table (state rendered)."""
+def render(model, scope, backend='iptables'):
+    """{family: iptables-restore input} that creates the model on an empty filter table (state rendered); with
+    backend nftables {'nftables': the owned table as nft lists it}, as the ruleset module renders it."""
     prefix = check_scope(scope, 'scope')
     table = model.get('table') or 'filter'
+    if backend == 'nftables':
+        from ansible_collections.stateful.netfilter.plugins.module_utils import _nft
+        states = dict((family, _nft.convert_owned(desired_owned(model, family, table, prefix), family, table))
+                      for family in families_of(model.get('family') or 'both'))
+        return {'nftables': _nft.render_table(_nft.table_name(table, scope), table, states)}
+    if backend != 'iptables':
+        raise ValidationError('backend', '%r is not a back end (iptables, nftables)' % (backend,))
     rendered = {}
     for family in families_of(model.get('family') or 'both'):
         desired = desired_owned(model, family, table, prefix)

@@ -55,3 +55,16 @@ def test_through_the_filters():
     verdict = function('firewall_ssh_verdict')(model, connection='192.0.2.7 40000 192.0.2.1 22',
                                                route='192.0.2.7 dev eth0', families=['ipv4'], host='gw')
     assert verdict['accepted'] and verdict['decided_by'] == 'SNF-FW-INPUT rule allow:ssh'
+
+
+def test_rendered_for_nftables_is_the_owned_table_the_module_renders():
+    model = function('firewall_plan')(dict(firewall_input_allow=[dict(name='ssh', port=22)]), scope='FW',
+                                      backend='nftables')
+    rendered = function('ruleset_rendered')(model, scope='FW', backend='nftables')
+    assert list(rendered) == ['nftables']
+    text = rendered['nftables']
+    assert text.startswith('table inet snf_filter_FW {\n')
+    assert '\t\ttcp dport 22 accept comment "snf:allow:ssh"\n' in text
+    assert 'chain INPUT-LAST {\n\t\ttype filter hook input priority filter + 1; policy drop;\n' in text
+    with pytest.raises(AnsibleFilterError, match='^ruleset_rendered: backend: '):
+        function('ruleset_rendered')(model, scope='FW', backend='pf')
