@@ -400,9 +400,11 @@ options:
         O(rollback_timeout) saves the owned table and puts it back whole with one C(nft -f). A change of the
         C(filter) table that would make the owned table drop a new connection of the SSH client this task runs
         over (C(SSH_CONNECTION)) is refused before any change unless O(rollback_timeout) is given. Refused with
-        it before any change, naming the option - O(chains[].rules[].port), DNAT port shifts (nft 1.0.6 has
-        no syntax for them), O(chains[].rules[].hashlimit_htable_size) and
-        O(chains[].rules[].hashlimit_htable_gcinterval). Address lists are anonymous sets, connlimit C(ct count)
+        it before any change, naming the option - O(chains[].rules[].port),
+        O(chains[].rules[].hashlimit_htable_size) and O(chains[].rules[].hashlimit_htable_gcinterval). A DNAT
+        port shift (V(A:P-Q/BASE); nft 1.0.6 has no syntax for it) is a map from each port of
+        O(chains[].rules[].destination_port) to its shifted port, refused without that option, to an address
+        range or over 4,096 ports. Address lists are anonymous sets, connlimit C(ct count)
         and hashlimit a meter in dynamic sets of the table, NETMAP C(snat)/C(dnat) C(prefix to), timeouts
         C(ct timeout) objects. See docs/nftables.md.
     type: str
