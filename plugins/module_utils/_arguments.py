@@ -128,7 +128,8 @@ def _echoes_invocation():
 
 
 class Module(AnsibleModule):
-    """AnsibleModule that echoes its arguments in short (shorten(params) -> module_args) as `invocation`.
+    """AnsibleModule that echoes its arguments in short (shorten(params) -> module_args) as `invocation`, and
+    adds the keys of `returned` to its result, whichever code ends the run.
 
     exit_json() prints with the standard library's C encoder when that gives the document AnsibleModule
     would print: no no_log values to mask, no pending warnings or deprecations, no `path` (file attributes),
@@ -136,8 +137,12 @@ class Module(AnsibleModule):
     """
 
     shorten = staticmethod(lambda params: params)
+    # Keys every result of this run carries besides its own (ruleset's preflight, made before the rules).
+    returned = None
 
     def _short(self, result):
+        for key, value in (self.returned or {}).items():
+            result.setdefault(key, value)
         if 'invocation' not in result and _echoes_invocation():
             result['invocation'] = dict(module_args=self.shorten(dict(self.params)))
         return result

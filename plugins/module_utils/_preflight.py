@@ -139,13 +139,16 @@ def owned_tables(module, scope, tables):
     return found
 
 
-def run_module(module_class):
-    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    # The invocation echoes the model's chains as counts (_arguments.Module; an AnsibleModule ignores this).
-    module.shorten = lambda params: dict(params, model=short_model(params['model']))
-    params = module.params
+def checks(module, params, model=None):
+    """The checks of one preflight, for the preflight module or another module that makes them first (ruleset's
+    preflight option): (the result's keys, the message of the first check that fails or '').
+
+    params are the preflight options (ARGUMENT_SPEC); model, when given, is the planned model the SSH guard
+    evaluates instead of params['model'] (ruleset's own policies and chains). A parameter that is wrong fails
+    the module here, naming it.
+    """
     role, host = params['role'], params['host']
-    sysctls = params['sysctls']
+    sysctls = params['sysctls'] or {}
     if sysctls and role != 'nat_gateway':
         module.fail_json(msg='sysctls: only the nat_gateway role sets sysctls, got role %s' % role)
     for name in sysctls:
@@ -158,6 +161,8 @@ def run_module(module_class):
             check_scope(params['scope'], 'scope')
         except ValidationError as exc:
             module.fail_json(msg=str(exc))
+    if params['ssh_guard'] and role != 'firewall':
+        module.fail_json(msg='ssh_guard: only the firewall role has an SSH guard, got role %s' % role)
 
     rules = None
     save = module.get_bin_path('iptables-save')
@@ -169,7 +174,6 @@ def run_module(module_class):
     current, writable = read_sysctls(sysctls)
     checked = sysctl_check(sysctls, current, writable, host)
     result = dict(
-        changed=False,
         managers=found,
         systemd=systemd,
         sysctls=dict((name, dict(value=current[name], writable=writable[name])) for name in sysctls),
@@ -178,13 +182,21 @@ def run_module(module_class):
     if params['owned_tables']:
         result['owned'] = owned_tables(module, params['scope'], params['owned_tables'])
     if params['ssh_guard']:
-        if role != 'firewall':
-            module.fail_json(msg='ssh_guard: only the firewall role has an SSH guard, got role %s' % role)
-        result['ssh'] = ssh_guard(module, params)
+        result['ssh'] = ssh_guard(module, dict(params, model=params.get('model') if model is None else model))
     for message in (_managers.check(found, role, params['coexist'], host),
                     _persist.check(role, params['persist'], params['persist_require_systemd'], systemd, host),
                     checked['message'],
                     '' if result.get('ssh', dict(accepted=True))['accepted'] else result['ssh']['message']):
         if message:
-            module.fail_json(msg=message, **result)
-    module.exit_json(**result)
+            return result, message
+    return result, ''
+
+
+def run_module(module_class):
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # The invocation echoes the model's chains as counts (_arguments.Module; an AnsibleModule ignores this).
+    module.shorten = lambda params: dict(params, model=short_model(params['model']))
+    result, message = checks(module, module.params)
+    if message:
+        module.fail_json(msg=message, changed=False, **result)
+    module.exit_json(changed=False, **result)

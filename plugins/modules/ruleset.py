@@ -434,6 +434,69 @@ options:
     type: bool
     default: false
     version_added: 0.1.0
+  preflight:
+    description:
+      - Before reading or changing any rule, make the checks of M(stateful.netfilter.preflight) in the same
+        module run (other firewall managers, systemd for persistence, the sysctls to set, the tables the scope has
+        chains in, the SSH guard), with its options of the same names. The firewall and nat_gateway roles use it,
+        which saves them a module run (a host round trip) each.
+      - A check that says no fails the task before any change, with the preflight module's message; the result
+        carries RV(preflight) in either case.
+      - With O(preflight.ssh_guard), the guard evaluates this task's O(policies) and O(chains) (the planned
+        model), as preflight's O(stateful.netfilter.preflight#module:model).
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      role:
+        description: The role asking; names the variables in the messages.
+        type: str
+        required: true
+        choices: [firewall, nat_gateway]
+      coexist:
+        description: The firewall managers to run beside knowingly.
+        type: list
+        elements: str
+        choices: [firewalld, ufw]
+        default: []
+      persist:
+        description: Whether the role installs its boot-time restore.
+        type: bool
+        default: true
+      persist_require_systemd:
+        description: Refuse O(preflight.persist) where systemd does not run.
+        type: bool
+        default: true
+      sysctls:
+        description: The sysctls the role sets, by name with the value; only with O(preflight.role=nat_gateway).
+        type: dict
+        default: {}
+      host:
+        description: The host's name, for the messages.
+        type: str
+        default: the host
+      ssh_guard:
+        description: Refuse O(policies) and O(chains) that would drop the SSH connection of the play; only with
+          O(preflight.role=firewall).
+        type: bool
+        default: false
+      families:
+        description: The address families the role manages; an SSH client of another family is not checked.
+        type: list
+        elements: str
+        choices: [ipv4, ipv6]
+        default: [ipv4, ipv6]
+      scope:
+        description: The scope whose chains O(preflight.owned_tables) looks for.
+        type: str
+      owned_tables:
+        description: Tables to look for the scope's chains in, on either back end (RV(preflight.owned)).
+        type: list
+        elements: str
+        choices: [filter, nat, raw, mangle]
+        default: []
+      ssh_connection:
+        description: The SSH connection to check (C(client cport server sport)), instead of the one found on the host.
+        type: str
   rollback_timeout:
     description:
       - Commit-confirm. Before the change is applied, the current owned chains, hooks and managed policies of
@@ -579,6 +642,18 @@ gathered_before:
       stale translations in it without reading the table again.
   returned: state is overridden, merged or deleted, and changed
   type: dict
+preflight:
+  description:
+    - With O(preflight), what the checks read, as the M(stateful.netfilter.preflight) module returns it - C(managers),
+      C(systemd), C(sysctls), C(sysctl_changes), and C(owned) and C(ssh) when asked for.
+  returned: when preflight is set
+  type: dict
+  sample:
+    managers: []
+    systemd: true
+    sysctls: {}
+    sysctl_changes: []
+    ssh: {accepted: true, checked: true, family: ipv4}
 rollback:
   description:
     - The commit-confirm record when O(rollback_timeout) or O(rollback_confirm) is given. C(armed) is false when
@@ -610,7 +685,7 @@ table:
 tables:
   description:
     - With O(backend=nftables) and O(state=gathered), the owned nft tables read. Without O(scope) that is
-      every scope's table of O(table) (as on the iptables back end every C(SNF-*) chain is in scope): their
+      every scope's table of O(table) (as on the iptables back end every C(SNF-*) chain is in scope) - their
       chains together, and a built-in chain's policy other than C(ACCEPT) in any of them.
   returned: backend is nftables and state is gathered
   type: list
@@ -640,6 +715,7 @@ migrated:
 from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import Module, check_rules, short_chains
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
 from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_ruleset as run_ruleset_nft
+from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import ARGUMENT_SPEC as PREFLIGHT_SPEC, checks
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
@@ -715,6 +791,8 @@ def main():
             rollback_confirm=dict(type='str', no_log=False),
             backend=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
             migrate=dict(type='bool', default=False),
+            preflight=dict(type='dict', options=dict((name, option) for name, option in PREFLIGHT_SPEC.items()
+                                                     if name != 'model')),
         ),
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,
@@ -724,6 +802,13 @@ def main():
         check_rules(module.params['chains'], rule_options())
     except ValidationError as exc:
         module.fail_json(msg=str(exc), param=exc.param)
+    if module.params['preflight']:
+        params = module.params
+        found, message = checks(module, params['preflight'],
+                                model=dict(policies=params['policies'] or {}, chains=params['chains']))
+        module.returned = dict(preflight=found)
+        if message:
+            module.fail_json(msg=message, changed=False)
     if module.params['backend'] == 'nftables':
         run_ruleset_nft(module)
     run_ruleset(module)
