@@ -1035,10 +1035,11 @@ def test_a_map_not_rendered_for_the_rule_is_kept_as_text():
 
 @needs_nft
 def test_nft_takes_a_port_shift_map_and_prints_it_back_as_rendered():
-    states = dict((family, r.Owned([r.Chain('SNF-PS', ('PREROUTING', 'first'), [_nft.rule_from_spec(
-        r.make_rule(dict(protocol='tcp', destination_port='1000:5095', jump='DNAT', random=True,
-                         to_destination=to), family, 'nat'), family)])]))
-        for family, to in (('ipv4', '10.0.0.5:3000-3099/1000'), ('ipv6', '[fd00::5]:3000-3099/1000')))
+    states = {}
+    for family, to in (('ipv4', '10.0.0.5:3000-3099/1000'), ('ipv6', '[fd00::5]:3000-3099/1000')):
+        spec = r.make_rule(dict(protocol='tcp', destination_port='1000:5095', jump='DNAT', random=True,
+                                to_destination=to), family, 'nat')
+        states[family] = r.Owned([r.Chain('SNF-PS', ('PREROUTING', 'first'), [_nft.rule_from_spec(spec, family)])])
     text = _nft.render_table('t', 'nat', states)
     rc, out = nft_listing(text)
     assert rc == 0 and out == text, out[:2000]
