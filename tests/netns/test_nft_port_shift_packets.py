@@ -8,7 +8,9 @@ port P + ((dport - BASE) mod 2^16) mod (Q - P + 1): the ports below the base wra
 3001, where plain arithmetic would say 3005). On iptables (nft and legacy) the kernel does that from
 `--to-destination A:3000-3009/1005`; on nftables, which has no syntax for a base, the rule is a map from each
 destination port to its shifted port. Both deliver every connection to the same port, the one computed here;
-check mode predicts each apply, a re-run changes nothing, gathered reads the rule back as written.
+check mode predicts each apply, a re-run changes nothing, gathered reads the rule back as written. nat_rule
+writes the same map. The one difference docs/nftables.md names is measured too: a second connection held from
+the same client port to a port shifted to the same port.
 """
 import json
 import os
@@ -131,3 +133,33 @@ def test_nat_rule_writes_a_port_shift_into_the_owned_nat_table_and_refuses_one_i
     refused = lab.module('nat_rule', loose)
     assert refused.get('failed') and refused['param'] == 'to_destination' and 'give destination_port' in refused['msg']
     assert lab.run(['nft', 'list', 'table', 'inet', 'snf_nat_NAT']) == before
+
+
+# Two connections held open from one client port (one for each back end) to 1005 and 1015, which the shift sends to the same port 3000: the
+# server answers with the port it accepted on and the client port it sees.
+HOLD = SERVE.replace('sel = selectors', 'held = []\nsel = selectors').replace(
+    'c.sendall(str(c.getsockname()[1]).encode()); c.close()',
+    'c.sendall(("%d %d" % (c.getsockname()[1], a[1])).encode()); held.append(c)')
+SAME_SOURCE = ('import socket, sys\nout, held = [], []\n'
+               'for port in (1005, 1015):\n'
+               '    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n'
+               '    s.bind(("10.39.1.2", int(sys.argv[1]))); s.settimeout(2); s.connect(("10.39.1.1", port))\n'
+               '    out.append([int(word) for word in s.recv(32).split()]); held.append(s)\n'
+               'print(out)')
+
+
+def test_a_second_connection_from_the_same_client_port_to_the_same_shifted_port(lab):
+    """The documented difference: iptables' range moves it to the next port of P-Q, the map's one port stays and
+    nf_nat gives the connection another source port instead."""
+    lab.gateway((CLIENT, 'snfc', ['10.39.1.1/24'], ['10.39.1.2/24'], []),
+                (SERVER, 'snfs', ['10.39.2.1/24'], ['10.39.2.2/24'], [['default', 'via', '10.39.2.1']]))
+    server = subprocess.Popen(lab.cmd([sys.executable, '-c', HOLD], SERVER), stdout=subprocess.PIPE)
+    assert server.stdout.readline() == b'up\n'
+    seen = {}
+    for backend, client_port in (('iptables', 40000), ('nftables', 40001)):
+        assert lab.module('ruleset', args(backend))['changed']
+        seen[backend] = json.loads(lab.run([sys.executable, '-c', SAME_SOURCE, str(client_port)], CLIENT))
+        assert lab.module('ruleset', dict(args(backend), state='deleted'))['changed']
+    assert seen['iptables'] == [[3000, 40000], [3001, 40000]], seen
+    assert seen['nftables'][0] == [3000, 40001] and seen['nftables'][1][0] == 3000 \
+        and seen['nftables'][1][1] != 40001, seen
