@@ -9,7 +9,10 @@ the connection is reset (for SSH: the ControlPersist master is stopped, so
 the next command opens a new TCP connection and a new SSH session) and the
 module is run again with rollback_confirm. A push that cut the way in
 cannot be confirmed that way, and the timer on the host puts the previous
-rules back. Without rollback_timeout this is the normal action.
+rules back. With persist, the module left the boot-time restore for after
+the confirmation (persisted: deferred): it is written then, with the
+boot_restore module and the task's model. Without rollback_timeout this is
+the normal action.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +26,7 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 
 MODULE = 'stateful.netfilter.ruleset'
+PERSIST_MODULE = 'stateful.netfilter.boot_restore'
 
 
 def shape_error(args):
@@ -61,6 +65,27 @@ class ActionModule(ActionBase):
             return False  # e.g. a container engine's exec: there is no network session to renew
         self._connection.reset()
         return True
+
+    def _persist(self, args, result, task_vars):
+        """ruleset's persist after a confirmed change (the module defers it while a rollback is armed): the
+        boot_restore module with the task's model. Updates result (persisted, changed, diff); returns the
+        failure's message or None."""
+        persist = args['persist']
+        state = persist.get('state') or 'present'
+        model = dict(table=args.get('table') or 'filter', family=args.get('family') or 'both',
+                     policies=args.get('policies') or {}, chains=args.get('chains') or [])
+        done = self._execute_module(module_name=PERSIST_MODULE, task_vars=task_vars, module_args=dict(
+            role=persist['role'], backend=args.get('backend') or 'iptables', state=state,
+            tables=[model] if state == 'present' else [], root=persist.get('root') or '/'))
+        if done.get('failed'):
+            result['persisted'] = dict(changed=False, changes=done.get('changes') or {}, daemon_reload=False)
+            return done.get('msg')
+        result['persisted'] = dict(changed=bool(done.get('changed')), changes=done.get('changes') or {},
+                                   daemon_reload=bool(done.get('daemon_reload')))
+        result['changed'] = bool(result.get('changed')) or bool(done.get('changed'))
+        if done.get('diff'):
+            result['diff'] = list(result.get('diff') or []) + list(done['diff'])
+        return None
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -109,6 +134,12 @@ class ActionModule(ActionBase):
         rollback['confirmed'] = True
         rollback['confirm_seconds'] = round(time.time() - started, 2)
         result['rollback'] = rollback
+        if (result.get('persisted') or {}).get('deferred'):
+            # persist waited for the confirmation: the boot-time restore from the same model, now.
+            failure = self._persist(args, result, task_vars)
+            if failure:
+                result.update(failed=True, msg='the rules were applied and confirmed, but writing the boot-time '
+                                               'restore failed: %s' % failure)
         second_tmp = self._connection._shell.tmpdir
         self._remove_tmp_path(first_tmp)
         if second_tmp and second_tmp != first_tmp:

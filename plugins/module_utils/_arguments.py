@@ -128,8 +128,9 @@ def _echoes_invocation():
 
 
 class Module(AnsibleModule):
-    """AnsibleModule that echoes its arguments in short (shorten(params) -> module_args) as `invocation`, and
-    adds the keys of `returned` to its result, whichever code ends the run.
+    """AnsibleModule that echoes its arguments in short (shorten(params) -> module_args) as `invocation`, adds
+    the keys of `returned` to its result whichever code ends the run, and runs before_exit(result) when it
+    succeeds.
 
     exit_json() prints with the standard library's C encoder when that gives the document AnsibleModule
     would print: no no_log values to mask, no pending warnings or deprecations, no `path` (file attributes),
@@ -139,6 +140,8 @@ class Module(AnsibleModule):
     shorten = staticmethod(lambda params: params)
     # Keys every result of this run carries besides its own (ruleset's preflight, made before the rules).
     returned = None
+    # before_exit(result): the last step of a run that succeeded (ruleset's persist), on the result exit_json prints.
+    before_exit = None
 
     def _short(self, result):
         for key, value in (self.returned or {}).items():
@@ -148,6 +151,9 @@ class Module(AnsibleModule):
         return result
 
     def exit_json(self, **result):
+        if self.before_exit:
+            step, self.before_exit = self.before_exit, None
+            step(result)
         self._short(result)
         if self.no_log_values or get_warning_messages() or get_deprecation_messages() or 'path' in result:
             super(Module, self).exit_json(**result)

@@ -324,28 +324,25 @@ class BootRestore(object):
             os.unlink(real)
 
 
-def run_boot_restore(module_class):
-    from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import short_model
+def write(module, role, backend, state, tables, root='/'):
+    """Writes (state present) or removes (absent) the role's boot-time restore under root, in check mode only
+    planning; returns {changes, daemon_reload, diff}. Fails the module (naming tables[N]) on a bad model or a rules
+    file its validator refuses, before that file is written."""
     from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
-    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    # The invocation echoes each model's chains as counts (_arguments.Module; an AnsibleModule ignores this).
-    module.shorten = lambda params: dict(params, tables=[short_model(model) for model in params['tables']])
-    params = module.params
-    role, backend, root = params['role'], params['backend'], params['root']
     unit = '%s/%s' % (UNIT_DIR, unit_name(role))
     wants = '%s/%s.wants/%s' % (UNIT_DIR, WANTED_BY, unit_name(role))
     files = BootRestore(module, root)
-    if params['state'] == 'absent':
+    if state == 'absent':
         for path in all_paths(role):
             files.remove(path)
     else:
-        for index, model in enumerate(params['tables']):
+        for index, model in enumerate(tables):
             table = model.get('table', 'filter')
             if table not in TABLES:
                 module.fail_json(msg='tables[%d].table: must be one of %s, got %r' % (index, ', '.join(TABLES), table))
         try:
-            wanted, remove = desired_files(role, backend, params['tables'])
+            wanted, remove = desired_files(role, backend, tables)
         except ValidationError as exc:
             module.fail_json(msg=str(exc))
         keys = dict((path, key) for key, path in rules_files(role, backend).items())
@@ -360,7 +357,51 @@ def run_boot_restore(module_class):
         rc, dummy, err = module.run_command(['systemctl', 'daemon-reload'])
         if rc != 0:
             module.fail_json(msg='systemctl daemon-reload failed: %s' % err.strip(), changes=files.changes)
-    result = dict(changed=bool(files.changes), changes=files.changes, daemon_reload=reload)
+    return dict(changes=files.changes, daemon_reload=reload, diff=files.diff)
+
+
+def check_ruleset_persist(params):
+    """ruleset's persist option: '' when the task can write the role's boot-time restore, else why not."""
+    role = params['persist']['role']
+    scope = ROLES[role][0][len('SNF-'):-1]
+    if params['state'] != 'overridden':
+        return 'persist: needs state overridden (the boot-time restore holds the whole scope), got %s' % params['state']
+    if params['scope'] != scope or params['table'] != 'filter':
+        return ('persist: the boot-time restore of the %s role holds the filter table of the scope %s, got table %s, '
+                'scope %s' % (role, scope, params['table'], params['scope']))
+    return ''
+
+
+def after_ruleset(module, result):
+    """ruleset's persist: once the task's rules are in place, the role's boot-time restore written (or removed)
+    from the task's own model, in the same module run, as boot_restore writes it; the result gets `persisted`
+    and, when a file changed, changed and its diff. With a rollback armed the files wait for the confirmation
+    (persisted: {deferred: true}): the action plugin writes them with boot_restore once the rules are confirmed."""
+    params = module.params
+    persist = params['persist']
+    if (result.get('rollback') or {}).get('armed'):
+        result['persisted'] = dict(deferred=True)
+        return
+    model = dict(table=params['table'], family=params['family'], policies=params['policies'] or {},
+                 chains=params['chains'])
+    done = write(module, persist['role'], params['backend'], persist['state'],
+                 [model] if persist['state'] == 'present' else [], persist['root'] or '/')
+    result['persisted'] = dict(changed=bool(done['changes']), changes=done['changes'],
+                               daemon_reload=done['daemon_reload'])
+    result['changed'] = bool(result.get('changed')) or bool(done['changes'])
     if module._diff:
-        result['diff'] = files.diff
+        result['diff'] = list(result.get('diff') or []) + done['diff']
+
+
+def run_boot_restore(module_class):
+    from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import short_model
+
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # The invocation echoes each model's chains as counts (_arguments.Module; an AnsibleModule ignores this).
+    module.shorten = lambda params: dict(params, tables=[short_model(model) for model in params['tables']])
+    params = module.params
+    done = write(module, params['role'], params['backend'], params['state'], params['tables'], params['root'])
+    result = dict(changed=bool(done['changes']), changes=done['changes'], daemon_reload=done['daemon_reload'])
+    if module._diff:
+        result['diff'] = done['diff']
     module.exit_json(**result)

@@ -497,6 +497,34 @@ options:
       ssh_connection:
         description: The SSH connection to check (C(client cport server sport)), instead of the one found on the host.
         type: str
+  persist:
+    description:
+      - Once the rules are in place, write (or remove) the firewall role's boot-time restore from this task's
+        O(policies) and O(chains), in the same module run, as M(stateful.netfilter.boot_restore) writes it from
+        the same model (the rules files, the restore script, C(snf-firewall.service)); check and diff modes
+        included. A file that changes makes the task changed; RV(persisted) says which.
+      - Needs O(state=overridden), O(table=filter) and the role's scope (C(FW)). The nat_gateway role's restore
+        holds several tables and is written by M(stateful.netfilter.boot_restore).
+      - With O(rollback_timeout), the files are written only once the change is confirmed (by the action plugin,
+        with M(stateful.netfilter.boot_restore)), so a change the timer puts back never reaches them.
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      role:
+        description: The role whose boot-time restore this is.
+        type: str
+        required: true
+        choices: [firewall]
+      state:
+        description: V(present) writes the files, V(absent) removes every file of the role's boot-time restore.
+        type: str
+        choices: [present, absent]
+        default: present
+      root:
+        description: Install under this directory instead of C(/) (an image being built); systemd is not reloaded
+          then.
+        type: path
+        default: /
   rollback_timeout:
     description:
       - Commit-confirm. Before the change is applied, the current owned chains, hooks and managed policies of
@@ -642,6 +670,18 @@ gathered_before:
       stale translations in it without reading the table again.
   returned: state is overridden, merged or deleted, and changed
   type: dict
+persisted:
+  description:
+    - With O(persist), what was done to the boot-time restore, as M(stateful.netfilter.boot_restore) returns it -
+      C(changed), C(changes) (each file with V(created), V(updated) or V(removed)) and C(daemon_reload); or
+      C(deferred) true when a rollback was armed (the action plugin then writes the files once the change is
+      confirmed, and returns what it did here).
+  returned: when persist is set and state is overridden
+  type: dict
+  sample:
+    changed: true
+    changes: {/etc/stateful-netfilter/firewall.ipv4.rules: updated}
+    daemon_reload: false
 preflight:
   description:
     - With O(preflight), what the checks read, as the M(stateful.netfilter.preflight) module returns it - C(managers),
@@ -712,12 +752,12 @@ migrated:
     nft: "table inet snf_filter_FW\ndelete table inet snf_filter_FW\n"
 '''
 
-from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import Module, check_rules, short_chains
+from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import Module
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_ruleset
 from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_ruleset as run_ruleset_nft
-from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import ARGUMENT_SPEC as PREFLIGHT_SPEC, checks
+from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import ARGUMENT_SPEC as PREFLIGHT_SPEC
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
-from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+from ansible_collections.stateful.netfilter.plugins.module_utils._ruleset_entry import start
 
 
 def rule_options():
@@ -793,22 +833,16 @@ def main():
             migrate=dict(type='bool', default=False),
             preflight=dict(type='dict', options=dict((name, option) for name, option in PREFLIGHT_SPEC.items()
                                                      if name != 'model')),
+            persist=dict(type='dict', options=dict(
+                role=dict(type='str', required=True, choices=['firewall']),
+                state=dict(type='str', choices=['present', 'absent'], default='present'),
+                root=dict(type='path', default='/'),
+            )),
         ),
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,
     )
-    module.shorten = lambda params: dict(params, chains=short_chains(params['chains']))
-    try:
-        check_rules(module.params['chains'], rule_options())
-    except ValidationError as exc:
-        module.fail_json(msg=str(exc), param=exc.param)
-    if module.params['preflight']:
-        params = module.params
-        found, message = checks(module, params['preflight'],
-                                model=dict(policies=params['policies'] or {}, chains=params['chains']))
-        module.returned = dict(preflight=found)
-        if message:
-            module.fail_json(msg=message, changed=False)
+    start(module, rule_options())
     if module.params['backend'] == 'nftables':
         run_ruleset_nft(module)
     run_ruleset(module)

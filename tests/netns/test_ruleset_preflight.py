@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""ruleset's preflight option (issue 14: one module run for the roles' checks and their rules), against the kernel
-of a namespace of its own.
+"""ruleset's preflight and persist options (issue 14: the firewall role's host part in one module run), against
+the kernel of a namespace of its own.
 
 The real ruleset module runs the preflight module's checks before reading or
 changing any rule: a refusal (the SSH guard, persistence without systemd, a
 sysctl) changes nothing and says why; an accepted run applies the rules and
 returns what the checks read. The guard evaluates the task's own policies and
-chains.
+chains. persist writes the boot-time restore after the rules, under a root of
+the test's own (never this machine's /etc), byte for byte what boot_restore
+writes from the same model.
 """
+import os
 import sys
 
 from netns_lab import COLLECTIONS
@@ -86,3 +89,54 @@ def test_nat_gateway_checks_sysctls_and_owned_tables(lab):
     assert applied['preflight']['owned'] == dict(raw=False, mangle=False)
     assert list(applied['preflight']['sysctls']) == ['net.ipv4.ip_forward']
     assert '-A SNF-GW-POST' in lab.save('nat')
+
+
+def test_persist_writes_the_boot_time_restore_boot_restore_writes(lab):
+    """persist: the firewall role's files from the task's own model, in the same run, byte for byte what the
+    boot_restore module writes from the same model; check mode predicts, a re-run changes nothing, absent
+    removes them."""
+    lab.link('peer', '10.98.0.1', CLIENT)
+    root, reference = lab.tmp + '/root', lab.tmp + '/reference'
+    args = dict(firewall_args(CLIENT + '/32'), persist=dict(role='firewall', root=root))
+    predicted = lab.module('ruleset', dict(args, _ansible_check_mode=True, _ansible_diff=True))
+    applied = lab.module('ruleset', dict(args, _ansible_diff=True))
+    for result in (predicted, applied):
+        assert result['changed'] is True, result
+        assert sorted(result['persisted']['changes']) == [
+            '/etc/stateful-netfilter/firewall.ipv4.rules', '/etc/systemd/system/multi-user.target.wants/snf-firewall.service',
+            '/etc/systemd/system/snf-firewall.service', '/usr/local/sbin/snf-firewall-restore']
+        assert [entry['after_header'] for entry in result['diff']][-3:] == [
+            '/etc/stateful-netfilter/firewall.ipv4.rules', '/etc/systemd/system/snf-firewall.service',
+            '/usr/local/sbin/snf-firewall-restore']
+    model = dict((key, args[key]) for key in ('family', 'policies', 'chains'))
+    written = lab.module('boot_restore', dict(role='firewall', tables=[model], root=reference))
+    assert written['changed'] is True
+    assert written['changes'] == applied['persisted']['changes']
+    for path in applied['persisted']['changes']:
+        if os.path.islink(root + path):
+            assert os.readlink(root + path) == os.readlink(reference + path), path
+            continue
+        with open(root + path, 'rb') as mine, open(reference + path, 'rb') as theirs:
+            assert mine.read() == theirs.read(), path
+        assert os.stat(root + path).st_mode == os.stat(reference + path).st_mode, path
+    # Only the files changed: the rules are in place, the files are not.
+    os.unlink(root + '/usr/local/sbin/snf-firewall-restore')
+    again = lab.module('ruleset', args)
+    assert again['changed'] is True and again['persisted']['changes'] == {
+        '/usr/local/sbin/snf-firewall-restore': 'created'}
+    assert again['restore'] == dict(ipv4='', ipv6='') or not any(again['restore'].values())
+    unchanged = lab.module('ruleset', args)
+    assert unchanged['changed'] is False and unchanged['persisted'] == dict(changed=False, changes={},
+                                                                            daemon_reload=False)
+    removed = lab.module('ruleset', dict(args, persist=dict(role='firewall', state='absent', root=root)))
+    assert removed['changed'] is True and set(removed['persisted']['changes'].values()) == {'removed'}
+    assert not os.path.exists(root + '/etc/stateful-netfilter/firewall.ipv4.rules')
+
+
+def test_persist_is_refused_where_the_restore_would_not_hold_the_scope(lab):
+    args = dict(firewall_args(CLIENT + '/32'), persist=dict(role='firewall', root=lab.tmp + '/root'))
+    for wrong, words in ((dict(state='merged'), 'needs state overridden'), (dict(scope='GW'), 'scope FW, got table'),
+                         (dict(table='nat', policies={}), 'filter table of the scope FW')):
+        refused = lab.module('ruleset', dict(args, **wrong))
+        assert refused.get('failed') and refused['param'] == 'persist' and words in refused['msg'], refused
+    assert not os.path.exists(lab.tmp + '/root')

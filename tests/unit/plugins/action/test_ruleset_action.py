@@ -17,3 +17,86 @@ from ansible_collections.stateful.netfilter.plugins.action.ruleset import shape_
 def test_shape_error(args, expected):
     error = shape_error(args)
     assert (error is None) if expected is None else error.startswith(expected)
+
+
+class FakeShell(object):
+    tmpdir = None
+
+
+class FakeConnection(object):
+    has_native_async = False
+    _shell = FakeShell()
+
+    def reset(self):
+        self.resets = getattr(self, 'resets', 0) + 1
+
+
+class FakeTask(object):
+    async_val = 0
+
+    def __init__(self, args):
+        self.args = args
+
+
+def action_run(monkeypatch, args, answers):
+    """ActionModule.run with the module runs answered from answers (a list, in order); returns (result, calls)."""
+    from ansible.plugins.action import ActionBase
+    from ansible_collections.stateful.netfilter.plugins.action import ruleset as action
+
+    calls = []
+
+    def execute(self, module_name, module_args, task_vars, wrap_async=False):
+        calls.append((module_name, module_args))
+        return dict(answers.pop(0))
+
+    monkeypatch.setattr(ActionBase, 'run', lambda self, tmp=None, task_vars=None: {})
+    monkeypatch.setattr(action.ActionModule, '_execute_module', execute)
+    monkeypatch.setattr(action.ActionModule, '_remove_tmp_path', lambda self, path: None)
+    plugin = action.ActionModule.__new__(action.ActionModule)
+    plugin._task = FakeTask(args)
+    plugin._connection = FakeConnection()
+    return plugin.run(task_vars={}), calls
+
+
+CHAINS = [{'name': 'SNF-FW-INPUT', 'hook': 'INPUT', 'rules': [{'name': 'ssh', 'jump': 'ACCEPT'}]}]
+ARGS = dict(table='filter', family='ipv4', scope='FW', state='overridden', policies={'INPUT': 'DROP'}, chains=CHAINS,
+            rollback_timeout=60, persist={'role': 'firewall', 'state': 'present'})
+ARMED = dict(changed=True, restore={'ipv4': '*filter\n'}, rollback={'id': 'ab12', 'armed': True, 'timeout': 60},
+             persisted={'deferred': True})
+
+
+def test_persist_waits_for_the_confirmation(monkeypatch):
+    """With a rollback armed, the module leaves the boot-time restore alone; the action writes it with boot_restore,
+    from the task's model, only once the change is confirmed over a new connection."""
+    written = dict(changed=True, changes={'/etc/stateful-netfilter/firewall.ipv4.rules': 'created'},
+                   daemon_reload=False, diff=[{'before': '', 'after': 'x'}])
+    result, calls = action_run(monkeypatch, dict(ARGS), [ARMED, dict(rollback={'status': 'confirmed'}), written])
+    assert [name for name, dummy in calls] == ['stateful.netfilter.ruleset', 'stateful.netfilter.ruleset',
+                                               'stateful.netfilter.boot_restore']
+    assert calls[1][1] == dict(rollback_confirm='ab12')
+    assert calls[2][1] == dict(role='firewall', backend='iptables', state='present', root='/', tables=[dict(
+        table='filter', family='ipv4', policies={'INPUT': 'DROP'}, chains=CHAINS)])
+    assert result['rollback']['confirmed'] is True and not result.get('failed')
+    assert result['persisted'] == dict(changed=True, changes=written['changes'], daemon_reload=False)
+    assert result['diff'] == written['diff']
+
+
+def test_no_files_when_the_confirmation_fails(monkeypatch):
+    result, calls = action_run(monkeypatch, dict(ARGS), [ARMED, dict(failed=True, msg='no such rollback')])
+    assert [name for name, dummy in calls] == ['stateful.netfilter.ruleset'] * 2
+    assert result['failed'] and result['persisted'] == {'deferred': True}
+
+
+def test_a_failed_write_after_the_confirmation_fails_the_task(monkeypatch):
+    refused = dict(failed=True, msg='iptables-restore --test --noflush refused the rules file', changes={})
+    result, dummy = action_run(monkeypatch, dict(ARGS), [ARMED, dict(rollback={'status': 'confirmed'}), refused])
+    assert result['failed'] and result['rollback']['confirmed'] is True
+    assert result['msg'].startswith('the rules were applied and confirmed, but writing the boot-time restore failed')
+
+
+def test_nothing_deferred_without_a_rollback(monkeypatch):
+    done = dict(changed=False, restore={}, persisted=dict(changed=False, changes={}, daemon_reload=False))
+    args = dict(ARGS)
+    del args['rollback_timeout']
+    result, calls = action_run(monkeypatch, args, [done])
+    assert len(calls) == 1 and result['persisted'] == done['persisted']

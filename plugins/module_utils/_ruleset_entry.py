@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) stateful.netfilter contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the ruleset module does around its engine (either back end), in the same module run.
+
+- The rules of chains[].rules checked once (_arguments.check_rules), the
+  invocation echoed in short.
+- preflight: the preflight module's checks (_preflight.checks) before any
+  rule is read or changed; the SSH guard evaluates the task's own policies
+  and chains. A check that says no fails the run; the result carries what
+  they read either way.
+- persist: after the rules went in, the firewall role's boot-time restore
+  written from the task's own model (_persist.after_ruleset), as the
+  boot_restore module writes it.
+
+The firewall role makes its whole host part one module run this way (the
+nat_gateway role its checks and first table): each module run saved is an
+AnsiballZ build on the controller, a copy of the arguments, a round trip
+and a Python start on the host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import check_rules, short_chains
+from ansible_collections.stateful.netfilter.plugins.module_utils._persist import after_ruleset, check_ruleset_persist
+from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import checks
+from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+
+
+def start(module, rule_options):
+    """Before the engine runs: the rules checked, the persist step set up, the preflight checks made (fails the
+    module, naming the parameter, when one says no)."""
+    params = module.params
+    module.shorten = lambda args: dict(args, chains=short_chains(args['chains']))
+    try:
+        check_rules(params['chains'], rule_options)
+    except ValidationError as exc:
+        module.fail_json(msg=str(exc), param=exc.param)
+    if params['persist']:
+        problem = check_ruleset_persist(params)
+        if problem:
+            module.fail_json(msg=problem, param='persist')
+        module.before_exit = lambda result: after_ruleset(module, result)
+    if params['preflight']:
+        found, message = checks(module, params['preflight'],
+                                model=dict(policies=params['policies'] or {}, chains=params['chains']))
+        module.returned = dict(preflight=found)
+        if message:
+            module.fail_json(msg=message, changed=False)
