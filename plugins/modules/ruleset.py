@@ -489,7 +489,7 @@ options:
         description: The scope whose chains O(preflight.owned_tables) looks for.
         type: str
       owned_tables:
-        description: Tables to look for the scope's chains in, on either back end (RV(preflight.owned)).
+        description: Tables to look for the scope's chains in, on either back end (C(owned) of RV(preflight)).
         type: list
         elements: str
         choices: [filter, nat, raw, mangle]
