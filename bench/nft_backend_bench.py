@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark (not a test): ruleset with backend nftables vs backend iptables (iptables-nft), N rules.
 
-With --packets: the packet path instead - an N-entry source allow list on FORWARD as one nft set lookup
-vs N linear iptables rules (the sender's address last), packets per second forwarded through a namespace
-gateway by one UDP sender, one run each, the ratio printed. The rule model caps a list at 15 entries (the
-iptables multiport limit) and has no address lists yet, so this part loads the two rule sets directly
-(the owned chain and table as the back ends lay them out), not through the module.
+With --packets: the packet path instead - an N-entry source allow list on FORWARD (policy drop), applied with
+the ruleset module on each back end: on nftables one rule whose sources are an anonymous set (the rule
+model's address list), on iptables N linear rules (iptables has no list match), the sender's address last;
+packets per second forwarded through a namespace gateway by one UDP sender, one run each, the ratio
+printed. The addresses are every other one of a range, so the list does not collapse into networks.
 
 Runs as root, only inside a private mount and network namespace (tests/netns/netns_lab.Lab,
 removed at the end, also on failure). Measured: the wall time of the ruleset module process
@@ -73,21 +73,20 @@ SINK = ('import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRA
 
 
 def allow_list(count):
-    """count source addresses, the sender's last (a linear list walks all of them for its packets)."""
-    return ['10.200.%d.%d' % (index // 250, index % 250 + 1) for index in range(count - 1)] + [LAN_HOST]
+    """count source addresses, every other one (a list of neighbours would collapse into networks), the sender's
+    last (a linear list walks all of them for its packets)."""
+    return ['10.200.%d.%d' % (index // 120, 2 * (index % 120) + 1) for index in range(count - 1)] + [LAN_HOST]
 
 
-def iptables_linear(addresses):
-    """The allow list as the iptables back end has to write it: one rule per address in an owned chain."""
-    lines = ['*filter', ':FORWARD DROP [0:0]', ':SNF-BENCH-FWD - [0:0]', '-A FORWARD -j SNF-BENCH-FWD']
-    lines += ['-A SNF-BENCH-FWD -s %s/32 -j ACCEPT' % address for address in addresses]
-    return '\n'.join(lines + ['COMMIT', ''])
-
-
-def nft_set(addresses):
-    """The allow list as one anonymous set in an owned inet table: one lookup per packet."""
-    return ('table inet snf_filter_BENCH {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter - 1; '
-            'policy drop;\n\t\tip saddr { %s } accept\n\t}\n}\n' % ', '.join(addresses))
+def allow_args(backend, addresses):
+    """The allow list as each back end has to take it: one rule with a list on nftables (an anonymous set), one
+    rule per address on iptables."""
+    if backend == 'nftables':
+        rules = [dict(name='allow', source=addresses, jump='ACCEPT')]
+    else:
+        rules = [dict(name='allow%d' % index, source=address, jump='ACCEPT') for index, address in enumerate(addresses)]
+    return dict(backend=backend, table='filter', family='both', state='overridden', scope='BENCH',
+                policies={'FORWARD': 'DROP'}, chains=[dict(name='SNF-BENCH-FWD', hook='FORWARD', rules=rules)])
 
 
 def gateway(lab):
@@ -123,18 +122,16 @@ def packet_rate(entries, seconds):
     sink = None
     try:
         sink = gateway(lab)
-        for name in ('no rules', 'iptables linear', 'nftables set'):
-            if name == 'iptables linear':
-                lab.restore(iptables_linear(addresses))
-            elif name == 'nftables set':
-                lab.run(['nft', '-f', '-'], data=nft_set(addresses).encode())
+        for name, backend in (('no rules', None), ('iptables linear', 'iptables'), ('nftables set', 'nftables')):
+            if backend:
+                result = lab.module('ruleset', allow_args(backend, addresses))
+                if result.get('failed') or not result.get('changed'):
+                    raise SystemExit('ruleset did not apply the allow list: %s' % result.get('msg'))
             sent, through = forwarded(lab, seconds)
             figures[name] = (sent / seconds, through / seconds)
-            if name == 'iptables linear':
-                lab.restore('*filter\n:FORWARD ACCEPT [0:0]\n-D FORWARD -j SNF-BENCH-FWD\n-F SNF-BENCH-FWD\n'
-                            '-X SNF-BENCH-FWD\nCOMMIT\n')
-            elif name == 'nftables set':
-                lab.run(['nft', 'delete', 'table', 'inet', 'snf_filter_BENCH'])
+            if backend:
+                lab.module('ruleset', dict(backend=backend, table='filter', family='both', state='deleted',
+                                           scope='BENCH', policies={'FORWARD': 'ACCEPT'}))
     finally:
         # `ip netns exec` gives the sink a mount namespace of its own, out of reach of Lab.close.
         if sink:
