@@ -141,3 +141,58 @@ def test_a_bad_model_is_refused_naming_the_table_and_nothing_is_written(tmp_path
     result = boot_restore(tmp_path, role='nat_gateway', tables=[dict(NAT, table='security')])
     assert result['failed'] and result['msg'].startswith('tables[0].table: must be one of filter, nat, raw, mangle')
     assert tree(tmp_path) == {}
+
+
+# ---------------------------------------------------------------------------
+# ruleset's persist option (after_ruleset): the same files from the task's own model, after its rules.
+
+FW_CHAINS = [{'name': 'SNF-FW-INPUT', 'hook': 'INPUT', 'rules': [
+    {'name': 'established', 'ctstate': ['ESTABLISHED', 'RELATED'], 'jump': 'ACCEPT'},
+    {'name': 'ssh', 'protocol': 'tcp', 'destination_port': 22, 'jump': 'ACCEPT'}]}]
+
+
+def ruleset_params(root, **changes):
+    params = dict(table='filter', family='both', scope='FW', state='overridden', policies={'INPUT': 'DROP'},
+                  chains=FW_CHAINS, backend='iptables', persist=dict(role='firewall', state='present', root=str(root)))
+    params.update(changes)
+    return params
+
+
+@pytest.mark.parametrize('changes, words', [
+    (dict(), ''),
+    (dict(state='merged'), 'persist: needs state overridden'),
+    (dict(scope='GW'), 'holds the filter table of the scope FW, got table filter, scope GW'),
+    (dict(table='nat'), 'holds the filter table of the scope FW, got table nat, scope FW'),
+])
+def test_ruleset_persist_holds_the_roles_whole_scope(tmp_path, changes, words):
+    message = p.check_ruleset_persist(ruleset_params(tmp_path, **changes))
+    assert (words in message) if words else message == ''
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_after_ruleset_writes_what_boot_restore_writes(tmp_path, check_mode):
+    module = FakeModule(p.ARGUMENT_SPEC, True)
+    module.params = ruleset_params(tmp_path / 'mine')
+    module.check_mode = check_mode
+    result = dict(changed=False, restore={'ipv4': '', 'ipv6': ''})
+    p.after_ruleset(module, result)
+    reference = boot_restore(tmp_path / 'theirs', check_mode, role='firewall', state='present', backend='iptables',
+                             tables=[dict(family='both', policies={'INPUT': 'DROP'}, chains=FW_CHAINS)])
+    assert result['changed'] is True  # only the files changed
+    assert result['persisted'] == dict(changed=True, changes=reference['changes'], daemon_reload=False)
+    assert result['diff'] == reference['diff']
+    if not check_mode:
+        assert tree(tmp_path / 'mine') == tree(tmp_path / 'theirs')
+        again = dict(changed=False)
+        p.after_ruleset(module, again)
+        assert again == dict(changed=False, persisted=dict(changed=False, changes={}, daemon_reload=False), diff=[])
+    else:
+        assert not (tmp_path / 'mine').exists()
+
+
+def test_after_ruleset_leaves_the_files_to_the_confirmation(tmp_path):
+    module = FakeModule(p.ARGUMENT_SPEC, True)
+    module.params = ruleset_params(tmp_path)
+    result = dict(changed=True, rollback=dict(id='ab12', armed=True))
+    p.after_ruleset(module, result)
+    assert result['persisted'] == dict(deferred=True) and not tmp_path.joinpath('etc').exists()
