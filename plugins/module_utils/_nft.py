@@ -249,10 +249,39 @@ def _cmp(value):
     return '!= ' if negated(value) else ''
 
 
+def nft6(text):
+    """An IPv6 address or network ('a::1', '::ffff:0:0/96') as nft prints it, which is glibc's inet_ntop: the
+    compressed form Python gives, except that an address whose first 96 bits are zero (the longest run of zero
+    groups is exactly the first six) or an IPv4-mapped one ends in dotted IPv4 ('::1.2.3.4', '::ffff:1.2.3.4');
+    Python prints those in hex, and 3.13 the mapped ones dotted."""
+    import ipaddress
+    address, slash, length = text.partition('/')
+    packed = bytearray(ipaddress.IPv6Address(address).packed)
+    words = [packed[index] << 8 | packed[index + 1] for index in range(0, 16, 2)]
+    base, size, index = -1, 0, 0
+    while index < 8:
+        end = index
+        while end < 8 and words[end] == 0:
+            end += 1
+        if end - index > size:
+            base, size = index, end - index
+        index = end + 1 if end == index else end
+    if base == 0 and (size == 6 or (size == 5 and words[5] == 0xffff)):
+        address = '::%s%s' % ('ffff:' if size == 5 else '', '.'.join(str(byte) for byte in packed[12:]))
+    else:
+        address = ipaddress.IPv6Address(address).compressed
+        if '.' in address:
+            # Python 3.13 prints an IPv4-mapped address dotted; glibc only the cases above.
+            address = ':'.join(address.split(':')[:-1] + ['%x:%x' % (words[6], words[7])])
+    return address + slash + length
+
+
 def _host(network, family):
-    """A network as nft prints it: a host address without its /32 or /128."""
-    suffix = '/32' if family == 'ipv4' else '/128'
-    return network[:-len(suffix)] if network.endswith(suffix) else network
+    """A network as nft prints it: a host address without its /32 or /128 (IPv6 in nft's form, nft6)."""
+    if family == 'ipv4':
+        return network[:-3] if network.endswith('/32') else network
+    network = nft6(network)
+    return network[:-4] if network.endswith('/128') else network
 
 
 def _addresses(value, family):
@@ -336,10 +365,12 @@ def _bits(value, names, param, what):
 def _nat_to(spec, name, family):
     """SNAT/DNAT's address as nft takes it: 'ip to A-B:P-Q', 'ip6 to [A]-[B]:P'."""
     value = spec[name]
-    if family == 'ipv4' or not value.startswith('['):
+    if family == 'ipv4':
         return '%s to %s' % (L3[family], value)
+    if not value.startswith('['):
+        return '%s to %s' % (L3[family], '-'.join(nft6(addr) for addr in value.split('-')))
     addrs, dummy, ports = value[1:].partition(']')
-    addrs = '-'.join('[%s]' % addr for addr in addrs.split('-'))
+    addrs = '-'.join('[%s]' % nft6(addr) for addr in addrs.split('-'))
     return '%s to %s%s' % (L3[family], addrs, ports)
 
 
@@ -396,6 +427,8 @@ def _shift_map(spec, family, param):
                       'destination_port and the shift\'s window (%d ports from %d) make %d ports, more than %d'
                 % (show(spec['to_destination']), size, base, len(keys), SHIFT_MAX_PORTS))
     entries = ', '.join('%d : %d' % (port, _shifted(port, low, size, base)) for port in sorted(keys))
+    if addr.startswith('['):
+        addr = '[%s]' % nft6(addr[1:-1])
     return '%s to %s:%s dport map { %s }' % (L3[family], addr, spec['protocol'], entries)
 
 
@@ -681,7 +714,8 @@ def _target(spec, family, param, hook=None):
                                          '"prefix to", so its chain must be hooked (from %s)'
                     % ', '.join(sorted(NETMAP_SIDES)))
         side = 'dnat' if NETMAP_SIDES[hook] == 'destination' else 'snat'
-        return [side, L3[family], 'prefix', 'to', spec['to_prefix']]
+        # nft keeps a /32 or /128 prefix length here.
+        return [side, L3[family], 'prefix', 'to', nft6(spec['to_prefix']) if family == 'ipv6' else spec['to_prefix']]
     _refuse(param + 'jump', '%s is not rendered by the nftables back end yet' % jump)
 
 
