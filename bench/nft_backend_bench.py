@@ -115,23 +115,26 @@ def forwarded(lab, seconds):
     return sent, received() - before
 
 
-def packet_rate(entries, seconds):
+def packet_rate(entries, seconds, rounds):
+    """The variants alternated `rounds` times; each one's best round (the one other jobs disturbed least)."""
     addresses = allow_list(entries)
     lab = Lab()
     figures = {}
     sink = None
     try:
         sink = gateway(lab)
-        for name, backend in (('no rules', None), ('iptables linear', 'iptables'), ('nftables set', 'nftables')):
-            if backend:
-                result = lab.module('ruleset', allow_args(backend, addresses))
-                if result.get('failed') or not result.get('changed'):
-                    raise SystemExit('ruleset did not apply the allow list: %s' % result.get('msg'))
-            sent, through = forwarded(lab, seconds)
-            figures[name] = (sent / seconds, through / seconds)
-            if backend:
-                lab.module('ruleset', dict(backend=backend, table='filter', family='both', state='deleted',
-                                           scope='BENCH', policies={'FORWARD': 'ACCEPT'}))
+        for dummy in range(rounds):
+            for name, backend in (('no rules', None), ('iptables linear', 'iptables'), ('nftables set', 'nftables')):
+                if backend:
+                    result = lab.module('ruleset', allow_args(backend, addresses))
+                    if result.get('failed') or not result.get('changed'):
+                        raise SystemExit('ruleset did not apply the allow list: %s' % result.get('msg'))
+                sent, through = forwarded(lab, seconds)
+                if through / seconds > figures.get(name, (0, 0))[1]:
+                    figures[name] = (sent / seconds, through / seconds)
+                if backend:
+                    lab.module('ruleset', dict(backend=backend, table='filter', family='both', state='deleted',
+                                               scope='BENCH', policies={'FORWARD': 'ACCEPT'}))
     finally:
         # `ip netns exec` gives the sink a mount namespace of its own, out of reach of Lab.close.
         if sink:
@@ -139,7 +142,8 @@ def packet_rate(entries, seconds):
             sink.wait()
         lab.close()
     print('packet path: a %d-entry source allow list on FORWARD, the sender\'s address last, one UDP sender '
-          'for %.0f s through a namespace gateway (packets per second):' % (entries, seconds))
+          'for %.0f s through a namespace gateway, best of %d rounds (packets per second):'
+          % (entries, seconds, rounds))
     for name, (sent, through) in figures.items():
         print('  %-16s sent %9.0f  forwarded %9.0f' % (name, sent, through))
     print('  ratio nftables set / iptables linear (forwarded): %.2f'
@@ -156,7 +160,7 @@ def main():
     opts = parser.parse_args()
     print('load average at start: %.2f %.2f %.2f' % os.getloadavg())
     if opts.packets:
-        packet_rate(opts.rules, opts.seconds)
+        packet_rate(opts.rules, opts.seconds, opts.rounds)
         print('load average at end: %.2f %.2f %.2f' % os.getloadavg())
         return
     best = {}
