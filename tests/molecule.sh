@@ -17,7 +17,7 @@ shift
 base=${SNF_LAB_PREFIX:-snf-lab}
 here=$(cd "$(dirname "$0")" && pwd)
 # Longest first (seconds measured on the 2-core machine, one lane).
-ORDER="fleet gateway reliability firewall trixie nat_nft nat_legacy bullseye conntrack boot snat"
+ORDER="fleet gateway reliability firewall trixie nat_nft nat_legacy nat_nftables bullseye conntrack boot snat"
 
 work=$(mktemp -d)
 cleanup() {
