@@ -576,12 +576,16 @@ def _flush_conntrack(module, conntrack, touched):
     return deleted
 
 
-def _load_conntrack(module):
-    try:
-        from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
-    except ImportError as exc:
-        module.fail_json(msg='flush_conntrack: the conntrack support of the collection is not available (%s)' % exc)
-    return _conntrack
+def need_conntrack(module, conntrack):
+    """The conntrack support nat_rule passed in (module_utils._conntrack), for flush_conntrack.
+
+    nat_rule imports it and hands it over, so that the modules that only share this engine (ruleset,
+    boot_restore, sysctls) do not carry the conntrack code in their AnsiballZ payload (about 2,400 lines).
+    """
+    if conntrack is None:
+        module.fail_json(msg='flush_conntrack: the conntrack support of the collection is not available; '
+                             'nothing was changed', param='flush_conntrack')
+    return conntrack
 
 
 def place_nat_rule(live, rule, params):
@@ -612,7 +616,8 @@ def place_nat_rule(live, rule, params):
     return wanted, [touched_rule.spec for touched_rule in touched if touched_rule.spec]
 
 
-def run_nat_rule(module):
+def run_nat_rule(module, conntrack=None):
+    """nat_rule on the iptables back end; conntrack: module_utils._conntrack (needed for flush_conntrack)."""
     params = module.params
     chain_name = NAT_TYPES[params['type']][1]
     try:
@@ -638,7 +643,7 @@ def run_nat_rule(module):
                 module.fail_json(msg='flush_conntrack: a conntrack filter cannot match the negated %s %r of the rule; '
                                      'nothing was changed (flush with conntrack_flush instead)'
                                      % (inverted[0], spec[inverted[0]]), param='flush_conntrack')
-    conntrack = _load_conntrack(module) if params['flush_conntrack'] and touched else None
+    conntrack = need_conntrack(module, conntrack) if params['flush_conntrack'] and touched else None
     engine.warn_other_backend()
     if any(plan.changed for plan in plans):
         # A pending rollback of the ruleset module in the nat table would undo this rule when it fires.

@@ -1708,10 +1708,10 @@ def run_ruleset(module):
     module.exit_json(**result)
 
 
-def run_nat_rule(module):
+def run_nat_rule(module, conntrack=None):
     """nat_rule with backend nftables: the rule in the owned NAT table inet snf_nat_NAT (chains SNF-NAT-POST and
     SNF-NAT-PRE per family), the same options, placement, check and diff modes and conntrack flush as the
-    iptables back end."""
+    iptables back end (conntrack: module_utils._conntrack, see _engine.need_conntrack)."""
     from ansible_collections.stateful.netfilter.plugins.module_utils import _engine, _rollback
     from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
 
@@ -1748,7 +1748,7 @@ def run_nat_rule(module):
                 module.fail_json(msg='flush_conntrack: a conntrack filter cannot match the negated %s %r of the rule; '
                                      'nothing was changed (flush with conntrack_flush instead)'
                                      % (inverted[0], spec[inverted[0]]), param='flush_conntrack')
-    conntrack = _engine._load_conntrack(module) if params['flush_conntrack'] and touched else None
+    conntrack = _engine.need_conntrack(module, conntrack) if params['flush_conntrack'] and touched else None
     changed = before != after
     text = transaction(name, after) if changed else ''
     # A pending rollback of ruleset in this scope would undo the rule when it fires.

@@ -239,6 +239,7 @@ nft:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stateful.netfilter.plugins.module_utils import _conntrack
 from ansible_collections.stateful.netfilter.plugins.module_utils._engine import run_nat_rule
 from ansible_collections.stateful.netfilter.plugins.module_utils._nft import run_nat_rule as run_nat_rule_nft
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import rule_argument_spec
@@ -261,8 +262,8 @@ def main():
         supports_check_mode=True,
     )
     if module.params['backend'] == 'nftables':
-        run_nat_rule_nft(module)
-    run_nat_rule(module)
+        run_nat_rule_nft(module, _conntrack)
+    run_nat_rule(module, _conntrack)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The engine behind ruleset and nat_rule, with the iptables commands replaced by captured output."""
+import functools
 import os
 import sys
 import types
@@ -194,7 +195,7 @@ def nat_params(**overrides):
 
 
 @pytest.fixture
-def conntrack(monkeypatch):
+def conntrack():
     fake = types.ModuleType(CONNTRACK)
     fake.calls = []
 
@@ -213,14 +214,12 @@ def conntrack(monkeypatch):
     fake.flush_entries = flush_entries
     fake.ConntrackError = ConntrackError
     fake.control_connection = lambda environ: [('192.0.2.1', '50000', '192.0.2.2', '22')]
-    monkeypatch.setitem(sys.modules, CONNTRACK, fake)
-    monkeypatch.setattr(module_utils, '_conntrack', fake, raising=False)
     return fake
 
 
 def test_nat_rule_new_rule_is_appended_and_flushes_conntrack(conntrack):
     module = FakeModule(nat_params())
-    result = run(_engine.run_nat_rule, module).result
+    result = run(functools.partial(_engine.run_nat_rule, conntrack=conntrack), module).result
     assert result['changed'] and result['families'] == ['ipv4'] and result['chain'] == 'SNF-NAT-POST'
     assert result['rule'] == ('-A SNF-NAT-POST -s 10.0.0.0/24 -o eth0 -m comment --comment "snf:lan" '
                               '-j SNAT --to-source 203.0.113.9')
@@ -237,14 +236,14 @@ def test_nat_rule_new_rule_is_appended_and_flushes_conntrack(conntrack):
 
 def test_nat_rule_unchanged_rule_does_not_flush(conntrack):
     module = FakeModule(nat_params(name=None, to_source='203.0.113.5', source='10.0.0.0/24'))
-    result = run(_engine.run_nat_rule, module).result
+    result = run(functools.partial(_engine.run_nat_rule, conntrack=conntrack), module).result
     # The rule exists (unnamed, same spec); only the hook position differs, so the hook moves.
     assert result['conntrack_deleted'] == 0 and conntrack.calls == []
 
 
 def test_nat_rule_check_mode_counts_without_deleting(conntrack):
     module = FakeModule(nat_params(), check_mode=True)
-    result = run(_engine.run_nat_rule, module).result
+    result = run(functools.partial(_engine.run_nat_rule, conntrack=conntrack), module).result
     assert module.restores() == [] and result['changed']
     # flush_entries counts what it would delete in check mode.
     assert conntrack.calls[0][1] is True and result['conntrack_deleted'] == 3
@@ -254,7 +253,7 @@ def test_nat_rule_named_rule_replaced_in_place_flushes_old_and_new_match(conntra
     module = FakeModule(nat_params(type='dnat', name='web', source=None, out_interface=None, to_source=None,
                                    in_interface='eth0', protocol='tcp', destination_port=8080,
                                    to_destination='10.0.0.99:80'))
-    run(_engine.run_nat_rule, module)
+    run(functools.partial(_engine.run_nat_rule, conntrack=conntrack), module)
     lines = module.restores()[-1][2].splitlines()
     web = [i for i, line in enumerate(lines) if 'snf:web' in line]
     assert len(web) == 1 and lines[web[0] - 1].endswith('--to-destination 10.0.0.13:53 --random --persistent')
@@ -268,7 +267,7 @@ def test_nat_rule_new_target_same_match_flushes_once(conntrack, check_mode):
     module = FakeModule(nat_params(type='dnat', name='web', source=None, out_interface=None, to_source=None,
                                    in_interface='eth0', protocol='tcp', destination_port=80,
                                    to_destination='10.0.0.99'), check_mode=check_mode)
-    result = run(_engine.run_nat_rule, module).result
+    result = run(functools.partial(_engine.run_nat_rule, conntrack=conntrack), module).result
     assert result['changed'] and result['conntrack_deleted'] == 3
     assert [(flt['dport'], check) for flt, check in conntrack.calls] == [('80', check_mode)]
 
@@ -279,7 +278,7 @@ def test_nat_rule_conntrack_failure_is_reported_after_the_rule_landed(conntrack)
 
     conntrack.flush_entries = flush_entries
     module = FakeModule(nat_params())
-    failed = run(_engine.run_nat_rule, module)
+    failed = run(functools.partial(_engine.run_nat_rule, conntrack=conntrack), module)
     assert isinstance(failed, Failed) and 'the rule is in place' in failed.result['msg']
     assert 'operation not permitted' in failed.result['msg'] and module.restores()
 
@@ -326,9 +325,7 @@ def test_nat_rule_absent_by_name_without_family_removes_both_halves(overrides, f
         assert 'snf:alt' not in data and ':SNF-NAT-PRE - [0:0]' in data
 
 
-def test_nat_rule_without_conntrack_support_fails_before_applying(monkeypatch):
-    monkeypatch.setitem(sys.modules, CONNTRACK, None)
-    monkeypatch.delattr(module_utils, '_conntrack', raising=False)
+def test_nat_rule_without_conntrack_support_fails_before_applying():
     module = FakeModule(nat_params())
     failed = run(_engine.run_nat_rule, module)
     assert isinstance(failed, Failed) and failed.result['msg'].startswith('flush_conntrack: ')
