@@ -42,6 +42,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan 
     entry_message,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import HELPERS, check_scope, negated, render
+from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import sysctl_path
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
 
 SCOPE = 'GW'
@@ -446,10 +447,6 @@ def stale(gathered, chains, scope=SCOPE):
 
 # ---------------------------------------------------------------------------
 # Sysctls
-
-def sysctl_path(name):
-    return '/proc/sys/%s' % name.replace('.', '/')
-
 
 def sysctl_check(sysctls, current, writable, host='the host'):
     """Whether the host lets the role set its sysctls, from what the preflight module read there.

@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_path
+from ansible_collections.stateful.netfilter.plugins.module_utils._files import BootRestore
 
 HEADER = '# Written by stateful.netfilter; changes are overwritten on its next run.\n'
 
@@ -24,6 +24,11 @@ ARGUMENT_SPEC = dict(
     values=dict(type='dict', default={}),
     file=dict(type='path'),
 )
+
+
+def sysctl_path(name):
+    """The /proc/sys file of a sysctl name (net.ipv4.ip_forward)."""
+    return '/proc/sys/%s' % name.replace('.', '/')
 
 
 def name_problem(name):
@@ -67,8 +72,6 @@ def file_text(values):
 
 
 def run_module(module_class):
-    from ansible_collections.stateful.netfilter.plugins.module_utils._persist import BootRestore
-
     module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     values, path = module.params['values'], module.params['file']
     for name in sorted(values):
