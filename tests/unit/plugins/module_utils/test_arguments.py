@@ -7,7 +7,6 @@ import json
 import pytest
 import yaml
 
-from ansible.module_utils.common import warnings
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.stateful.netfilter.tests.unit.compat import INVOCATION_BY_DEFAULT, invocation, patch_module_args
 from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import (
@@ -22,15 +21,7 @@ from ansible_collections.stateful.netfilter.plugins.modules import ruleset
 OPTIONS = ruleset.rule_options()
 
 
-@pytest.fixture(autouse=True)
-def no_pending_messages(monkeypatch):
-    try:
-        from ansible.module_utils import _internal  # ansible-core 2.19+
-        monkeypatch.setattr(_internal, 'is_controller', False)
-    except ImportError:
-        pass
-    monkeypatch.setattr(warnings, '_global_warnings', type(warnings._global_warnings)())
-    monkeypatch.setattr(warnings, '_global_deprecations', type(warnings._global_deprecations)())
+pytestmark = pytest.mark.usefixtures('no_pending_messages')
 
 
 def checked(*rules):

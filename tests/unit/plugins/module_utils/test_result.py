@@ -20,17 +20,7 @@ RESULT = dict(changed=False, entries=[ENTRY] * 3, count=3, total=None, max=26214
               summary=dict(families=dict(ipv4=3), top_ports=[dict(protocol='udp', port=5000, count=3)]))
 
 
-@pytest.fixture(autouse=True)
-def no_pending_messages(monkeypatch):
-    # Once controller code is imported (other tests), warn() displays instead of recording.
-    try:
-        from ansible.module_utils import _internal  # ansible-core 2.19+
-        monkeypatch.setattr(_internal, 'is_controller', False)
-    except ImportError:
-        pass
-    # Dicts from 2.19, lists before.
-    monkeypatch.setattr(warnings, '_global_warnings', type(warnings._global_warnings)())
-    monkeypatch.setattr(warnings, '_global_deprecations', type(warnings._global_deprecations)())
+pytestmark = pytest.mark.usefixtures('no_pending_messages')
 
 
 @pytest.fixture
