@@ -2,12 +2,10 @@
 """The engine behind ruleset and nat_rule, with the iptables commands replaced by captured output."""
 import functools
 import os
-import sys
 import types
 
 import pytest
 
-from ansible_collections.stateful.netfilter.plugins import module_utils
 from ansible_collections.stateful.netfilter.plugins.module_utils import _engine
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'iptables')
