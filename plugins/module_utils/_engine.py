@@ -424,6 +424,7 @@ def run_ruleset(module):
                        for family in families)
     except ValidationError as exc:
         _fail(module, exc)
+    module.planned = desired
     if state == 'rendered':
         rendered = {}
         for family in families:
@@ -446,7 +447,7 @@ def run_ruleset(module):
     plans, live_tables = [], {}
     for family in families:
         live_table = live_tables[family] = engine.read(family, table)
-        live = read_owned(live_table, scope_prefix, family, desired[family].policies)
+        live = read_owned(live_table, scope_prefix, family, desired[family].policies, known=desired[family])
         wanted = wanted_state(state, live, desired[family])
         try:
             check_references(live_table, scope_prefix, wanted)

@@ -364,9 +364,10 @@ def entry_message(exc, origins, options=None, role='firewall'):
     return '%s entry %s: %s: %s' % (variable, name, options.get(key, key) or 'rule', detail)
 
 
-def render(model, scope, backend='iptables'):
+def render(model, scope, backend='iptables', planned=None):
     """{family: iptables-restore input} that creates the model on an empty filter table (state rendered); with
-    backend nftables {'nftables': the owned table as nft lists it}, as the ruleset module renders it."""
+    backend nftables {'nftables': the owned table as nft lists it}, as the ruleset module renders it. planned:
+    {family: Owned} of this model already checked (desired_owned), e.g. by the ruleset run that applied it."""
     prefix = check_scope(scope, 'scope')
     table = model.get('table') or 'filter'
     if backend == 'nftables':
@@ -378,7 +379,7 @@ def render(model, scope, backend='iptables'):
         raise ValidationError('backend', '%r is not a back end (iptables, nftables)' % (backend,))
     rendered = {}
     for family in families_of(model.get('family') or 'both'):
-        desired = desired_owned(model, family, table, prefix)
+        desired = (planned or {}).get(family) or desired_owned(model, family, table, prefix)
         empty = empty_table(table)
         rendered[family] = Plan(empty, prefix, family, read_owned(empty, prefix, family), desired).text
     return rendered

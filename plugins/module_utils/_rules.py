@@ -1427,12 +1427,22 @@ def _hook_position(rules, index):
     return 'first' if not foreign or index < foreign[0] else 'last'
 
 
-def read_owned(table, scope_prefix, family, policies=()):
-    """The Owned state of a scope as the kernel holds it; policies lists the built-ins whose policy is managed."""
+def read_owned(table, scope_prefix, family, policies=(), known=None):
+    """The Owned state of a scope as the kernel holds it; policies lists the built-ins whose policy is managed.
+
+    known (an Owned, the desired state) saves the parse of a saved rule that is already in canonical form: a
+    line equal to the text of a known rule is that rule (render and parse round-trip, tests/unit: the
+    canonical text parses back to itself), any other line is parsed.
+    """
     owned = Owned(policies=[(chain, table.policies.get(chain, 'ACCEPT')) for chain in policies])
+    texts = {}
+    for chain in (known.chains.values() if known is not None else ()):
+        for rule in chain.rules:
+            texts[rule.text] = rule
     for name, rules in table.rules.items():
         if name.startswith(scope_prefix):
-            owned.chains[name] = Chain(name, rules=[Rule.from_save(args, family, table.name) for args in rules])
+            owned.chains[name] = Chain(name, rules=[texts.get(args) or Rule.from_save(args, family, table.name)
+                                                    for args in rules])
     for builtin in BUILTIN_CHAINS[table.name]:
         rules = table.rules.get(builtin, [])
         for index, args in enumerate(rules):
