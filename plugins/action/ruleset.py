@@ -9,10 +9,10 @@ the connection is reset (for SSH: the ControlPersist master is stopped, so
 the next command opens a new TCP connection and a new SSH session) and the
 module is run again with rollback_confirm. A push that cut the way in
 cannot be confirmed that way, and the timer on the host puts the previous
-rules back. With persist, the module left the boot-time restore for after
-the confirmation (persisted: deferred): it is written then, with the
-boot_restore module and the task's model. Without rollback_timeout this is
-the normal action.
+rules back. With sysctls and persist, the module left the sysctls and the
+boot-time restore for after the confirmation (deferred): they are set and
+written then, with the sysctls and boot_restore modules and the task's
+models. Without rollback_timeout this is the normal action.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,6 +27,7 @@ from ansible.plugins.connection import ConnectionBase
 
 MODULE = 'stateful.netfilter.ruleset'
 PERSIST_MODULE = 'stateful.netfilter.boot_restore'
+SYSCTLS_MODULE = 'stateful.netfilter.sysctls'
 
 
 def shape_error(args):
@@ -76,7 +77,8 @@ class ActionModule(ActionBase):
                      policies=args.get('policies') or {}, chains=args.get('chains') or [])
         done = self._execute_module(module_name=PERSIST_MODULE, task_vars=task_vars, module_args=dict(
             role=persist['role'], backend=args.get('backend') or 'iptables', state=state,
-            tables=[model] if state == 'present' else [], root=persist.get('root') or '/'))
+            tables=[model] + list(persist.get('tables') or []) if state == 'present' else [],
+            root=persist.get('root') or '/'))
         if done.get('failed'):
             result['persisted'] = dict(changed=False, changes=done.get('changes') or {}, daemon_reload=False)
             return done.get('msg')
@@ -84,6 +86,23 @@ class ActionModule(ActionBase):
                                    daemon_reload=bool(done.get('daemon_reload')))
         result['changed'] = bool(result.get('changed')) or bool(done.get('changed'))
         if done.get('diff'):
+            result['diff'] = list(result.get('diff') or []) + list(done['diff'])
+        return None
+
+    def _sysctls(self, args, result, task_vars):
+        """ruleset's sysctls after a confirmed change (deferred like persist): the sysctls module with the task's
+        values. Updates result (sysctls, changed, diff); returns the failure's message or None."""
+        option = args['sysctls']
+        module_args = dict(values=option.get('values') or {})
+        if option.get('file'):
+            module_args['file'] = option['file']
+        done = self._execute_module(module_name=SYSCTLS_MODULE, task_vars=task_vars, module_args=module_args)
+        result['sysctls'] = dict(changed=bool(done.get('changed')), changes=done.get('changes') or {},
+                                 file_changed=bool(done.get('file_changed')))
+        if done.get('failed'):
+            return done.get('msg')
+        result['changed'] = bool(result.get('changed')) or bool(done.get('changed'))
+        if done.get('changed') and done.get('diff'):
             result['diff'] = list(result.get('diff') or []) + list(done['diff'])
         return None
 
@@ -134,7 +153,12 @@ class ActionModule(ActionBase):
         rollback['confirmed'] = True
         rollback['confirm_seconds'] = round(time.time() - started, 2)
         result['rollback'] = rollback
-        if (result.get('persisted') or {}).get('deferred'):
+        if (result.get('sysctls') or {}).get('deferred'):
+            failure = self._sysctls(args, result, task_vars)
+            if failure:
+                result.update(failed=True, msg='the rules were applied and confirmed, but setting the sysctls '
+                                               'failed: %s' % failure)
+        if (result.get('persisted') or {}).get('deferred') and not result.get('failed'):
             # persist waited for the confirmation: the boot-time restore from the same model, now.
             failure = self._persist(args, result, task_vars)
             if failure:

@@ -173,8 +173,9 @@ def all_paths(role):
             + sorted(rules_files(role, 'iptables').values()) + stale_paths(role, 'iptables'))
 
 
-def render_rules(backend, scope, tables):
-    """{key of rules_files(): text} of the models in tables (ruleset-shaped: table, family, policies, chains).
+def render_rules(backend, scope, tables, planned=()):
+    """{key of rules_files(): text} of the models in tables (ruleset-shaped: table, family, policies, chains);
+    planned[N], when given, the {family: Owned} tables[N] was already checked into (iptables).
 
     iptables: per family, the iptables-restore input of every table, in the order given (a table without chains
     or policies renders to '', so a family with nothing at all is ''). nftables: one nft -f file that replaces each owned table (an empty model removes
@@ -198,7 +199,7 @@ def render_rules(backend, scope, tables):
     texts = dict((family, []) for family, dummy in FAMILY_COMMANDS)
     for index, model in enumerate(tables):
         try:
-            rendered = _firewall_plan.render(model, scope)
+            rendered = _firewall_plan.render(model, scope, planned=planned[index] if index < len(planned) else None)
         except ValidationError as exc:
             raise named(index, exc)
         for family, text in rendered.items():
@@ -231,11 +232,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def desired_files(role, backend, tables):
+def desired_files(role, backend, tables, planned=()):
     """{path: (text, mode)} of a present boot-time restore (rules files with nothing in them left out), and the
-    paths to remove. Raises ValidationError."""
+    paths to remove (planned: as render_rules). Raises ValidationError."""
     scope = ROLES[role][0][len('SNF-'):-1]
-    texts = render_rules(backend, scope, tables)
+    texts = render_rules(backend, scope, tables, planned)
     files, remove = {}, list(stale_paths(role, backend))
     for key, path in sorted(rules_files(role, backend).items()):
         if texts[key]:
@@ -254,10 +255,10 @@ def validator(backend, key):
     return [dict(FAMILY_COMMANDS)[key] + '-restore', '--test', '--noflush']
 
 
-def write(module, role, backend, state, tables, root='/'):
+def write(module, role, backend, state, tables, root='/', planned=()):
     """Writes (state present) or removes (absent) the role's boot-time restore under root, in check mode only
     planning; returns {changes, daemon_reload, diff}. Fails the module (naming tables[N]) on a bad model or a rules
-    file its validator refuses, before that file is written."""
+    file its validator refuses, before that file is written. planned: as render_rules."""
     from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
     unit = '%s/%s' % (UNIT_DIR, unit_name(role))
@@ -272,7 +273,7 @@ def write(module, role, backend, state, tables, root='/'):
             if table not in TABLES:
                 module.fail_json(msg='tables[%d].table: must be one of %s, got %r' % (index, ', '.join(TABLES), table))
         try:
-            wanted, remove = desired_files(role, backend, tables)
+            wanted, remove = desired_files(role, backend, tables, planned)
         except ValidationError as exc:
             module.fail_json(msg=str(exc))
         keys = dict((path, key) for key, path in rules_files(role, backend).items())
@@ -291,20 +292,51 @@ def write(module, role, backend, state, tables, root='/'):
 
 
 def check_ruleset_persist(params):
-    """ruleset's persist option: '' when the task can write the role's boot-time restore, else why not."""
-    role = params['persist']['role']
+    """ruleset's persist option: '' when the task can write the role's boot-time restore, else why not.
+
+    The firewall role's restore holds the filter table of its scope: the task's own model. The nat_gateway
+    role's holds every table of its scope: the task's model and those of persist.tables, one per table.
+    """
+    persist = params['persist']
+    role = persist['role']
     scope = ROLES[role][0][len('SNF-'):-1]
+    others = persist.get('tables') or []
     if params['state'] != 'overridden':
         return 'persist: needs state overridden (the boot-time restore holds the whole scope), got %s' % params['state']
-    if params['scope'] != scope or params['table'] != 'filter':
+    if role == 'firewall' and (params['scope'] != scope or params['table'] != 'filter' or others):
         return ('persist: the boot-time restore of the %s role holds the filter table of the scope %s, got table %s, '
-                'scope %s' % (role, scope, params['table'], params['scope']))
+                'scope %s%s' % (role, scope, params['table'], params['scope'],
+                                ' and persist.tables' if others else ''))
+    if params['scope'] != scope:
+        return 'persist: the boot-time restore of the %s role holds the scope %s, got scope %s' % (
+            role, scope, params['scope'])
+    seen = [params['table']]
+    for index, model in enumerate(others):
+        table = model.get('table', 'filter') if isinstance(model, dict) else None
+        if table not in TABLES or table in seen:
+            return ('persist.tables[%d].table: one model per table other than the task\'s own (%s), got %r'
+                    % (index, ', '.join(TABLES), table))
+        seen.append(table)
+    if others and persist.get('state') != 'absent':
+        # Checked before any rule changes (the files are written after the rules went in).
+        from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
+        try:
+            render_rules(params.get('backend') or 'iptables', scope, others)
+        except ValidationError as exc:
+            return 'persist.%s' % exc
     return ''
+
+
+def ruleset_tables(params):
+    """The models a ruleset task's boot-time restore holds: the task's own first, then persist.tables."""
+    model = dict(table=params['table'], family=params['family'], policies=params['policies'] or {},
+                 chains=params['chains'])
+    return [model] + list(params['persist'].get('tables') or [])
 
 
 def after_ruleset(module, result):
     """ruleset's persist: once the task's rules are in place, the role's boot-time restore written (or removed)
-    from the task's own model, in the same module run, as boot_restore writes it; the result gets `persisted`
+    from the task's own model and persist.tables (ruleset_tables()), in the same module run, as boot_restore writes it; the result gets `persisted`
     and, when a file changed, changed and its diff. With a rollback armed the files wait for the confirmation
     (persisted: {deferred: true}): the action plugin writes them with boot_restore once the rules are confirmed."""
     params = module.params
@@ -312,10 +344,9 @@ def after_ruleset(module, result):
     if (result.get('rollback') or {}).get('armed'):
         result['persisted'] = dict(deferred=True)
         return
-    model = dict(table=params['table'], family=params['family'], policies=params['policies'] or {},
-                 chains=params['chains'])
     done = write(module, persist['role'], params['backend'], persist['state'],
-                 [model] if persist['state'] == 'present' else [], persist['root'] or '/')
+                 ruleset_tables(params) if persist['state'] == 'present' else [], persist['root'] or '/',
+                 planned=[module.planned] if getattr(module, 'planned', None) else ())
     result['persisted'] = dict(changed=bool(done['changes']), changes=done['changes'],
                                daemon_reload=done['daemon_reload'])
     result['changed'] = bool(result.get('changed')) or bool(done['changes'])

@@ -10,12 +10,15 @@
   rule is read or changed; the SSH guard evaluates the task's own policies
   and chains. A check that says no fails the run; the result carries what
   they read either way.
-- persist: after the rules went in, the firewall role's boot-time restore
-  written from the task's own model (_persist.after_ruleset), as the
-  boot_restore module writes it.
+- sysctls: after the rules went in, the values set and kept in their file
+  (_sysctls.after_ruleset), as the sysctls module does.
+- persist: then a role's boot-time restore written from the task's own
+  model and persist.tables (_persist.after_ruleset), as the boot_restore
+  module writes it.
 
-The firewall role makes its whole host part one module run this way (the
-nat_gateway role its checks and first table): each module run saved is an
+The firewall role makes its whole host part one module run this way, the
+nat_gateway role its checks with the first table, and the translations
+with the sysctls and the boot-time restore: each module run saved is an
 AnsiballZ build on the controller, a copy of the arguments, a round trip
 and a Python start on the host.
 """
@@ -25,25 +28,37 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import check_rules, short_chains
+from ansible_collections.stateful.netfilter.plugins.module_utils import _sysctls
 from ansible_collections.stateful.netfilter.plugins.module_utils._persist import after_ruleset, check_ruleset_persist
 from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import checks
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 
 def start(module, rule_options):
-    """Before the engine runs: the rules checked, the persist step set up, the preflight checks made (fails the
-    module, naming the parameter, when one says no)."""
+    """Before the engine runs: the rules checked, the sysctls and persist steps checked and set up, the preflight
+    checks made (fails the module, naming the parameter, when one says no)."""
     params = module.params
     module.shorten = lambda args: dict(args, chains=short_chains(args['chains']))
     try:
         check_rules(params['chains'], rule_options)
     except ValidationError as exc:
         module.fail_json(msg=str(exc), param=exc.param)
+    # The steps after the rules are checked now, before any change: a bad value fails the run with nothing done.
+    steps = []
+    if params['sysctls']:
+        problem = _sysctls.planned(params['sysctls']['values'] or {}, 'sysctls.values')[0]
+        if params['state'] not in ('overridden', 'merged', 'deleted'):
+            problem = 'sysctls: needs a state that changes rules, got %s' % params['state']
+        if problem:
+            module.fail_json(msg=problem, param='sysctls')
+        steps.append(_sysctls.after_ruleset)
     if params['persist']:
         problem = check_ruleset_persist(params)
         if problem:
             module.fail_json(msg=problem, param='persist')
-        module.before_exit = lambda result: after_ruleset(module, result)
+        steps.append(after_ruleset)
+    if steps:
+        module.before_exit = lambda result: [step(module, result) for step in steps]
     if params['preflight']:
         found, message = checks(module, params['preflight'],
                                 model=dict(policies=params['policies'] or {}, chains=params['chains']))

@@ -71,32 +71,42 @@ def file_text(values):
                             for name in sorted(values))
 
 
-def run_module(module_class):
-    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    values, path = module.params['values'], module.params['file']
+def planned(values, param='values'):
+    """(message, changes): why values cannot be set on this host (a bad name or value, a sysctl missing, or
+    read-only where it would change; '' when they can), and {name: {before, after}} of those that differ."""
     for name in sorted(values):
         problem = name_problem(name)
         if problem:
-            module.fail_json(msg='values: %s' % problem)
+            return '%s: %s' % (param, problem), {}
         if values[name] is None or isinstance(values[name], (dict, list)):
-            module.fail_json(msg='values.%s: must be a number or a string, got %r' % (name, values[name]))
+            return '%s.%s: must be a number or a string, got %r' % (param, name, values[name]), {}
     current, writable = read_sysctls(values)
     missing = sorted(name for name in values if current[name] is None)
     if missing:
-        module.fail_json(msg='values: no such sysctl on this host: %s (%s); nothing was changed'
-                         % (', '.join(missing), ', '.join(sysctl_path(name) for name in missing)))
+        return ('%s: no such sysctl on this host: %s (%s); nothing was changed'
+                % (param, ', '.join(missing), ', '.join(sysctl_path(name) for name in missing))), {}
     changes = dict((name, dict(before=current[name], after=_text(values[name])))
                    for name in sorted(values) if _text(current[name]) != _text(values[name]))
     readonly = sorted(name for name in changes if not writable[name])
     if readonly:
-        module.fail_json(msg='values: read-only on this host: %s; nothing was changed' % ', '.join(readonly))
+        return '%s: read-only on this host: %s; nothing was changed' % (param, ', '.join(readonly)), changes
+    return '', changes
+
+
+def apply(module, values, path, param='values'):
+    """Sets values live where they differ and keeps them in the file path (removed when there are none; no file
+    when path is empty), in check mode only planning; returns {changed, changes, file_changed, diff}. Fails the
+    module, naming param, when planned() says no (before any change) or a write fails."""
+    message, changes = planned(values, param)
+    if message:
+        module.fail_json(msg=message)
     if not module.check_mode:
         for name in sorted(changes):
             try:
                 with open(sysctl_path(name), 'w') as handle:
                     handle.write(str(values[name] if not isinstance(values[name], bool) else int(values[name])) + '\n')
             except (IOError, OSError) as exc:
-                module.fail_json(msg='values.%s: writing %s failed: %s' % (name, sysctl_path(name), exc),
+                module.fail_json(msg='%s.%s: writing %s failed: %s' % (param, name, sysctl_path(name), exc),
                                  changes=changes)
     files = BootRestore(module, '/')
     if path:
@@ -104,9 +114,33 @@ def run_module(module_class):
             files.write(path, file_text(values), 0o644)
         else:
             files.remove(path)
-    result = dict(changed=bool(changes or files.changes), changes=changes, file_changed=bool(files.changes))
+    diff = [dict(before=''.join('%s = %s\n' % (name, change['before']) for name, change in changes.items()),
+                 after=''.join('%s = %s\n' % (name, change['after']) for name, change in changes.items()),
+                 before_header='/proc/sys', after_header='/proc/sys')] + files.diff
+    return dict(changed=bool(changes or files.changes), changes=changes, file_changed=bool(files.changes), diff=diff)
+
+
+def after_ruleset(module, result):
+    """ruleset's sysctls: once the task's rules are in place, its values set and kept in its file as the sysctls
+    module does, in the same module run; the result gets `sysctls` (changed, changes, file_changed) and, when one
+    changed, changed and its diff. With a rollback armed they wait for the confirmation (sysctls: {deferred:
+    true}): the action plugin sets them with the sysctls module once the rules are confirmed."""
+    if (result.get('rollback') or {}).get('armed'):
+        result['sysctls'] = dict(deferred=True)
+        return
+    option = module.params['sysctls']
+    done = apply(module, option['values'] or {}, option.get('file'), 'sysctls.values')
+    diff = done.pop('diff')
+    result['sysctls'] = done
+    result['changed'] = bool(result.get('changed')) or done['changed']
+    if module._diff and done['changed']:
+        result['diff'] = list(result.get('diff') or []) + diff
+
+
+def run_module(module_class):
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = apply(module, module.params['values'], module.params['file'])
+    diff = result.pop('diff')
     if module._diff:
-        result['diff'] = [dict(before=''.join('%s = %s\n' % (name, change['before']) for name, change in changes.items()),
-                               after=''.join('%s = %s\n' % (name, change['after']) for name, change in changes.items()),
-                               before_header='/proc/sys', after_header='/proc/sys')] + files.diff
+        result['diff'] = diff
     module.exit_json(**result)

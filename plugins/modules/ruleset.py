@@ -499,12 +499,14 @@ options:
         type: str
   persist:
     description:
-      - Once the rules are in place, write (or remove) the firewall role's boot-time restore from this task's
-        O(policies) and O(chains), in the same module run, as M(stateful.netfilter.boot_restore) writes it from
-        the same model (the rules files, the restore script, C(snf-firewall.service)); check and diff modes
-        included. A file that changes makes the task changed; RV(persisted) says which.
-      - Needs O(state=overridden), O(table=filter) and the role's scope (C(FW)). The nat_gateway role's restore
-        holds several tables and is written by M(stateful.netfilter.boot_restore).
+      - Once the rules are in place, write (or remove) a role's boot-time restore from this task's
+        O(policies) and O(chains) (and O(persist.tables)), in the same module run, as
+        M(stateful.netfilter.boot_restore) writes it from the same models (the rules files, the restore script,
+        the role's unit); check and diff modes included. A file that changes makes the task changed;
+        RV(persisted) says which.
+      - Needs O(state=overridden) and the role's scope (C(FW) for the firewall role, which holds O(table=filter)
+        only; C(GW) for the nat_gateway role, whose restore holds every table of its scope).
+      - The models of O(persist.tables) are checked before any rule changes.
       - With O(rollback_timeout), the files are written only once the change is confirmed (by the action plugin,
         with M(stateful.netfilter.boot_restore)), so a change the timer puts back never reaches them.
     type: dict
@@ -514,7 +516,15 @@ options:
         description: The role whose boot-time restore this is.
         type: str
         required: true
-        choices: [firewall]
+        choices: [firewall, nat_gateway]
+      tables:
+        description:
+          - With O(persist.role=nat_gateway), the scope's other tables, one model each (C(table), C(family),
+            C(policies), C(chains), as the O(stateful.netfilter.boot_restore#module:tables) of
+            M(stateful.netfilter.boot_restore)), held in the restore after this task's own.
+        type: list
+        elements: dict
+        default: []
       state:
         description: V(present) writes the files, V(absent) removes every file of the role's boot-time restore.
         type: str
@@ -525,6 +535,27 @@ options:
           then.
         type: path
         default: /
+  sysctls:
+    description:
+      - Once the rules are in place, set these sysctls where their live value differs and keep them in
+        O(sysctls.file), in the same module run, as M(stateful.netfilter.sysctls) does (check and diff modes
+        included). A value that changes makes the task changed; RV(sysctls) says which.
+      - Checked before any rule changes - a bad name or value, a sysctl the host does not have, or one that would
+        change and cannot be written fails the task with nothing changed.
+      - The P(stateful.netfilter.nat_gateway#role) role turns forwarding on this way, once its translations are
+        in place. With O(rollback_timeout), the values are set only once the change is confirmed (by the action
+        plugin, with M(stateful.netfilter.sysctls)).
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      values:
+        description: The sysctls by name (C(net.ipv4.ip_forward)) with their value.
+        type: dict
+        default: {}
+      file:
+        description: The file of C(/etc/sysctl.d) that keeps the values, removed when there are none; none when
+          omitted.
+        type: path
   rollback_timeout:
     description:
       - Commit-confirm. Before the change is applied, the current owned chains, hooks and managed policies of
@@ -682,6 +713,17 @@ persisted:
     changed: true
     changes: {/etc/stateful-netfilter/firewall.ipv4.rules: updated}
     daemon_reload: false
+sysctls:
+  description:
+    - With O(sysctls), what was done, as M(stateful.netfilter.sysctls) returns it - C(changed), C(changes) (each
+      sysctl that changed, with C(before) and C(after)) and C(file_changed); or C(deferred) true when a rollback
+      was armed (the action plugin then sets them once the change is confirmed, and returns what it did here).
+  returned: when sysctls is set
+  type: dict
+  sample:
+    changed: true
+    changes: {net.ipv4.ip_forward: {before: '0', after: '1'}}
+    file_changed: true
 preflight:
   description:
     - With O(preflight), what the checks read, as the M(stateful.netfilter.preflight) module returns it - C(managers),
@@ -834,9 +876,14 @@ def main():
             preflight=dict(type='dict', options=dict((name, option) for name, option in PREFLIGHT_SPEC.items()
                                                      if name != 'model')),
             persist=dict(type='dict', options=dict(
-                role=dict(type='str', required=True, choices=['firewall']),
+                role=dict(type='str', required=True, choices=['firewall', 'nat_gateway']),
+                tables=dict(type='list', elements='dict', default=[]),
                 state=dict(type='str', choices=['present', 'absent'], default='present'),
                 root=dict(type='path', default='/'),
+            )),
+            sysctls=dict(type='dict', options=dict(
+                values=dict(type='dict', default={}),
+                file=dict(type='path'),
             )),
         ),
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],

@@ -158,11 +158,24 @@ def ruleset_params(root, **changes):
     return params
 
 
+GW_PERSIST = dict(role='nat_gateway', state='present', tables=[FILTER, EMPTY_RAW])
+
+
 @pytest.mark.parametrize('changes, words', [
     (dict(), ''),
     (dict(state='merged'), 'persist: needs state overridden'),
     (dict(scope='GW'), 'holds the filter table of the scope FW, got table filter, scope GW'),
     (dict(table='nat'), 'holds the filter table of the scope FW, got table nat, scope FW'),
+    (dict(persist=dict(role='firewall', state='present', tables=[NAT])), 'scope FW and persist.tables'),
+    (dict(table='nat', scope='GW', chains=NAT['chains'], persist=GW_PERSIST), ''),
+    (dict(table='nat', scope='FW', persist=GW_PERSIST), 'of the nat_gateway role holds the scope GW, got scope FW'),
+    (dict(table='nat', scope='GW', persist=dict(GW_PERSIST, tables=[FILTER, NAT])),
+     "persist.tables[1].table: one model per table other than the task's own"),
+    (dict(table='nat', scope='GW', persist=dict(GW_PERSIST, tables=[dict(table='security')])),
+     "persist.tables[0].table: one model per table other than the task's own"),
+    (dict(table='nat', scope='GW', persist=dict(GW_PERSIST, tables=[dict(FILTER, chains=[
+        dict(name='SNF-GW-FORWARD', rules=[dict(name='x', destination_port=80, jump='ACCEPT')])])])),
+     'persist.tables[0].chains[0].rules[0].destination_port'),
 ])
 def test_ruleset_persist_holds_the_roles_whole_scope(tmp_path, changes, words):
     message = p.check_ruleset_persist(ruleset_params(tmp_path, **changes))
@@ -196,3 +209,23 @@ def test_after_ruleset_leaves_the_files_to_the_confirmation(tmp_path):
     result = dict(changed=True, rollback=dict(id='ab12', armed=True))
     p.after_ruleset(module, result)
     assert result['persisted'] == dict(deferred=True) and not tmp_path.joinpath('etc').exists()
+
+
+def test_after_ruleset_writes_every_table_of_the_nat_gateway(tmp_path):
+    """The nat_gateway role's translations call: its own nat model first, then persist.tables, as boot_restore
+    writes them from the same list."""
+    module = FakeModule(p.ARGUMENT_SPEC, True)
+    module.params = dict(table='nat', family='both', scope='GW', state='overridden', policies=None,
+                         chains=NAT['chains'], backend='iptables',
+                         persist=dict(GW_PERSIST, root=str(tmp_path / 'mine')))
+    module.check_mode = False
+    result = dict(changed=False)
+    p.after_ruleset(module, result)
+    reference = boot_restore(tmp_path / 'theirs', role='nat_gateway', state='present', backend='iptables',
+                             tables=[dict(NAT, policies={}), FILTER, EMPTY_RAW])
+    assert result['persisted']['changes'] == reference['changes'] and result['changed']
+    assert tree(tmp_path / 'mine') == tree(tmp_path / 'theirs')
+    for family in ('ipv4', 'ipv6'):
+        mine = (tmp_path / 'mine' / (RULES % (family + '.rules')).lstrip('/')).read_text()
+        theirs = (tmp_path / 'theirs' / (RULES % (family + '.rules')).lstrip('/')).read_text()
+        assert mine == theirs and mine.index('*nat') < mine.index('*filter')

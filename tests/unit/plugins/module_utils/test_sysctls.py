@@ -65,3 +65,32 @@ def test_bad_values_are_refused_before_any_change(host, values, expect):
     result = run(host, values=dict(values, **{'net.ipv4.tcp_rmem': 1}))
     assert result['failed'] and re.match(expect, result['msg'])
     assert live(host, 'net.ipv4.tcp_rmem') == '4096\t131072\t6291456\n' and not (host / 'etc').exists()
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_ruleset_sets_them_after_its_rules_as_the_module_does(host, check_mode):
+    """ruleset's sysctls step (the nat_gateway role's translations) gives what the sysctls module gives."""
+    values = {'net.ipv4.ip_forward': 1}
+    path = str(host / 'etc' / 'sysctl.d' / '60-test.conf')
+    module = FakeModule(_sysctls.ARGUMENT_SPEC, True)
+    module.params = dict(sysctls=dict(values=values, file=path))
+    module.check_mode = check_mode
+    reference = run(host, check_mode=True, values=values)
+    result = dict(changed=False)
+    _sysctls.after_ruleset(module, result)
+    assert result['sysctls'] == dict((key, reference[key]) for key in ('changed', 'changes', 'file_changed'))
+    assert result['changed'] is True and result['diff'] == reference['diff']
+    assert live(host, 'net.ipv4.ip_forward') == ('0\n' if check_mode else '1\n')
+    armed = dict(changed=True, rollback=dict(id='ab12', armed=True))
+    _sysctls.after_ruleset(module, armed)
+    assert armed['sysctls'] == dict(deferred=True)
+
+
+@pytest.mark.parametrize('values, expect', [
+    ({'net.ipv4.no_such': 1}, 'sysctls.values: no such sysctl on this host'),
+    ({'net.netfilter.nf_conntrack_max': 262144}, 'sysctls.values: read-only on this host'),
+    ({'net.ipv4.ip_forward': [1]}, 'sysctls.values.net.ipv4.ip_forward: must be a number or a string'),
+])
+def test_ruleset_refuses_them_before_any_rule(host, values, expect):
+    assert _sysctls.planned(values, 'sysctls.values')[0].startswith(expect)
+    assert live(host, 'net.ipv4.ip_forward') == '0\n'
