@@ -535,6 +535,26 @@ options:
           then.
         type: path
         default: /
+  plan:
+    description:
+      - Plan O(family), O(policies) and O(chains) from a role's variables on the controller, in the action plugin
+        (as the P(stateful.netfilter.firewall_plan#filter) filter does, with O(scope) and O(backend)), and apply
+        them. Bad input fails the task before the host is reached, naming the variable and the entry.
+      - The P(stateful.netfilter.firewall#role) role applies its chains this way. Leave O(family), O(policies) and
+        O(chains) out.
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      role:
+        description: The role whose variables these are.
+        type: str
+        required: true
+        choices: [firewall]
+      variables:
+        description: The role's variables by name (C(firewall_input_allow), ...); those left out take the role's
+          defaults.
+        type: dict
+        required: true
   sysctls:
     description:
       - Once the rules are in place, set these sysctls where their live value differs and keep them in
@@ -881,6 +901,11 @@ def main():
                 state=dict(type='str', choices=['present', 'absent'], default='present'),
                 root=dict(type='path', default='/'),
             )),
+            # Resolved by the action plugin on the controller; a module run that gets it was not planned.
+            plan=dict(type='dict', options=dict(
+                role=dict(type='str', required=True, choices=['firewall']),
+                variables=dict(type='dict', required=True),
+            )),
             sysctls=dict(type='dict', options=dict(
                 values=dict(type='dict', default={}),
                 file=dict(type='path'),
@@ -889,6 +914,9 @@ def main():
         mutually_exclusive=[('rollback_timeout', 'rollback_confirm')],
         supports_check_mode=True,
     )
+    if module.params['plan']:
+        module.fail_json(msg='plan: is planned by the action plugin on the controller; this run did not go through '
+                             'it', param='plan')
     start(module, rule_options())
     if module.params['backend'] == 'nftables':
         run_ruleset_nft(module)

@@ -61,7 +61,7 @@ def nft(lab, *args):
 
 
 def gateway_tables(variables):
-    """The nat_gateway role's models (roles/nat_gateway/vars/main.yml __nat_gateway_tables)."""
+    """The nat_gateway role's models (roles/nat_gateway/vars/main.yml: the translations and __nat_gateway_other_tables)."""
     model = npl.plan(variables)
     return [dict(table=table, family='both', chains=model[table + '_chains'])
             for table in ('nat', 'filter', 'raw', 'mangle')]

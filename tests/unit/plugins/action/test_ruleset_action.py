@@ -100,3 +100,71 @@ def test_nothing_deferred_without_a_rollback(monkeypatch):
     del args['rollback_timeout']
     result, calls = action_run(monkeypatch, args, [done])
     assert len(calls) == 1 and result['persisted'] == done['persisted']
+
+
+NAT_CHAINS = [{'name': 'SNF-GW-POST', 'hook': 'POSTROUTING', 'rules': [{'name': 'm', 'jump': 'MASQUERADE'}]}]
+OTHER = [{'table': 'filter', 'family': 'both', 'chains': []}]
+NAT_ARGS = dict(table='nat', family='both', scope='GW', state='overridden', chains=NAT_CHAINS, rollback_timeout=60,
+                sysctls={'values': {'net.ipv4.ip_forward': 1}, 'file': '/etc/sysctl.d/60-x.conf'},
+                persist={'role': 'nat_gateway', 'state': 'present', 'tables': OTHER})
+
+
+def test_sysctls_and_files_wait_for_the_confirmation_in_that_order(monkeypatch):
+    """The nat_gateway role's translations: forwarding goes on and the restore (every table) is written only once
+    the change is confirmed."""
+    armed = dict(ARMED, sysctls={'deferred': True})
+    sysctls = dict(changed=True, changes={'net.ipv4.ip_forward': {'before': '0', 'after': '1'}}, file_changed=True,
+                   diff=[{'before': 'net.ipv4.ip_forward = 0\n', 'after': 'net.ipv4.ip_forward = 1\n'}])
+    written = dict(changed=False, changes={}, daemon_reload=False)
+    result, calls = action_run(monkeypatch, dict(NAT_ARGS), [armed, dict(rollback={'status': 'confirmed'}), sysctls,
+                                                             written])
+    assert [name for name, dummy in calls] == ['stateful.netfilter.ruleset', 'stateful.netfilter.ruleset',
+                                               'stateful.netfilter.sysctls', 'stateful.netfilter.boot_restore']
+    assert calls[2][1] == dict(values={'net.ipv4.ip_forward': 1}, file='/etc/sysctl.d/60-x.conf')
+    assert calls[3][1]['tables'] == [dict(table='nat', family='both', policies={}, chains=NAT_CHAINS)] + OTHER
+    assert result['sysctls'] == dict(changed=True, changes=sysctls['changes'], file_changed=True)
+    assert result['diff'] == sysctls['diff'] and result['changed'] and not result.get('failed')
+
+
+def test_a_failed_sysctl_after_the_confirmation_fails_the_task_and_writes_no_files(monkeypatch):
+    armed = dict(ARMED, sysctls={'deferred': True})
+    refused = dict(failed=True, msg='values.net.ipv4.ip_forward: writing /proc/sys/net/ipv4/ip_forward failed')
+    result, calls = action_run(monkeypatch, dict(NAT_ARGS), [armed, dict(rollback={'status': 'confirmed'}), refused])
+    assert [name for name, dummy in calls][-1] == 'stateful.netfilter.sysctls'
+    assert result['failed'] and result['msg'].startswith('the rules were applied and confirmed, but setting the sysctls')
+    assert result['persisted'] == {'deferred': True}
+
+
+FW_VARIABLES = dict(firewall_input_allow=[dict(name='ssh', port=22, sources=['192.0.2.0/24'])],
+                    firewall_families=['ipv4'])
+
+
+def test_the_plan_is_made_on_the_controller_and_the_module_gets_the_model(monkeypatch):
+    """The firewall role's task: the action plans family, policies and chains as the filter does; the module never
+    sees plan."""
+    from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import plan
+
+    done = dict(changed=False, restore={})
+    args = dict(plan=dict(role='firewall', variables=FW_VARIABLES), table='filter', scope='FW', state='overridden',
+                backend='nftables')
+    result, calls = action_run(monkeypatch, args, [done])
+    model = plan(FW_VARIABLES, 'FW', 'nftables')
+    assert len(calls) == 1 and 'plan' not in calls[0][1] and not result.get('failed')
+    assert dict((key, calls[0][1][key]) for key in ('family', 'policies', 'chains')) == model
+    assert model['family'] == 'ipv4' and model['chains'][0]['name'] == 'SNF-FW-INPUT'
+
+
+@pytest.mark.parametrize('plan_option, extra, words', [
+    (dict(role='firewall', variables=dict(FW_VARIABLES, firewall_input_allow=[dict(name='web', port=70000)])), {},
+     'firewall_input_allow entry web: port'),
+    (dict(role='firewall', variables=dict(firewall_input_allow=[dict(name='a', port=1), dict(name='a', port=2)])), {},
+     'firewall_input_allow: a name is used twice: a'),
+    (dict(role='firewall', variables=FW_VARIABLES), dict(backend='pf'), 'firewall_backend: must be iptables or'),
+    (dict(role='firewall', variables=FW_VARIABLES), dict(chains=[dict(name='SNF-FW-X')]), 'plan: the plan gives the'),
+    (dict(role='firewall', variables=['x']), {}, 'plan.variables: expected the role variables as a mapping'),
+    (dict(role='nat_gateway', variables={}), {}, 'plan: needs role firewall'),
+])
+def test_bad_role_variables_fail_before_the_host_is_reached(monkeypatch, plan_option, extra, words):
+    args = dict(plan=plan_option, table='filter', scope='FW', state='overridden', **extra)
+    result, calls = action_run(monkeypatch, args, [])
+    assert calls == [] and result['failed'] and words in result['msg'], result['msg']
