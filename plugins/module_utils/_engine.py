@@ -249,14 +249,18 @@ class NftSide(object):
         if not module.get_bin_path('nft'):
             return
         try:
-            self.nft = _nft.NftCommand(module)
+            self.nft = _nft.NftCommand(module, probe=False)
         except _nft.NftError:
-            # An nft too old for the back end, or a kernel without nf_tables: no owned table can be there.
+            # An nft too old for the back end: no owned table can be there.
             self.nft = None
             return
         try:
             self.listing = self.nft.list_table(self.name)
         except _nft.NftError as exc:
+            if not self.nft.talks():
+                # A kernel without nf_tables: no owned table can be there either.
+                self.nft = None
+                return
             self._fail(exc)
         # The table holds both families: a task of one family removes it only when it holds nothing of the other.
         others = [family for family in FAMILIES if family not in families]

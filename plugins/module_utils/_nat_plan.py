@@ -12,16 +12,13 @@ every planned rule against the rule model and names the variable and the
 entry in every error. stale() compares the translations in place (as the
 ruleset module's state gathered returns them) with the planned ones and
 returns the conntrack_flush filters of those that changed or went away.
-sysctl_check() tells which sysctls change and whether the host lets them be
-written, from what the preflight module read there.
 
 Rule names carry the identity of a translation (what is translated, not what
 it becomes), so that a changed translation keeps its name and the conntrack
 entries of the old one can be found.
 
 The filter plugins nat_gateway_plan and nat_gateway_stale expose these to
-the role, the preflight module sysctl_check(); ruleset_rendered renders the
-planned chains for the rules files.
+the role; ruleset_rendered renders the planned chains for the rules files.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,7 +39,6 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan 
     entry_message,
 )
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import HELPERS, check_scope, negated, render
-from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import sysctl_path
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import FAMILIES, ValidationError
 
 SCOPE = 'GW'
@@ -77,13 +73,6 @@ MSS_SYN_TEST = 'SYN,RST SYN'
 # The model keys of a planned rule, and the entry option each comes from.
 ENTRY_OPTIONS = {'destination_port': 'port', 'to_destination': 'to', 'destination': 'to'}
 ENTRY_OPTIONS.update(_limits.OPTIONS)
-# The variable that sets a sysctl, by the sysctl's name (first match).
-SYSCTL_VARIABLES = (
-    (re.compile(r'net\.netfilter\.nf_conntrack_max'), 'nat_gateway_conntrack_max'),
-    (re.compile(r'net\.netfilter\.nf_conntrack_.*timeout.*'), 'nat_gateway_conntrack_timeouts'),
-    (re.compile(r'net\.netfilter\.nf_conntrack_acct'), 'nat_gateway_conntrack_accounting'),
-    (re.compile(r'net\.ipv[46]\..*'), 'nat_gateway_forwarding'),
-)
 SOURCE_NAT = (('nat_gateway_masquerade', 'masq', 'MASQUERADE'), ('nat_gateway_snat', 'snat', 'SNAT'))
 
 
@@ -443,42 +432,6 @@ def stale(gathered, chains, scope=SCOPE):
             if new.get(spec['name']) != render(spec):
                 filters.extend(_flush_filters(spec, family))
     return filters
-
-
-# ---------------------------------------------------------------------------
-# Sysctls
-
-def sysctl_check(sysctls, current, writable, host='the host'):
-    """Whether the host lets the role set its sysctls, from what the preflight module read there.
-
-    sysctls: the planned {name: value}. current: {name: the value read, or
-    None where the path does not exist}. writable: {name: whether the path
-    can be written}. Returns {changes, message}: the names whose value
-    changes, and the message to fail with ('' when all is well).
-    """
-    missing = [name for name in sysctls if current.get(name) is None]
-    if missing:
-        return dict(changes=[], message='%s: no such sysctl on %s (%s), the role cannot set it. Nothing was '
-                    'changed.' % ('; '.join(_named(name) for name in missing), host,
-                                  ', '.join(sysctl_path(name) for name in missing)))
-    changes = [name for name in sysctls if str(sysctls[name]) != current[name]]
-    readonly = [name for name in changes if not writable.get(name)]
-    message = ''
-    if readonly:
-        message = (
-            '%s is read-only on %s (the role would change it to %s). Inside a container\'s network namespace the '
-            'kernel keeps nf_conntrack_max global: set it on the host, or leave the variable unset. Nothing was '
-            'changed.' % ('; '.join(_named(name) for name in readonly), host,
-                          ', '.join(str(sysctls[name]) for name in readonly)))
-    return dict(changes=changes, message=message)
-
-
-def _named(name):
-    """A sysctl as a message names it: with the variable that sets it."""
-    for pattern, variable in SYSCTL_VARIABLES:
-        if pattern.fullmatch(name):
-            return '%s: %s' % (variable, name)
-    return name
 
 
 # ---------------------------------------------------------------------------

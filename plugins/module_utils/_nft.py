@@ -1385,7 +1385,9 @@ def parse_version(text):
 class NftCommand(object):
     """The `nft` of the host, through module.run_command (no shell)."""
 
-    def __init__(self, module):
+    def __init__(self, module, probe=True):
+        """probe: check here that nft can talk to the kernel (a kernel without nf_tables fails); without it the
+        caller asks talks() when a command fails."""
         self.module = module
         self.path = module.get_bin_path('nft')
         if not self.path:
@@ -1397,10 +1399,18 @@ class NftCommand(object):
             raise NftError('the nftables back end needs nft %s or later; %s says %s; nothing was changed'
                            % ('.'.join(str(part) for part in NFT_MIN_VERSION), self.path,
                               show((out or err).strip())), param='backend', result=dict(rc=rc, stderr=err))
-        rc, out, err = module.run_command([self.path, 'list', 'tables'], environ_update=C_LOCALE)
-        if rc != 0:
-            raise NftError('nft cannot talk to the kernel: %s (a kernel without nf_tables?); nothing was changed'
-                           % (err.strip() or out.strip()), param='backend', result=dict(rc=rc, stderr=err))
+        if probe:
+            rc, out, err = self._list_tables()
+            if rc != 0:
+                raise NftError('nft cannot talk to the kernel: %s (a kernel without nf_tables?); nothing was '
+                               'changed' % (err.strip() or out.strip()), param='backend', result=dict(rc=rc, stderr=err))
+
+    def _list_tables(self):
+        return self.module.run_command([self.path, 'list', 'tables'], environ_update=C_LOCALE)
+
+    def talks(self):
+        """Whether nft can talk to the kernel (nft list tables works)."""
+        return self._list_tables()[0] == 0
 
     def list_table(self, name):
         """The listing of `inet NAME`, or '' when the table does not exist."""

@@ -13,7 +13,7 @@ is a round trip over the connection):
 - whether systemd runs (/run/systemd/system), which the boot-time restore
   needs (decided by _persist.py), also told to the roles' handlers;
 - the sysctls the nat_gateway role sets: their values and whether they can
-  be written (decided by _nat_plan.sysctl_check());
+  be written (sysctl_check());
 - which tables hold the role's chains (SNF-GW-* in iptables, or its owned
   nftables table), so the role skips the ruleset call of a table it has
   nothing in and never had;
@@ -30,16 +30,28 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible_collections.stateful.netfilter.plugins.module_utils import _managers, _persist
 from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import short_model
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import ssh_verdict
-from ansible_collections.stateful.netfilter.plugins.module_utils._nat_plan import sysctl_check
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
-from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import name_problem, read_sysctls, read_text
+from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import (
+    name_problem,
+    read_sysctls,
+    read_text,
+    sysctl_path,
+)
 from ansible_collections.stateful.netfilter.plugins.module_utils._validate import ValidationError
 
 SYSTEMD_DIR = _persist.SYSTEMD_RUNNING
+# The nat_gateway role's variable that sets a sysctl, by the sysctl's name (first match).
+SYSCTL_VARIABLES = (
+    (re.compile(r'net\.netfilter\.nf_conntrack_max'), 'nat_gateway_conntrack_max'),
+    (re.compile(r'net\.netfilter\.nf_conntrack_.*timeout.*'), 'nat_gateway_conntrack_timeouts'),
+    (re.compile(r'net\.netfilter\.nf_conntrack_acct'), 'nat_gateway_conntrack_accounting'),
+    (re.compile(r'net\.ipv[46]\..*'), 'nat_gateway_forwarding'),
+)
 UFW_CONF = '/etc/ufw/ufw.conf'
 
 ARGUMENT_SPEC = dict(
@@ -117,17 +129,72 @@ def ssh_guard(module, params):
     return verdict
 
 
-def owned_tables(module, scope, tables):
+def sysctl_check(sysctls, current, writable, host='the host'):
+    """Whether the host lets the role set its sysctls, from what the preflight module read there.
+
+    sysctls: the planned {name: value}. current: {name: the value read, or
+    None where the path does not exist}. writable: {name: whether the path
+    can be written}. Returns {changes, message}: the names whose value
+    changes, and the message to fail with ('' when all is well).
+    """
+    missing = [name for name in sysctls if current.get(name) is None]
+    if missing:
+        return dict(changes=[], message='%s: no such sysctl on %s (%s), the role cannot set it. Nothing was '
+                    'changed.' % ('; '.join(_named(name) for name in missing), host,
+                                  ', '.join(sysctl_path(name) for name in missing)))
+    changes = [name for name in sysctls if str(sysctls[name]) != current[name]]
+    readonly = [name for name in changes if not writable.get(name)]
+    message = ''
+    if readonly:
+        message = (
+            '%s is read-only on %s (the role would change it to %s). Inside a container\'s network namespace the '
+            'kernel keeps nf_conntrack_max global: set it on the host, or leave the variable unset. Nothing was '
+            'changed.' % ('; '.join(_named(name) for name in readonly), host,
+                          ', '.join(str(sysctls[name]) for name in readonly)))
+    return dict(changes=changes, message=message)
+
+
+def _named(name):
+    """A sysctl as a message names it: with the variable that sets it."""
+    for pattern, variable in SYSCTL_VARIABLES:
+        if pattern.fullmatch(name):
+            return '%s: %s' % (variable, name)
+    return name
+
+
+def saved_tables(module, command):
+    """{table: its lines} of every table of one family, in one run of command (iptables-save or
+    ip6tables-save, without -t: a table nothing uses is not loaded to be listed); None when the command is
+    missing or fails."""
+    path = module.get_bin_path(command)
+    if not path:
+        return None
+    rc, out, dummy = module.run_command([path], environ_update=dict(LC_ALL='C'))
+    if rc != 0:
+        return None
+    tables, name = {}, None
+    for line in out.splitlines():
+        if line.startswith('*'):
+            name = line[1:].strip()
+            tables[name] = []
+        elif name is not None:
+            tables[name].append(line)
+    return tables
+
+
+def owned_tables(module, scope, tables, saved):
     """{table: whether the scope has chains there}, on either back end: SNF-<scope>-* chains in the iptables
-    table of either family, or the owned nftables table snf_<table>_<scope>. A table that cannot be read counts
-    as holding them (the role then calls ruleset for it, which reports why)."""
+    table of either family (saved: {command: saved_tables() of it}), or the owned nftables table
+    snf_<table>_<scope>. A table that cannot be read counts as holding them (the role then calls ruleset for
+    it, which reports why)."""
     found = dict((table, False) for table in tables)
     declared = ':SNF-%s-' % scope
     for command in ('iptables-save', 'ip6tables-save'):
-        path = module.get_bin_path(command)
-        for table in tables if path else ():
-            rc, out, dummy = module.run_command([path, '-t', table], environ_update=dict(LC_ALL='C'))
-            if rc != 0 or any(line.startswith(declared) for line in out.splitlines()):
+        if not module.get_bin_path(command):
+            continue
+        dump = saved[command]
+        for table in tables:
+            if dump is None or any(line.startswith(declared) for line in dump.get(table, ())):
                 found[table] = True
     nft = module.get_bin_path('nft')
     if nft and tables:
@@ -164,11 +231,11 @@ def checks(module, params, model=None):
     if params['ssh_guard'] and role != 'firewall':
         module.fail_json(msg='ssh_guard: only the firewall role has an SSH guard, got role %s' % role)
 
-    rules = None
-    save = module.get_bin_path('iptables-save')
-    if save:
-        rc, out, dummy = module.run_command([save, '-t', 'filter'], environ_update=dict(LC_ALL='C'))
-        rules = out if rc == 0 else None
+    # One iptables-save per family serves the managers' check (IPv4's filter table) and owned_tables.
+    saved = dict((command, saved_tables(module, command)) for command in
+                 (('iptables-save', 'ip6tables-save') if params['owned_tables'] else ('iptables-save',)))
+    ipv4 = saved['iptables-save']
+    rules = None if ipv4 is None else ''.join(line + '\n' for line in ipv4.get('filter', ()))
     found = _managers.detect(process_names(), read_text(UFW_CONF), rules)
     systemd = os.path.isdir(SYSTEMD_DIR)
     current, writable = read_sysctls(sysctls)
@@ -180,7 +247,7 @@ def checks(module, params, model=None):
         sysctl_changes=checked['changes'],
     )
     if params['owned_tables']:
-        result['owned'] = owned_tables(module, params['scope'], params['owned_tables'])
+        result['owned'] = owned_tables(module, params['scope'], params['owned_tables'], saved)
     if params['ssh_guard']:
         result['ssh'] = ssh_guard(module, dict(params, model=params.get('model') if model is None else model))
     for message in (_managers.check(found, role, params['coexist'], host),

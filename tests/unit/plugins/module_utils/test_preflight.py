@@ -12,7 +12,7 @@ import pytest
 import stand_in
 from stand_in import StandInModule
 
-from ansible_collections.stateful.netfilter.plugins.module_utils import _preflight as pf, _sysctls
+from ansible_collections.stateful.netfilter.plugins.module_utils import _nat_plan as npl, _preflight as pf, _sysctls
 
 
 class FakeModule(StandInModule):
@@ -195,7 +195,8 @@ def test_the_ssh_guard_refuses_what_it_cannot_check(host, params, expect):
 class SavingModule(FakeModule):
     """iptables-save prints SNF-GW-* chains in the mangle table of IPv6 only; nft lists one owned table."""
     commands = []
-    tables = {('ip6tables-save', 'mangle'): '*mangle\n:PREROUTING ACCEPT [0:0]\n:SNF-GW-MSS - [0:0]\nCOMMIT\n'}
+    saved = {'iptables-save': '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n',
+             'ip6tables-save': '*mangle\n:PREROUTING ACCEPT [0:0]\n:SNF-GW-MSS - [0:0]\nCOMMIT\n'}
     nft = 'table ip filter\ntable inet snf_nat_GW\ntable inet firewalld\n'
 
     def get_bin_path(self, name, required=False):
@@ -206,9 +207,7 @@ class SavingModule(FakeModule):
         command = os.path.basename(argv[0])
         if command == 'nft':
             return 0, SavingModule.nft, ''
-        if argv[1:] == ['-t', 'filter'] and command == 'iptables-save' and len(SavingModule.commands) == 1:
-            return 0, '*filter\nCOMMIT\n', ''  # the managers' read
-        return 0, SavingModule.tables.get((command, argv[-1]), '*%s\nCOMMIT\n' % argv[-1]), ''
+        return 0, SavingModule.saved[command], ''
 
 
 def test_owned_tables_are_found_on_either_back_end_and_a_bad_scope_is_refused(host):
@@ -216,8 +215,62 @@ def test_owned_tables_are_found_on_either_back_end_and_a_bad_scope_is_refused(ho
     SavingModule.commands = []
     result = run(SavingModule, **params)
     assert result['owned'] == {'nat': True, 'raw': False, 'mangle': True}
-    assert ['/usr/sbin/ip6tables-save', '-t', 'raw'] in SavingModule.commands
+    # One iptables-save per family (no -t: no table is loaded to be listed) serves the managers' check too.
+    assert SavingModule.commands == [['/usr/sbin/iptables-save'], ['/usr/sbin/ip6tables-save'],
+                                     ['/usr/sbin/nft', 'list', 'tables']]
     for scope, expect in ((None, '^scope: required with owned_tables'), ('G-W', '^scope: .G-W. is not a scope')):
         params['scope'] = scope
         result = run(SavingModule, **params)
         assert result['failed'] and re.match(expect, result['msg'])
+
+
+# ---------------------------------------------------------------------------
+# Sysctls the nat_gateway role sets (sysctl_check)
+
+SYSCTLS = {'net.ipv4.ip_forward': 1, 'net.netfilter.nf_conntrack_max': 262144,
+           'net.netfilter.nf_conntrack_udp_timeout': 60}
+
+
+def test_sysctl_changes():
+    current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '65536',
+               'net.netfilter.nf_conntrack_udp_timeout': '30'}
+    assert pf.sysctl_check(SYSCTLS, current, dict.fromkeys(SYSCTLS, True)) == dict(
+        message='', changes=['net.netfilter.nf_conntrack_max', 'net.netfilter.nf_conntrack_udp_timeout'])
+    assert pf.sysctl_check({}, {}, {}) == dict(changes=[], message='')
+
+
+def test_a_missing_sysctl_is_refused_naming_its_variable():
+    current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '65536'}
+    assert pf.sysctl_check(SYSCTLS, current, dict.fromkeys(current, True), host='gw')['message'] == (
+        'nat_gateway_conntrack_timeouts: net.netfilter.nf_conntrack_udp_timeout: no such sysctl on gw '
+        '(/proc/sys/net/netfilter/nf_conntrack_udp_timeout), the role cannot set it. Nothing was changed.')
+
+
+def test_a_read_only_sysctl_to_change_is_refused_naming_its_variable():
+    current = {'net.ipv4.ip_forward': '0', 'net.netfilter.nf_conntrack_max': '65536',
+               'net.netfilter.nf_conntrack_udp_timeout': '60'}
+    writable = {'net.ipv4.ip_forward': True}
+    assert pf.sysctl_check(SYSCTLS, current, writable, 'edge1')['message'] == (
+        "nat_gateway_conntrack_max: net.netfilter.nf_conntrack_max is read-only on edge1 (the role would change it "
+        "to 262144). Inside a container's network namespace the kernel keeps nf_conntrack_max global: set it on the "
+        "host, or leave the variable unset. Nothing was changed.")
+    current['net.netfilter.nf_conntrack_udp_timeout'] = '30'
+    assert pf.sysctl_check(SYSCTLS, current, {})['message'].startswith(
+        'nat_gateway_forwarding: net.ipv4.ip_forward; nat_gateway_conntrack_max: net.netfilter.nf_conntrack_max; '
+        'nat_gateway_conntrack_timeouts: net.netfilter.nf_conntrack_udp_timeout is read-only on the host '
+        '(the role would change it to 1, 262144, 60).')
+    # a read-only sysctl that keeps its value is no reason to refuse
+    current = {'net.ipv4.ip_forward': '1', 'net.netfilter.nf_conntrack_max': '262144',
+               'net.netfilter.nf_conntrack_udp_timeout': '60'}
+    assert pf.sysctl_check(SYSCTLS, current, {}) == dict(changes=[], message='')
+
+
+def test_conntrack_accounting_is_a_sysctl_of_its_own_variable():
+    assert 'net.netfilter.nf_conntrack_acct' not in npl.plan({})['sysctls']
+    assert npl.plan(dict(nat_gateway_conntrack_accounting=True))['sysctls']['net.netfilter.nf_conntrack_acct'] == 1
+    assert npl.plan(dict(nat_gateway_conntrack_accounting=False))['sysctls']['net.netfilter.nf_conntrack_acct'] == 0
+    with pytest.raises(npl.PlanError, match='^nat_gateway_conntrack_accounting: expected true, false or null, got "yes"'):
+        npl.plan(dict(nat_gateway_conntrack_accounting='yes'))
+    message = pf.sysctl_check({'net.netfilter.nf_conntrack_acct': 1}, {'net.netfilter.nf_conntrack_acct': '0'}, {},
+                              'gw')['message']
+    assert message.startswith('nat_gateway_conntrack_accounting: net.netfilter.nf_conntrack_acct is read-only on gw')
