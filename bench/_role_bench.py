@@ -76,10 +76,41 @@ def parser(description, prefix):
     out.add_argument('--connection', choices=CONNECTIONS, default='ssh',
                      help='ssh (default): gw over real SSH with pipelining, as an operator reaches it; '
                           'podman: podman exec per task (the lab\'s own view); both: the two in the same rounds')
+    out.add_argument('--vars-from', choices=VARS_FROM, default='lookup',
+                     help='where the role\'s large variable comes from: lookup (default) a JSON file read in the '
+                          'include\'s vars; inventory the YAML host_vars beside the playbook, as an operator '
+                          'writes it (ansible-core tags and templates such data at a higher cost)')
     out.add_argument('--prefix', default=prefix, help='lab prefix (must start with snf-), default %s' % prefix)
     out.add_argument('--no-create', action='store_true', help='use a running lab of this prefix')
     out.add_argument('--keep', action='store_true', help='leave the lab running')
     return out
+
+
+VARS_FROM = ('lookup', 'inventory')
+
+
+def big_variable(lab, label, name, value, vars_from):
+    """Where a playbook of lab.scratch/LABEL/ gets the role's large variable (the allow entries, the port
+    forwards): (the line for the include_role's vars, the playbook's path).
+
+    lookup: a JSON file read with lookup('file') | from_json in the include's vars (plain data, as the
+    benches have always measured it). inventory: the YAML host_vars/gw.yml beside the playbook, as an
+    operator's inventory gives it; ansible-core 2.19 tags every value of such a file with its origin and
+    templates it as trusted data, which costs more each time a task templates the variable.
+    """
+    directory = os.path.join(lab.scratch, label)
+    os.makedirs(os.path.join(directory, 'host_vars'))
+    if vars_from == 'inventory':
+        import yaml
+        with open(os.path.join(directory, 'host_vars', 'gw.yml'), 'w') as handle:
+            yaml.safe_dump({name: value}, handle, default_flow_style=False)
+        line = ''
+    else:
+        path = os.path.join(directory, '%s.json' % name)
+        with open(path, 'w') as handle:
+            json.dump(value, handle)
+        line = '        %s: "{{ lookup(\'ansible.builtin.file\', \'%s\') | from_json }}"\n' % (name, path)
+    return line, os.path.join(directory, 'playbook.yml')
 
 
 def parse(argparser):

@@ -21,11 +21,11 @@ same connection in its environment.
     python bench/firewall_role_bench.py --connection podman --ref HEAD~20
     python bench/firewall_role_bench.py --connection both --rounds 2
     python bench/firewall_role_bench.py --backend nftables --rounds 1
+    python bench/firewall_role_bench.py --vars-from inventory --rounds 2
 """
 
 from __future__ import absolute_import, division, print_function
 
-import json
 import os
 import sys
 
@@ -55,8 +55,7 @@ PLAYBOOK = '''---
       ansible.builtin.include_role:
         name: stateful.netfilter.firewall
       vars:
-        firewall_input_allow: "{{{{ lookup('ansible.builtin.file', '{allow}') | from_json }}}}"
-        firewall_persist: {persist}
+{allow}        firewall_persist: {persist}
         firewall_persist_require_systemd: false  # the lab container does not run systemd
         firewall_backend: {backend}
 '''
@@ -67,14 +66,11 @@ ENVIRONMENT = '''  environment:
 ''' % SSH_CONNECTION
 
 
-def write_playbook(lab, connection, label, allow, persist, backend):
+def write_playbook(lab, connection, label, allow, persist, backend, vars_from):
     label = '%s-%s' % (label, connection)
-    allow_file = os.path.join(lab.scratch, '%s.json' % label)
-    with open(allow_file, 'w') as handle:
-        json.dump(allow, handle)
-    path = os.path.join(lab.scratch, '%s.yml' % label)
+    line, path = _role_bench.big_variable(lab, label, 'firewall_input_allow', allow, vars_from)
     with open(path, 'w') as handle:
-        handle.write(PLAYBOOK.format(label=label, allow=allow_file, persist='true' if persist else 'false',
+        handle.write(PLAYBOOK.format(label=label, allow=line, persist='true' if persist else 'false',
                                      backend=backend,
                                      environment=ENVIRONMENT if connection == 'podman' else ''))
     return path
@@ -88,12 +84,13 @@ def main():
     options = _role_bench.parse(parser)
 
     def playbooks(lab, connection):
-        return (write_playbook(lab, connection, 'reset', BASE_ALLOW, persist=False, backend=options.backend),
+        return (write_playbook(lab, connection, 'reset', BASE_ALLOW, persist=False, backend=options.backend,
+                               vars_from='lookup'),
                 write_playbook(lab, connection, 'bulk', entries(options.entries), persist=True,
-                               backend=options.backend))
+                               backend=options.backend, vars_from=options.vars_from))
 
-    return _role_bench.bench(options, playbooks, '%d allow entries (%d rules per family), %s back end'
-                             % (options.entries, options.entries + 1, options.backend),
+    return _role_bench.bench(options, playbooks, '%d allow entries (%d rules per family), %s back end, the entries '
+                             'from %s' % (options.entries, options.entries + 1, options.backend, options.vars_from),
                              first_target=5, rerun_target=3)
 
 

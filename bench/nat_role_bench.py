@@ -19,6 +19,7 @@ script and the unit written), then a no-change re-run.
     python bench/nat_role_bench.py --rounds 2
     python bench/nat_role_bench.py --connection podman --ref HEAD~20
     python bench/nat_role_bench.py --connection both --rounds 2
+    python bench/nat_role_bench.py --vars-from inventory --rounds 2
 """
 
 from __future__ import absolute_import, division, print_function
@@ -58,20 +59,16 @@ PLAYBOOK = '''---
         name: stateful.netfilter.nat_gateway
       vars:
         nat_gateway_masquerade: {masquerade}
-        nat_gateway_port_forwards: "{{{{ lookup('ansible.builtin.file', '{forwards}') | from_json }}}}"
-        nat_gateway_persist: {persist}
+{forwards}        nat_gateway_persist: {persist}
         nat_gateway_persist_require_systemd: false  # the lab container does not run systemd
         nat_gateway_flush_stale: {flush}
 '''
 
 
-def write_playbook(lab, label, port_forwards, persist, flush=True):
-    forwards_file = os.path.join(lab.scratch, '%s.json' % label)
-    with open(forwards_file, 'w') as handle:
-        json.dump(port_forwards, handle)
-    path = os.path.join(lab.scratch, '%s.yml' % label)
+def write_playbook(lab, label, port_forwards, persist, flush=True, vars_from='lookup'):
+    line, path = _role_bench.big_variable(lab, label, 'nat_gateway_port_forwards', port_forwards, vars_from)
     with open(path, 'w') as handle:
-        handle.write(PLAYBOOK.format(label=label, masquerade=json.dumps(MASQUERADE), forwards=forwards_file,
+        handle.write(PLAYBOOK.format(label=label, masquerade=json.dumps(MASQUERADE), forwards=line,
                                      persist='true' if persist else 'false', flush='true' if flush else 'false'))
     return path
 
@@ -85,10 +82,10 @@ def main():
         # The reset removes N port forwards: with the stale flush that is N conntrack_flush calls (one a
         # translation), which is not what is measured here.
         return (write_playbook(lab, 'reset', BASE_FORWARDS, persist=False, flush=False),
-                write_playbook(lab, 'bulk', forwards(options.forwards), persist=True))
+                write_playbook(lab, 'bulk', forwards(options.forwards), persist=True, vars_from=options.vars_from))
 
     return _role_bench.bench(options, playbooks, '%d port forwards (a DNAT and a FORWARD accept each, half IPv4, '
-                             'half IPv6)' % options.forwards, first_target=5, rerun_target=5)
+                             'half IPv6) from %s' % (options.forwards, options.vars_from), first_target=5, rerun_target=5)
 
 
 if __name__ == '__main__':
