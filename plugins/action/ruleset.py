@@ -5,10 +5,12 @@
 """Action plugin of stateful.netfilter.ruleset: the firewall role's plan, and commit-confirm over a new connection.
 
 With plan, the role variables are planned into family, policies and chains
-here, on the controller (module_utils/_firewall_plan.py; bad input fails
-the task before the host is reached, naming the variable and the entry), and
-handed to the module as they are: no task templates the 2,000-rule model of
-1,000 allow entries into a fact and again into the arguments.
+here, on the controller (module_utils/_firewall_plan.py; bad variables fail
+the task before the host is reached), and handed to the module as they are:
+no task templates the 2,000-rule model of 1,000 allow entries into a fact
+and again into the arguments. The module checks every planned rule before
+it changes anything; a rule it refuses is told here by the variable and the
+entry it came from.
 
 Runs the module. When it armed a rollback (rollback_timeout and a change),
 the connection is reset (for SSH: the ControlPersist master is stopped, so
@@ -31,7 +33,7 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 
-from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import PlanError, plan
+from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import PlanError, draft, told_by_entry
 
 MODULE = 'stateful.netfilter.ruleset'
 PERSIST_MODULE = 'stateful.netfilter.boot_restore'
@@ -40,26 +42,28 @@ SYSCTLS_MODULE = 'stateful.netfilter.sysctls'
 
 def resolve_plan(args):
     """ruleset's plan option, planned here on the controller: args get the role's family, policies and chains
-    (the module never sees plan). Returns the message naming the variable and the entry when the role variables
-    are bad, else None."""
+    (the module never sees plan). Returns (message, origins): the message naming the variable and the entry when
+    the role variables are bad (else None), and where each planned rule comes from (None on failure).
+
+    The planned rules are checked once, by the module before it changes anything (the filter firewall_plan
+    checks them on the controller as well); a rule it refuses is told in terms of the variable and the entry
+    (told_by_entry), as the filter tells it.
+    """
     option = args.pop('plan')
     if not isinstance(option, dict) or option.get('role') != 'firewall':
-        return 'plan: needs role firewall and the role variables, got %r' % (option,)
+        return 'plan: needs role firewall and the role variables, got %r' % (option,), None
     variables = option.get('variables')
     if not isinstance(variables, dict):
-        return 'plan.variables: expected the role variables as a mapping, got %s' % type(variables).__name__
+        return 'plan.variables: expected the role variables as a mapping, got %s' % type(variables).__name__, None
     given = [key for key in ('family', 'policies', 'chains') if args.get(key)]
     if given:
-        return 'plan: the plan gives the %s; leave %s out' % (', '.join(given), ', '.join(given))
-    backend = args.get('backend') or 'iptables'
+        return 'plan: the plan gives the %s; leave %s out' % (', '.join(given), ', '.join(given)), None
     try:
-        if backend not in ('iptables', 'nftables'):
-            raise PlanError('firewall_backend: must be iptables or nftables, got %r' % (backend,))
-        model = plan(variables, args.get('scope') or 'FW', backend)
+        model, origins = draft(variables, args.get('scope') or 'FW', args.get('backend') or 'iptables')
     except PlanError as exc:
-        return str(exc)
+        return str(exc), None
     args.update(family=model['family'], policies=model['policies'], chains=model['chains'])
-    return None
+    return None, origins
 
 
 def shape_error(args):
@@ -142,7 +146,11 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        error = resolve_plan(args) if args.get('plan') is not None else shape_error(args)
+        origins = None
+        if args.get('plan') is not None:
+            error, origins = resolve_plan(args)
+        else:
+            error = shape_error(args)
         if error:
             result.update(failed=True, msg=error)
             return result
@@ -153,6 +161,8 @@ class ActionModule(ActionBase):
             return result
         result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars,
                                            wrap_async=wrap_async))
+        if origins is not None and result.get('failed') and isinstance(result.get('msg'), str):
+            result['msg'] = told_by_entry(result['msg'], result.get('param'), origins)
         rollback = result.get('rollback') or {}
         if result.get('failed') or not rollback.get('armed'):
             if not wrap_async:

@@ -63,8 +63,6 @@ def _firewall_plan(variables, scope='FW', backend='iptables'):
         raise AnsibleFilterError('firewall_plan: expected the role variables as a dictionary, got %s'
                                  % type(variables).__name__)
     try:
-        if backend not in ('iptables', 'nftables'):
-            raise PlanError('firewall_backend: must be iptables or nftables, got %r' % (backend,))
         return plan(variables, scope, backend)
     except PlanError as exc:
         raise AnsibleFilterError('firewall_plan: %s' % exc)

@@ -142,8 +142,8 @@ class Module(AnsibleModule):
     returned = None
     # before_exit(result): the last step of a run that succeeded (ruleset's persist), on the result exit_json prints.
     before_exit = None
-    # {family: Owned} the iptables engine checked the task's chains into (ruleset): persist renders from it
-    # instead of checking every rule again.
+    # {family: Owned} the task's chains were checked into (ruleset, _engine.planned_owned): the engine and
+    # persist take it instead of checking every rule again.
     planned = None
 
     def _short(self, result):

@@ -372,6 +372,19 @@ def desired_owned(params, family, table, scope_prefix, with_rules=True):
     return Owned(chains, policies)
 
 
+def planned_owned(module):
+    """{family: Owned} of the task's policies and chains, checked against the rule model once a run (raises
+    ValidationError): the first caller checks (the preflight before its SSH guard, else the engine), later ones
+    (the engine, either back end; persist) take module.planned."""
+    if getattr(module, 'planned', None) is None:
+        params = module.params
+        prefix = check_scope(params['scope'], 'scope')
+        module.planned = dict((family, desired_owned(params, family, params['table'], prefix,
+                                                     params['state'] != 'deleted'))
+                              for family in families_of(params['family']))
+    return module.planned
+
+
 def wanted_state(state, live, desired):
     """The owned state after applying `desired` to `live` in the given state."""
     if state == 'overridden':
@@ -424,11 +437,9 @@ def run_ruleset(module):
         module.fail_json(msg=str(exc), param='rollback_timeout')
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
-        desired = dict((family, desired_owned(params, family, table, scope_prefix, state != 'deleted'))
-                       for family in families)
+        desired = planned_owned(module)
     except ValidationError as exc:
         _fail(module, exc)
-    module.planned = desired
     if state == 'rendered':
         rendered = {}
         for family in families:

@@ -279,6 +279,18 @@ def plan(variables, scope='FW', backend='iptables'):
 
     With backend nftables the sources (and destinations) of an allow entry are one list per family in one rule.
     """
+    model, origins = draft(variables, scope, backend)
+    _check_rules(model, check_scope(scope, 'scope'), origins)
+    return model
+
+
+def draft(variables, scope='FW', backend='iptables'):
+    """plan() without the check of every planned rule against the rule model: (model, origins), for a caller
+    that has the rules checked where they are applied (the ruleset action plugin: its module checks them before
+    any change) and tells a failure in terms of the variables with told_by_entry(). The variables themselves
+    are checked (raises PlanError)."""
+    if backend not in ('iptables', 'nftables'):
+        raise PlanError('firewall_backend: must be iptables or nftables, got %r' % (backend,))
     settings = dict(DEFAULTS)
     settings.update((key, value) for key, value in variables.items() if value is not None)
     check_input(settings)
@@ -329,9 +341,7 @@ def plan(variables, scope='FW', backend='iptables'):
         if policies[builtin] == 'DROP' and (settings['firewall_log_dropped'] if enabled is None else enabled):
             chains.append(dict(name='%s%s-LOG' % (prefix, builtin), hook=builtin, hook_position='last',
                                rules=[_log_rule(builtin.lower(), given)]))
-    model = dict(family=single or 'both', policies=policies, chains=chains)
-    _check_rules(model, prefix, origins)
-    return model
+    return dict(family=single or 'both', policies=policies, chains=chains), origins
 
 
 _RULE_PARAM = re.compile(r'chains\[([0-9]+)\]\.rules\[([0-9]+)\]\.?(.*)')
@@ -362,6 +372,14 @@ def entry_message(exc, origins, options=None, role='firewall'):
     key = match.group(3)
     options = ENTRY_OPTIONS if options is None else options
     return '%s entry %s: %s: %s' % (variable, name, options.get(key, key) or 'rule', detail)
+
+
+def told_by_entry(message, param, origins):
+    """A failure of the ruleset module on a drafted model (message, naming param), told as entry_message() tells
+    it: the message unchanged when param is not a planned rule's."""
+    if not param or not _RULE_PARAM.fullmatch(param) or not message.startswith(param + ': '):
+        return message
+    return entry_message(ValidationError(param, message[len(param) + 2:]), origins)
 
 
 def render(model, scope, backend='iptables', planned=None):

@@ -1617,9 +1617,8 @@ def run_ruleset(module):
     try:
         scope_prefix = check_scope(params['scope'], 'scope')
         _check_policies(params)
-        desired = dict((family, convert_owned(_engine.desired_owned(params, family, table, scope_prefix,
-                                                                    state != 'deleted'), family, table))
-                       for family in families)
+        desired = dict((family, convert_owned(owned, family, table))
+                       for family, owned in _engine.planned_owned(module).items())
     except ValidationError as exc:
         _fail(module, exc)
     name = table_name(table, params['scope'])

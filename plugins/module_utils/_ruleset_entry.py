@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.stateful.netfilter.plugins.module_utils._arguments import check_rules, short_chains
+from ansible_collections.stateful.netfilter.plugins.module_utils._engine import planned_owned
 from ansible_collections.stateful.netfilter.plugins.module_utils import _sysctls
 from ansible_collections.stateful.netfilter.plugins.module_utils._persist import after_ruleset, check_ruleset_persist
 from ansible_collections.stateful.netfilter.plugins.module_utils._preflight import checks
@@ -60,6 +61,12 @@ def start(module, rule_options):
     if steps:
         module.before_exit = lambda result: [step(module, result) for step in steps]
     if params['preflight']:
+        # The planned rules checked before the checks that read them (the SSH guard), so that a bad rule is told
+        # as such; the engine takes the result (module.planned) instead of checking again.
+        try:
+            planned_owned(module)
+        except ValidationError as exc:
+            module.fail_json(msg=str(exc), param=exc.param)
         found, message = checks(module, params['preflight'],
                                 model=dict(policies=params['policies'] or {}, chains=params['chains']))
         module.returned = dict(preflight=found)

@@ -539,7 +539,10 @@ options:
     description:
       - Plan O(family), O(policies) and O(chains) from a role's variables on the controller, in the action plugin
         (as the P(stateful.netfilter.firewall_plan#filter) filter does, with O(scope) and O(backend)), and apply
-        them. Bad input fails the task before the host is reached, naming the variable and the entry.
+        them. Bad variables fail the task before the host is reached, naming the variable and the entry.
+      - The module checks every planned rule once, before it reads or changes anything (before the checks of
+        O(preflight) too); a rule it refuses fails the task naming the variable and the entry it came from, as the
+        filter, which checks them on the controller, names them.
       - The P(stateful.netfilter.firewall#role) role applies its chains this way. Leave O(family), O(policies) and
         O(chains) out.
     type: dict

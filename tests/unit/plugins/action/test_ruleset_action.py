@@ -154,9 +154,31 @@ def test_the_plan_is_made_on_the_controller_and_the_module_gets_the_model(monkey
     assert model['family'] == 'ipv4' and model['chains'][0]['name'] == 'SNF-FW-INPUT'
 
 
+def test_a_rule_the_module_refuses_is_told_by_the_variable_and_the_entry(monkeypatch):
+    """The planned rules are checked once, by the module before any change; its message names the variable and
+    the entry as the filter firewall_plan (which checks them on the controller) does."""
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.stateful.netfilter.plugins.filter.firewall_plan import _firewall_plan
+    from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import draft
+
+    variables = dict(FW_VARIABLES, firewall_input_allow=[dict(name='ssh', port=22), dict(name='web', port=70000)])
+    with pytest.raises(AnsibleFilterError) as caught:
+        _firewall_plan(variables)
+    assert 'firewall_input_allow entry web: port: ' in str(caught.value)
+    # What the module says of that rule, by its place in the chains it got.
+    number = [rule.get('name') for rule in draft(variables)[0]['chains'][0]['rules']].index('allow:web')
+    param = 'chains[0].rules[%d].destination_port' % number
+    refused = dict(failed=True, param=param, msg='%s: 70000 is not a port (1-65535)' % param)
+    args = dict(plan=dict(role='firewall', variables=variables), table='filter', scope='FW', state='overridden')
+    result, calls = action_run(monkeypatch, args, [refused])
+    assert len(calls) == 1 and result['failed']
+    assert result['msg'] == 'firewall_input_allow entry web: port: 70000 is not a port (1-65535)'
+    # A failure that is not a planned rule's is left as the module gave it.
+    other = dict(failed=True, msg='firewall_ssh_guard: refusing to apply')
+    assert action_run(monkeypatch, dict(args), [other])[0]['msg'] == other['msg']
+
+
 @pytest.mark.parametrize('plan_option, extra, words', [
-    (dict(role='firewall', variables=dict(FW_VARIABLES, firewall_input_allow=[dict(name='web', port=70000)])), {},
-     'firewall_input_allow entry web: port'),
     (dict(role='firewall', variables=dict(firewall_input_allow=[dict(name='a', port=1), dict(name='a', port=2)])), {},
      'firewall_input_allow: a name is used twice: a'),
     (dict(role='firewall', variables=FW_VARIABLES), dict(backend='pf'), 'firewall_backend: must be iptables or'),
