@@ -37,6 +37,7 @@ from ansible_collections.stateful.netfilter.plugins.module_utils._arguments impo
 from ansible_collections.stateful.netfilter.plugins.module_utils._firewall_plan import ssh_verdict
 from ansible_collections.stateful.netfilter.plugins.module_utils._rules import check_scope
 from ansible_collections.stateful.netfilter.plugins.module_utils._sysctls import (
+    differing,
     name_problem,
     read_sysctls,
     read_text,
@@ -142,7 +143,7 @@ def sysctl_check(sysctls, current, writable, host='the host'):
         return dict(changes=[], message='%s: no such sysctl on %s (%s), the role cannot set it. Nothing was '
                     'changed.' % ('; '.join(_named(name) for name in missing), host,
                                   ', '.join(sysctl_path(name) for name in missing)))
-    changes = [name for name in sysctls if str(sysctls[name]) != current[name]]
+    changes = differing(sysctls, current)
     readonly = [name for name in changes if not writable.get(name)]
     message = ''
     if readonly:

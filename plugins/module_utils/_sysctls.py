@@ -71,6 +71,12 @@ def file_text(values):
                             for name in sorted(values))
 
 
+def differing(values, current):
+    """The names of values (in their order) whose value differs from the one read (current), compared as the
+    kernel prints a value back."""
+    return [name for name in values if _text(current[name]) != _text(values[name])]
+
+
 def planned(values, param='values'):
     """(message, changes): why values cannot be set on this host (a bad name or value, a sysctl missing, or
     read-only where it would change; '' when they can), and {name: {before, after}} of those that differ."""
@@ -86,7 +92,7 @@ def planned(values, param='values'):
         return ('%s: no such sysctl on this host: %s (%s); nothing was changed'
                 % (param, ', '.join(missing), ', '.join(sysctl_path(name) for name in missing))), {}
     changes = dict((name, dict(before=current[name], after=_text(values[name])))
-                   for name in sorted(values) if _text(current[name]) != _text(values[name]))
+                   for name in sorted(differing(values, current)))
     readonly = sorted(name for name in changes if not writable[name])
     if readonly:
         return '%s: read-only on this host: %s; nothing was changed' % (param, ', '.join(readonly)), changes
