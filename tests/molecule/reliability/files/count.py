@@ -5,8 +5,8 @@
   count.py SOURCE4 SOURCE6 STOPFILE OUTFILE [MAX_SECONDS]
 Detaches; reads every IPv4 and IPv6 packet wan receives (AF_PACKET), so a
 packet counts whether or not a socket would accept it; writes
-{"ipv4": {"udp/PORT": packets, ...}, "ipv6": {...}} when STOPFILE exists or
-after MAX_SECONDS. An IPv6 packet is read by its fixed header only (the
+{"ipv4": {"udp/PORT": packets, ...}, "ipv6": {...}} half a second after
+STOPFILE exists or MAX_SECONDS have passed. An IPv6 packet is read by its fixed header only (the
 flood sends no extension headers).
 """
 import json
@@ -54,9 +54,13 @@ def count(name, packet):
     counts[name][key] = counts[name].get(key, 0) + 1
 
 
-start = time.time()
-while not os.path.exists(stop) and time.time() - start < max_seconds:
-    ready = select.select(list(socks), [], [], 0.2)[0]
+# Once STOPFILE appears (or the time is up), the packets still on their way (the senders saw it at the same
+# moment) are read for half a second more, so that the last one sent is not missed.
+start, until = time.time(), None
+while until is None or time.time() < until:
+    if until is None and (os.path.exists(stop) or time.time() - start >= max_seconds):
+        until = time.time() + 0.5
+    ready = select.select(list(socks), [], [], 0.1)[0]
     for sock in ready:
         while True:
             try:
